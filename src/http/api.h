@@ -1,0 +1,53 @@
+/* The registry API's handlers, one file per resource; the router (router.c) validates and dispatches. */
+#ifndef BERTH_HTTP_API_H
+#define BERTH_HTTP_API_H
+
+#include <h2o.h>
+#include "http/response.h"
+#include "http/server.h"
+#include "oci/digest.h"
+
+/** What the router found in a request's path; strings live in the request's pool. */
+typedef struct {
+    h2o_req_t *req;
+    thread_ctx_t *tc;
+    const char *name; /* the repository, validated */
+    const char *ref;  /* the last path component: tag, digest or upload id (not validated), "" if none */
+} route_t;
+
+/** 1 if the request's method is `m`. */
+static inline int method_is(h2o_req_t *req, const char *m)
+{
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+/* api_base.c */
+void api_base(h2o_req_t *req);
+void api_healthz(h2o_req_t *req);
+void api_readyz(h2o_req_t *req);
+
+/* api_blob.c */
+void api_blob_get(route_t *r); /* GET and HEAD */
+
+/* api_upload.c */
+void api_upload_start(route_t *r);  /* POST /v2/<name>/blobs/uploads/ */
+void api_upload_status(route_t *r); /* GET <location> */
+void api_upload_patch(route_t *r);
+void api_upload_put(route_t *r);
+void api_upload_delete(route_t *r);
+
+/* api_manifest.c */
+void api_manifest_get(route_t *r); /* GET and HEAD */
+void api_manifest_put(route_t *r);
+
+/* api_tags.c */
+void api_tags_list(route_t *r);
+void api_catalog(h2o_req_t *req);
+
+/**
+ * Parse a digest from a URL or query; on failure answer 400 DIGEST_INVALID (or `notfound_err` with 404 when
+ * non-zero: GET/HEAD of something that cannot exist) and return -1.
+ */
+int api_digest_arg(h2o_req_t *req, const char *s, digest_t *out);
+
+#endif

@@ -1,0 +1,284 @@
+/*
+ * Blob uploads: POST starts a session (or, with ?digest=, uploads the whole blob at once), PATCH appends a
+ * chunk, PUT ?digest= finishes, GET reports progress, DELETE cancels.
+ *
+ * h2o hands over a request body only once it has arrived whole, in memory or in an unlinked temp file that h2o
+ * owns and frees when the client goes away. So the body is copied into the session's file on the loop thread,
+ * a slice per turn of the loop (hashing as it goes); the request's dispose hook tells the copy to stop, and a
+ * stopped copy cuts the file back to where the chunk began. Verification, fsync, rename and the database write
+ * run on a worker.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "http/api.h"
+#include "http/work.h"
+#include "oci/range.h"
+#include "util/log.h"
+#include "util/status.h"
+
+#define SLICE (4 * 1024 * 1024)
+
+typedef struct copy copy_t;
+typedef void (*copy_cb)(copy_t *c);
+
+struct copy {
+    h2o_timeout_entry_t timer;
+    h2o_req_t *req; /* NULL once the request is gone */
+    copy_t **slot;
+    upload_t *up;
+    uint64_t start; /* the session's offset before this body */
+    size_t done;    /* bytes of the body copied so far */
+    copy_cb then;   /* called on success, with req alive */
+    char *name;     /* the repository (malloc'd: outlives the request) */
+    digest_t digest;
+};
+
+typedef struct {
+    work_t super;
+    upload_t *up;
+    char *name;
+    digest_t digest;
+    uint64_t size;
+    int rc;
+} finish_t;
+
+static void set_upload_headers(h2o_req_t *req, const char *name, const char *uuid, uint64_t offset)
+{
+    res_headerf(req, "location", "/v2/%s/blobs/uploads/%s", name, uuid);
+    res_header(req, "docker-upload-uuid", uuid);
+    /* distribution's convention, which clients parse: "0-0" for an empty session */
+    res_headerf(req, "range", "0-%llu", (unsigned long long)(offset ? offset - 1 : 0));
+}
+
+static void copy_free(copy_t *c)
+{
+    if (c->slot != NULL && c->req != NULL)
+        *c->slot = NULL;
+    free(c->name);
+    free(c);
+}
+
+static void on_copy_req_dispose(void *p)
+{
+    copy_t *c = *(copy_t **)p;
+    if (c != NULL)
+        c->req = NULL;
+}
+
+static void copy_step(h2o_timeout_entry_t *entry)
+{
+    copy_t *c = H2O_STRUCT_FROM_MEMBER(copy_t, timer, entry);
+    h2o_req_t *req = c->req;
+    if (req == NULL) { /* the client went away mid-body: forget the partial chunk */
+        upload_truncate(c->up, c->start);
+        upload_release(&berth.uploads, c->up);
+        copy_free(c);
+        return;
+    }
+    size_t n = req->entity.len - c->done;
+    if (n > SLICE)
+        n = SLICE;
+    if (upload_append(c->up, req->entity.base + c->done, n) != 0) {
+        log_error("upload %s: write: %s", c->up->uuid, strerror(errno));
+        upload_truncate(c->up, c->start);
+        upload_release(&berth.uploads, c->up);
+        res_error(req, ERR_INTERNAL, "cannot store the upload", NULL);
+        copy_free(c);
+        return;
+    }
+    c->done += n;
+    if (c->done < req->entity.len) {
+        h2o_timeout_link(req->conn->ctx->loop, &thread_ctx_of(req)->zero_timeout, &c->timer);
+        return;
+    }
+    *c->slot = NULL;
+    c->slot = NULL;
+    c->then(c);
+}
+
+/* Copy the request body into session `up` (busy), then call `then`. */
+static void copy_body(route_t *r, upload_t *up, const digest_t *digest, copy_cb then)
+{
+    copy_t *c = calloc(1, sizeof(*c));
+    c->req = r->req;
+    c->up = up;
+    c->start = up->offset;
+    c->then = then;
+    c->name = strdup(r->name);
+    if (digest)
+        c->digest = *digest;
+    c->timer.cb = copy_step;
+    c->slot = h2o_mem_alloc_shared(&r->req->pool, sizeof(*c->slot), on_copy_req_dispose);
+    *c->slot = c;
+    if (r->req->entity.len == 0) {
+        *c->slot = NULL;
+        c->slot = NULL;
+        then(c);
+        return;
+    }
+    copy_step(&c->timer);
+}
+
+/* ---- finishing: verify, store, record ---- */
+
+static int link_blob(metastore_t *m, void *arg)
+{
+    finish_t *f = arg;
+    return metastore_blob_link(m, f->name, &f->digest, f->size);
+}
+
+static void finish_run(work_t *w)
+{
+    finish_t *f = (finish_t *)w;
+    f->rc = upload_finish(&berth.uploads, f->up, &f->digest, &berth.blobs, &f->size);
+    if (f->rc == 0)
+        f->rc = metastore_write(berth.writer, link_blob, f);
+}
+
+static void finish_done(work_t *w)
+{
+    finish_t *f = (finish_t *)w;
+    h2o_req_t *req = w->req;
+    if (req != NULL) {
+        if (f->rc == 0) {
+            res_headerf(req, "location", "/v2/%s/blobs/%s", f->name, f->digest.str);
+            res_header(req, "docker-content-digest", f->digest.str);
+            res_empty(req, 201);
+        } else if (f->rc == BERTH_EDIGEST) {
+            res_error(req, ERR_DIGEST_INVALID, NULL, json_pack("{s:s}", "digest", f->digest.str));
+        } else {
+            res_error(req, ERR_INTERNAL, "cannot store the blob", NULL);
+        }
+    }
+    free(f->name);
+    free(f);
+}
+
+static void finish_after_copy(copy_t *c)
+{
+    finish_t *f = calloc(1, sizeof(*f));
+    f->up = c->up;
+    f->name = c->name;
+    f->digest = c->digest;
+    c->name = NULL;
+    h2o_req_t *req = c->req;
+    copy_free(c);
+    work_submit(req, &f->super, finish_run, finish_done);
+}
+
+static void patch_after_copy(copy_t *c)
+{
+    h2o_req_t *req = c->req;
+    set_upload_headers(req, c->name, c->up->uuid, c->up->offset);
+    upload_release(&berth.uploads, c->up);
+    copy_free(c);
+    res_empty(req, 202);
+}
+
+/* ---- handlers ---- */
+
+/* Acquire the session named in the URL, answering the error if it cannot be had. */
+static upload_t *acquire(route_t *r)
+{
+    upload_t *up = NULL;
+    switch (upload_acquire(&berth.uploads, r->ref, r->name, &up)) {
+    case 0:
+        return up;
+    case BERTH_ENOTFOUND:
+        res_error(r->req, ERR_BLOB_UPLOAD_UNKNOWN, NULL, NULL);
+        return NULL;
+    case BERTH_EBUSY:
+        res_error(r->req, ERR_BLOB_UPLOAD_INVALID, "another request is writing to this upload", NULL);
+        return NULL;
+    default:
+        res_error(r->req, ERR_INTERNAL, NULL, NULL);
+        return NULL;
+    }
+}
+
+/* A chunk's Content-Range must start where the session stands and match the body's length. */
+static int check_content_range(route_t *r, upload_t *up)
+{
+    size_t len;
+    uint64_t a, b;
+    const char *cr = req_header(r->req, "content-range", &len);
+    if (cr == NULL)
+        return 0;
+    if (content_range_parse(cr, len, &a, &b) != 0 || a != up->offset || b - a + 1 != r->req->entity.len) {
+        set_upload_headers(r->req, r->name, up->uuid, up->offset);
+        upload_release(&berth.uploads, up);
+        res_error(r->req, ERR_RANGE_INVALID, "Content-Range does not continue the upload", NULL);
+        return -1;
+    }
+    return 0;
+}
+
+void api_upload_start(route_t *r)
+{
+    char uuid[UPLOAD_UUID_LEN + 1];
+    const char *ds = req_query(r->req, "digest", 0);
+    digest_t d;
+    if (ds != NULL && api_digest_arg(r->req, ds, &d) != 0)
+        return;
+    if (upload_create(&berth.uploads, r->name, ds ? d.algo : DIGEST_SHA256, uuid) != 0) {
+        res_error(r->req, ERR_INTERNAL, "cannot start an upload", NULL);
+        return;
+    }
+    if (ds == NULL) {
+        set_upload_headers(r->req, r->name, uuid, 0);
+        res_empty(r->req, 202);
+        return;
+    }
+    /* single-request upload: the body is the whole blob */
+    upload_t *up;
+    if (upload_acquire(&berth.uploads, uuid, r->name, &up) != 0) {
+        res_error(r->req, ERR_INTERNAL, NULL, NULL);
+        return;
+    }
+    copy_body(r, up, &d, finish_after_copy);
+}
+
+void api_upload_status(route_t *r)
+{
+    uint64_t off;
+    if (upload_peek(&berth.uploads, r->ref, r->name, &off) != 0) {
+        res_error(r->req, ERR_BLOB_UPLOAD_UNKNOWN, NULL, NULL);
+        return;
+    }
+    set_upload_headers(r->req, r->name, r->ref, off);
+    res_empty(r->req, 204);
+}
+
+void api_upload_patch(route_t *r)
+{
+    upload_t *up = acquire(r);
+    if (up == NULL || check_content_range(r, up) != 0)
+        return;
+    copy_body(r, up, NULL, patch_after_copy);
+}
+
+void api_upload_put(route_t *r)
+{
+    const char *ds = req_query(r->req, "digest", 0);
+    digest_t d;
+    if (ds == NULL) {
+        res_error(r->req, ERR_DIGEST_INVALID, "the digest query parameter is required", NULL);
+        return;
+    }
+    if (api_digest_arg(r->req, ds, &d) != 0)
+        return;
+    upload_t *up = acquire(r);
+    if (up == NULL || check_content_range(r, up) != 0)
+        return;
+    copy_body(r, up, &d, finish_after_copy);
+}
+
+void api_upload_delete(route_t *r)
+{
+    upload_t *up = acquire(r);
+    if (up == NULL)
+        return;
+    upload_cancel(&berth.uploads, up);
+    res_empty(r->req, 204);
+}

@@ -1,0 +1,37 @@
+/* Building responses: the spec's JSON errors (one place, from the table in oci/errors.h), JSON bodies, headers. */
+#ifndef BERTH_HTTP_RESPONSE_H
+#define BERTH_HTTP_RESPONSE_H
+
+#include <h2o.h>
+#include <jansson.h>
+#include "oci/errors.h"
+
+/**
+ * Send {"errors":[{"code","message","detail"}]} with the error's status. `detail` (may be NULL) is a JSON value
+ * the function takes ownership of (e.g. json_pack("{s:s}", "digest", d)); `message` NULL means the table's.
+ */
+void res_error(h2o_req_t *req, err_code_t e, const char *message, json_t *detail);
+
+/** Send `body` (taken: it is freed) as application/json with `status`. */
+void res_json(h2o_req_t *req, int status, json_t *body);
+
+/** Send a response without a body (Content-Length: 0, or the given length for HEAD answers). */
+void res_empty(h2o_req_t *req, int status);
+
+/** Send `len` bytes at `data` (copied into the request's pool) with `status` and `content_type`. */
+void res_bytes(h2o_req_t *req, int status, const char *content_type, const void *data, size_t len);
+
+/** Add a response header (the value is copied into the request's pool). */
+void res_header(h2o_req_t *req, const char *name, const char *value);
+void res_headerf(h2o_req_t *req, const char *name, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/** The value of request header `name` (lower case), or NULL; its length in *len. */
+const char *req_header(h2o_req_t *req, const char *name, size_t *len);
+
+/**
+ * The percent-decoded value of query parameter `key` in the request's path, copied into the pool and
+ * NUL-terminated; NULL if absent. With `nth` > 0, the nth occurrence (0-based) of a repeated key.
+ */
+char *req_query(h2o_req_t *req, const char *key, int nth);
+
+#endif

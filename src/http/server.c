@@ -1,0 +1,266 @@
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include "http/router.h"
+#include "http/server.h"
+#include "http/work.h"
+#include "util/log.h"
+
+berth_t berth;
+
+static struct addrinfo *listen_addr;
+static thread_ctx_t *threads;
+static unsigned nthreads;
+
+static int parse_addr(const char *addr, struct addrinfo **out)
+{
+    char host[256];
+    const char *colon = strrchr(addr, ':');
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof(host))
+        return -1;
+    const char *h = addr;
+    size_t hlen = (size_t)(colon - addr);
+    if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
+        ++h;
+        hlen -= 2;
+    }
+    memcpy(host, h, hlen);
+    host[hlen] = '\0';
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    int rc = getaddrinfo(hlen ? host : NULL, colon + 1, &hints, out);
+    if (rc != 0) {
+        log_error("http.addr %s: %s", addr, gai_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+static int open_listener(void)
+{
+    int fd = socket(listen_addr->ai_family, listen_addr->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), on = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 ||
+        bind(fd, listen_addr->ai_addr, listen_addr->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        log_error("cannot listen on %s: %s", berth.cfg.http_addr, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static size_t count_conns(thread_ctx_t *tc)
+{
+    size_t n = 0;
+    for (h2o_linklist_t *l = tc->ctx.http1._conns.next; l != &tc->ctx.http1._conns; l = l->next)
+        ++n;
+    for (h2o_linklist_t *l = tc->ctx.http2._conns.next; l != &tc->ctx.http2._conns; l = l->next)
+        ++n;
+    return n;
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    thread_ctx_t *tc = listener->data;
+    h2o_socket_t *sock;
+    if (err != NULL)
+        return;
+    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; ++i) {
+        if (count_conns(tc) >= tc->max_conns) { /* over the cap: refuse rather than queue without bound */
+            h2o_socket_close(sock);
+            continue;
+        }
+        h2o_accept(&tc->accept_ctx, sock);
+    }
+}
+
+static void on_shutdown(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    thread_ctx_t *tc = H2O_STRUCT_FROM_MEMBER(thread_ctx_t, shutdown, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        h2o_linklist_t *m = messages->next;
+        h2o_linklist_unlink(m);
+        free(m);
+    }
+    if (tc->stopping)
+        return;
+    tc->stopping = 1;
+    if (tc->listener != NULL) {
+        h2o_socket_read_stop(tc->listener);
+        h2o_socket_close(tc->listener);
+        tc->listener = NULL;
+    }
+    h2o_context_request_shutdown(&tc->ctx);
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void *thread_main(void *arg)
+{
+    thread_ctx_t *tc = arg;
+    h2o_loop_t *loop = h2o_evloop_create();
+    h2o_context_init(&tc->ctx, loop, &berth.globalconf);
+    h2o_timeout_init(loop, &tc->zero_timeout, 0);
+    h2o_multithread_register_receiver(tc->ctx.queue, &tc->work_done, work_on_done);
+    h2o_multithread_register_receiver(tc->ctx.queue, &tc->shutdown, on_shutdown);
+    tc->accept_ctx.ctx = &tc->ctx;
+    tc->accept_ctx.hosts = berth.globalconf.hosts;
+    tc->accept_ctx.ssl_ctx = berth.ssl_ctx;
+    tc->listener = h2o_evloop_socket_create(loop, tc->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
+    tc->listener->data = tc;
+    h2o_socket_read_start(tc->listener, on_accept);
+
+    uint64_t deadline = 0;
+    for (;;) {
+        h2o_evloop_run(loop, tc->stopping ? 100 : INT32_MAX);
+        if (!tc->stopping)
+            continue;
+        if (deadline == 0)
+            deadline = now_ms() + berth.cfg.http_shutdown_timeout_ms;
+        if (count_conns(tc) == 0 || now_ms() >= deadline)
+            break;
+    }
+    return NULL;
+}
+
+static SSL_CTX *tls_setup(void)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, berth.cfg.http_tls_certificate) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, berth.cfg.http_tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(ctx) != 1) {
+        char buf[256];
+        ERR_error_string_n(ERR_get_error(), buf, sizeof(buf));
+        log_error("TLS: cannot load %s / %s: %s", berth.cfg.http_tls_certificate, berth.cfg.http_tls_key, buf);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    return ctx;
+}
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static int setup_h2o(void)
+{
+    h2o_globalconf_t *g = &berth.globalconf;
+    h2o_config_init(g);
+    g->server_name = h2o_iovec_init(H2O_STRLIT("berth"));
+    g->max_request_entity_size = berth.cfg.http_max_body_size;
+    g->http1.req_timeout = berth.cfg.http_request_timeout_ms;
+    g->http2.idle_timeout = berth.cfg.http_idle_timeout_ms;
+    g->http2.graceful_shutdown_timeout = berth.cfg.http_shutdown_timeout_ms;
+
+    /* bodies over 1 MiB go to an unlinked file on the storage volume, not to the heap or /tmp */
+    h2o_socket_buffer_mmap_settings.threshold = 1024 * 1024;
+    snprintf(h2o_socket_buffer_mmap_settings.fn_template, sizeof(h2o_socket_buffer_mmap_settings.fn_template),
+             "%s/tmp/body.XXXXXX", berth.cfg.storage_root);
+
+    h2o_hostconf_t *host = h2o_config_register_host(g, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(path, sizeof(*handler));
+    handler->on_req = router_on_req;
+    const char *log = berth.cfg.log_access;
+    if (log != NULL && *log != '\0') {
+        h2o_access_log_filehandle_t *fh = h2o_access_log_open_handle(strcmp(log, "-") == 0 ? "/dev/stdout" : log,
+            "%h %l %u %t \"%r\" %s %b %{duration}x \"%{user-agent}i\" %{docker-content-digest}o", H2O_LOGCONF_ESCAPE_APACHE);
+        if (fh == NULL) {
+            log_error("cannot open the access log %s", log);
+            return -1;
+        }
+        h2o_access_log_register(path, fh);
+    }
+    if (berth.cfg.http_tls_certificate && (berth.ssl_ctx = tls_setup()) == NULL)
+        return -1;
+    return 0;
+}
+
+int server_run(config_t *cfg)
+{
+    char path[BLOBSTORE_PATH_MAX];
+    berth.cfg = *cfg;
+    signal(SIGPIPE, SIG_IGN);
+    raise_nofile();
+    if (parse_addr(berth.cfg.http_addr, &listen_addr) != 0)
+        return 1;
+    if (blobstore_init(&berth.blobs, berth.cfg.storage_root) != 0)
+        return 1;
+    uploads_init(&berth.uploads, berth.cfg.storage_root);
+    snprintf(path, sizeof(path), "%s/berth.db", berth.cfg.storage_root);
+    berth.db_path = strdup(path);
+    metastore_t *m = metastore_open(berth.db_path, 1);
+    if (m == NULL)
+        return 1;
+    metastore_close(m);
+    if ((berth.writer = metastore_writer_start(berth.db_path)) == NULL)
+        return 1;
+    if (setup_h2o() != 0)
+        return 1;
+
+    /* signals are taken by this thread alone, with sigwait */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+
+    work_pool_start(berth.cfg.workers);
+    nthreads = berth.cfg.http_threads ? berth.cfg.http_threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
+    if (nthreads < 1)
+        nthreads = 1;
+    threads = calloc(nthreads, sizeof(*threads));
+    for (unsigned i = 0; i < nthreads; ++i) {
+        if ((threads[i].listen_fd = open_listener()) < 0) /* before any thread starts: a taken port fails at once */
+            return 1;
+    }
+    for (unsigned i = 0; i < nthreads; ++i) {
+        threads[i].max_conns = (berth.cfg.http_max_connections + nthreads - 1) / nthreads;
+        if ((threads[i].db = metastore_open(berth.db_path, 0)) == NULL)
+            return 1;
+        pthread_create(&threads[i].thread, NULL, thread_main, &threads[i]);
+    }
+    log_info("berth listening on %s%s (%u threads, storage %s)", berth.cfg.http_addr, berth.ssl_ctx ? " with TLS" : "",
+             nthreads, berth.cfg.storage_root);
+
+    int sig;
+    sigwait(&set, &sig);
+    log_info("received %s: finishing in-flight requests (up to %llu ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+             (unsigned long long)berth.cfg.http_shutdown_timeout_ms);
+    for (unsigned i = 0; i < nthreads; ++i)
+        h2o_multithread_send_message(&threads[i].shutdown, calloc(1, sizeof(h2o_multithread_message_t)));
+    for (unsigned i = 0; i < nthreads; ++i)
+        pthread_join(threads[i].thread, NULL);
+    work_pool_stop();
+    metastore_writer_stop(berth.writer);
+    for (unsigned i = 0; i < nthreads; ++i)
+        metastore_close(threads[i].db);
+    log_info("berth stopped");
+    return 0;
+}

@@ -1,0 +1,87 @@
+#include <pthread.h>
+#include <stdlib.h>
+#include "http/work.h"
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    work_t *head, **tail;
+    int stopping;
+    unsigned n;
+    pthread_t *threads;
+} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+
+static void *worker_main(void *arg)
+{
+    pthread_mutex_lock(&pool.mu);
+    for (;;) {
+        while (pool.head == NULL && !pool.stopping)
+            pthread_cond_wait(&pool.cond, &pool.mu);
+        if (pool.head == NULL)
+            break;
+        work_t *w = pool.head;
+        if ((pool.head = w->_next) == NULL)
+            pool.tail = &pool.head;
+        pthread_mutex_unlock(&pool.mu);
+        w->run(w);
+        h2o_multithread_send_message(&w->tc->work_done, &w->_msg);
+        pthread_mutex_lock(&pool.mu);
+    }
+    pthread_mutex_unlock(&pool.mu);
+    return NULL;
+}
+
+void work_pool_start(unsigned nthreads)
+{
+    pool.tail = &pool.head;
+    pool.n = nthreads;
+    pool.threads = calloc(nthreads, sizeof(pthread_t));
+    for (unsigned i = 0; i < nthreads; ++i)
+        pthread_create(&pool.threads[i], NULL, worker_main, NULL);
+}
+
+void work_pool_stop(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    pool.stopping = 1;
+    pthread_cond_broadcast(&pool.cond);
+    pthread_mutex_unlock(&pool.mu);
+    for (unsigned i = 0; i < pool.n; ++i)
+        pthread_join(pool.threads[i], NULL);
+    free(pool.threads);
+}
+
+static void on_req_dispose(void *p)
+{
+    work_t *w = *(work_t **)p;
+    if (w != NULL)
+        w->req = NULL;
+}
+
+void work_submit(h2o_req_t *req, work_t *w, work_cb run, work_cb done)
+{
+    w->tc = thread_ctx_of(req);
+    w->req = req;
+    w->run = run;
+    w->done = done;
+    w->_next = NULL;
+    w->_msg = (h2o_multithread_message_t){{NULL, NULL}};
+    w->_slot = h2o_mem_alloc_shared(&req->pool, sizeof(*w->_slot), on_req_dispose);
+    *w->_slot = w;
+    pthread_mutex_lock(&pool.mu);
+    *pool.tail = w;
+    pool.tail = &w->_next;
+    pthread_cond_signal(&pool.cond);
+    pthread_mutex_unlock(&pool.mu);
+}
+
+void work_on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    while (!h2o_linklist_is_empty(messages)) {
+        work_t *w = H2O_STRUCT_FROM_MEMBER(work_t, _msg.link, messages->next);
+        h2o_linklist_unlink(&w->_msg.link);
+        if (w->req != NULL)
+            *w->_slot = NULL; /* the request lives on; detach so its disposal no longer reaches us */
+        w->done(w);
+    }
+}

@@ -1,0 +1,34 @@
+/*
+ * The worker pool: blocking work (fsync, rename, hashing files, SQLite writes) runs on worker threads and its
+ * result comes back to the event loop that asked for it. The request may die meanwhile (a client reset):
+ * `req` is then NULL when `done` runs, and `done` must only clean up.
+ */
+#ifndef BERTH_HTTP_WORK_H
+#define BERTH_HTTP_WORK_H
+
+#include <h2o.h>
+#include "http/server.h"
+
+typedef struct work work_t;
+typedef void (*work_cb)(work_t *w);
+
+struct work {
+    h2o_multithread_message_t _msg;
+    work_t **_slot;    /* the request's pointer back to us, cleared when the request is disposed */
+    work_t *_next;
+    thread_ctx_t *tc;
+    h2o_req_t *req;    /* NULL once the request is gone */
+    work_cb run;       /* on a worker thread: must not touch req */
+    work_cb done;      /* on the loop thread: answers (if req) and frees the work */
+};
+
+void work_pool_start(unsigned nthreads);
+void work_pool_stop(void);
+
+/** Queue `w` (allocated by the caller, freed by its done callback) for `req` on the loop thread `tc`. */
+void work_submit(h2o_req_t *req, work_t *w, work_cb run, work_cb done);
+
+/** The receiver callback each loop registers for work_done. */
+void work_on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+
+#endif

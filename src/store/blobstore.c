@@ -1,0 +1,109 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "store/blobstore.h"
+#include "util/log.h"
+
+static int mkdir_p(const char *path)
+{
+    char buf[BLOBSTORE_PATH_MAX];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; ++p) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return -1;
+    return 0;
+}
+
+int fsync_dir(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+int blobstore_init(blobstore_t *bs, const char *root)
+{
+    static const char *dirs[] = {"blobs/sha256", "blobs/sha512", "uploads", "tmp"};
+    char path[BLOBSTORE_PATH_MAX];
+    bs->root = strdup(root);
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); ++i) {
+        snprintf(path, sizeof(path), "%s/%s", root, dirs[i]);
+        if (mkdir_p(path) != 0) {
+            log_error("cannot create %s: %s", path, strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void blobstore_dispose(blobstore_t *bs)
+{
+    free(bs->root);
+    bs->root = NULL;
+}
+
+void blobstore_path(const blobstore_t *bs, const digest_t *d, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/blobs/%s/%.2s/%s", bs->root, digest_algo_name(d->algo), d->hex, d->hex);
+}
+
+int blobstore_commit(blobstore_t *bs, const char *src, const digest_t *d)
+{
+    char shard[BLOBSTORE_PATH_MAX], dst[BLOBSTORE_PATH_MAX];
+    snprintf(shard, sizeof(shard), "%s/blobs/%s/%.2s", bs->root, digest_algo_name(d->algo), d->hex);
+    int created = mkdir(shard, 0755) == 0;
+    if (!created && errno != EEXIST) {
+        log_error("mkdir %s: %s", shard, strerror(errno));
+        return -1;
+    }
+    if (created) {
+        char algodir[BLOBSTORE_PATH_MAX];
+        snprintf(algodir, sizeof(algodir), "%s/blobs/%s", bs->root, digest_algo_name(d->algo));
+        if (fsync_dir(algodir) != 0) {
+            log_error("fsync %s: %s", algodir, strerror(errno));
+            return -1;
+        }
+    }
+    blobstore_path(bs, d, dst, sizeof(dst));
+    if (rename(src, dst) != 0) {
+        log_error("rename %s -> %s: %s", src, dst, strerror(errno));
+        return -1;
+    }
+    if (fsync_dir(shard) != 0) {
+        log_error("fsync %s: %s", shard, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+int blobstore_open(const blobstore_t *bs, const digest_t *d, uint64_t *size)
+{
+    char path[BLOBSTORE_PATH_MAX];
+    struct stat st;
+    blobstore_path(bs, d, path, sizeof(path));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    *size = (uint64_t)st.st_size;
+    return fd;
+}

@@ -1,0 +1,40 @@
+/*
+ * Content-addressed blob files:
+ *   <root>/blobs/<algo>/<first two hex>/<hex>   one immutable file per blob
+ * A blob file appears only through rename() after its digest was verified and its data fsynced, and the
+ * directory is fsynced before the caller records the blob in the database. Renaming the same digest twice at
+ * once is harmless: both files hold the same bytes.
+ */
+#ifndef BERTH_STORE_BLOBSTORE_H
+#define BERTH_STORE_BLOBSTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "oci/digest.h"
+
+#define BLOBSTORE_PATH_MAX 4096
+
+typedef struct {
+    char *root; /* the storage root */
+} blobstore_t;
+
+/** Create the folders under `root` (blobs/sha256, blobs/sha512, uploads, tmp). 0 or -1 (logged). */
+int blobstore_init(blobstore_t *bs, const char *root);
+void blobstore_dispose(blobstore_t *bs);
+
+/** Write the path of a digest's blob file into `buf`. */
+void blobstore_path(const blobstore_t *bs, const digest_t *d, char *buf, size_t len);
+
+/**
+ * Make the verified, fsynced file at `src` the blob `d`: rename it into place and fsync the shard directory
+ * (and the algorithm directory when the shard was created). 0 or -1 (logged).
+ */
+int blobstore_commit(blobstore_t *bs, const char *src, const digest_t *d);
+
+/** Open a blob for reading; returns the fd (size in *size) or -1 (errno set; ENOENT if absent). */
+int blobstore_open(const blobstore_t *bs, const digest_t *d, uint64_t *size);
+
+/** fsync a directory by path. */
+int fsync_dir(const char *path);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * Metadata in SQLite (WAL): repositories, blobs and their repository links, manifests with what they
+ * reference, tags. The schema is schema/NNN_*.sql, embedded in the binary and applied in order at start-up.
+ *
+ * Connections are single-threaded: each event loop has its own read connection, and all writes go through one
+ * writer thread (metastore_writer_t) that batches whatever is queued into one transaction (group commit) with
+ * synchronous=FULL, so a caller that got its answer knows the write is durable.
+ */
+#ifndef BERTH_STORE_METASTORE_H
+#define BERTH_STORE_METASTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "oci/digest.h"
+#include "oci/manifest.h"
+
+typedef struct {
+    int version;
+    const char *name;
+    const char *sql;
+} metastore_migration_t;
+/** The embedded schema files, ordered, terminated by {0, NULL, NULL} (generated: src/store/schema_sql.c). */
+extern const metastore_migration_t metastore_migrations[];
+
+typedef struct metastore metastore_t;
+
+/** Open the database at `path` (creating it); with `migrate`, apply pending migrations. NULL on failure (logged). */
+metastore_t *metastore_open(const char *path, int migrate);
+void metastore_close(metastore_t *m);
+/** The schema version the database is at (0 if none). */
+int metastore_schema_version(metastore_t *m);
+/** A trivial query, for readiness checks: 0 if the database answers. */
+int metastore_ping(metastore_t *m);
+
+/* ---- reads (any connection) ---- */
+
+/** Size of blob `d` if repository `repo` may serve it: 0, BERTH_ENOTFOUND or BERTH_ERROR. */
+int metastore_blob_get(metastore_t *m, const char *repo, const digest_t *d, uint64_t *size);
+
+typedef struct {
+    digest_t digest;
+    char *media_type; /* malloc'd */
+    void *content;    /* malloc'd */
+    size_t size;
+} metastore_manifest_t;
+
+/**
+ * A manifest of `repo` by tag (when `tag` is non-NULL) or by digest. 0 (fill *out; free with
+ * metastore_manifest_dispose), BERTH_ENOTFOUND or BERTH_ERROR.
+ */
+int metastore_manifest_get(metastore_t *m, const char *repo, const char *tag, const digest_t *d, metastore_manifest_t *out);
+void metastore_manifest_dispose(metastore_manifest_t *mf);
+
+typedef void (*metastore_name_cb)(void *ctx, const char *name);
+/**
+ * Tags of `repo` in byte order, after `last` (NULL: from the start), at most `limit` (< 0: all). Returns the
+ * count, BERTH_ENOTFOUND for an unknown repository, or BERTH_ERROR.
+ */
+int metastore_tags_list(metastore_t *m, const char *repo, const char *last, long limit, metastore_name_cb cb, void *ctx);
+/** Repository names in byte order, as metastore_tags_list. */
+int metastore_catalog(metastore_t *m, const char *last, long limit, metastore_name_cb cb, void *ctx);
+
+/* ---- writes (only inside a metastore_write callback) ---- */
+
+/** Record blob `d` of `size` bytes (already in the blob store) and link it to `repo`. */
+int metastore_blob_link(metastore_t *m, const char *repo, const digest_t *d, uint64_t size);
+
+/**
+ * Store manifest `d` (parsed `mf`, raw `body`) in `repo`, and point `tag` at it when non-NULL. Every blob the
+ * manifest references must be linked to `repo` (foreign layers excepted), every child manifest stored in it:
+ * otherwise BERTH_EMISSING with the first missing digest in *missing.
+ */
+int metastore_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
+                           size_t len, const char *tag, digest_t *missing);
+
+/* ---- the writer thread ---- */
+
+typedef struct metastore_writer metastore_writer_t;
+typedef int (*metastore_write_fn)(metastore_t *m, void *arg);
+
+/** Start the writer thread on its own connection to `path`. NULL on failure. */
+metastore_writer_t *metastore_writer_start(const char *path);
+/**
+ * Run `fn(m, arg)` in the writer's next transaction and wait until it committed. Returns fn's result; a
+ * negative result rolls back that call's changes only. BERTH_ERROR if the commit failed. Blocking: call on a
+ * worker thread, never on an event loop.
+ */
+int metastore_write(metastore_writer_t *w, metastore_write_fn fn, void *arg);
+/** Finish queued writes and stop the thread. */
+void metastore_writer_stop(metastore_writer_t *w);
+
+#endif

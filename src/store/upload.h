@@ -1,0 +1,72 @@
+/*
+ * Upload sessions: a blob in the making.
+ *   <root>/uploads/<uuid>/data   the bytes received so far
+ *   <root>/uploads/<uuid>/info   "repository\nalgorithm\ncreated-unix-seconds\n"
+ * Sessions live on disk, so they survive a restart; the running hash lives in memory, and a session reloaded
+ * after a restart (or one whose announced algorithm differs from the final digest's) is re-hashed from its file
+ * when it finishes. One request at a time may use a session (upload_acquire marks it busy).
+ */
+#ifndef BERTH_STORE_UPLOAD_H
+#define BERTH_STORE_UPLOAD_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include "oci/digest.h"
+#include "store/blobstore.h"
+
+#define UPLOAD_UUID_LEN 36
+
+typedef struct upload {
+    char uuid[UPLOAD_UUID_LEN + 1];
+    char *repo;
+    int fd;                  /* the data file, open read-write */
+    uint64_t offset;         /* bytes received */
+    digest_algo_t algo;      /* the algorithm the client announced (sha256 unless told) */
+    digest_hasher_t *hasher; /* hash of [0, offset), or NULL when it must be recomputed from the file */
+    int busy;
+    struct upload *_next;
+} upload_t;
+
+typedef struct {
+    char *dir; /* <root>/uploads */
+    pthread_mutex_t _mu;
+    upload_t *_buckets[256];
+} uploads_t;
+
+int uploads_init(uploads_t *u, const char *root);
+void uploads_dispose(uploads_t *u);
+
+/** 1 if `s` is a well-formed upload id (lowercase UUID, 36 characters). */
+int upload_uuid_valid(const char *s, size_t len);
+
+/** Start a session for `repo`; writes its id to `uuid` (37 bytes). 0 or -1. The session is not busy. */
+int upload_create(uploads_t *u, const char *repo, digest_algo_t algo, char *uuid);
+
+/**
+ * Find session `uuid` of repository `repo` (loading it from disk after a restart) and mark it busy.
+ * Returns 0 with *out set, BERTH_ENOTFOUND (unknown, or another repository's), BERTH_EBUSY, or BERTH_ERROR.
+ */
+int upload_acquire(uploads_t *u, const char *uuid, const char *repo, upload_t **out);
+void upload_release(uploads_t *u, upload_t *up);
+
+/** Append `len` bytes at the session's offset, hashing them. 0 or -1 (errno; the offset is unchanged). */
+int upload_append(upload_t *up, const void *data, size_t len);
+
+/** Cut the data back to `offset` bytes (after a failed or interrupted chunk); the hash is recomputed later. */
+int upload_truncate(upload_t *up, uint64_t offset);
+
+/**
+ * Finish a busy session: fsync, check the data against `expect` (re-hashing the file when needed), move it
+ * into the blob store. On success the session is gone and *size is the blob's size. On BERTH_EDIGEST the session
+ * is gone too and nothing was stored. Blocking: call on a worker thread.
+ */
+int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size);
+
+/** Remove a busy session and its files. */
+void upload_cancel(uploads_t *u, upload_t *up);
+
+
+
+/** The offset of session `uuid` of `repo` without acquiring it: 0, BERTH_ENOTFOUND. */
+int upload_peek(uploads_t *u, const char *uuid, const char *repo, uint64_t *offset);
+#endif

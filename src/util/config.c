@@ -1,0 +1,670 @@
+/*
+ * berth's configuration. Every key is one row of `keys` below: its type, where it lives in config_t, its
+ * default, its limits and its documentation. The loader, the environment overrides, `berth config` and the
+ * error messages all walk that table, so adding a key is adding a row (and a field, and a line in
+ * conf/berth.yaml and docs/configuration.md).
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+#include "util/config.h"
+
+typedef enum { CONFIG_STRING, CONFIG_SIZE, CONFIG_DURATION, CONFIG_UINT, CONFIG_BOOL } config_type_t;
+
+struct config_key {
+    const char *key;
+    config_type_t type;   /* STRING: char *, SIZE/DURATION: uint64_t (bytes / ms), UINT: unsigned, BOOL: int */
+    size_t offset;        /* of the field in config_t */
+    const char *defval;   /* as it would be written in the file; NULL = unset (STRING only) */
+    uint64_t min, max;    /* numeric types, in bytes / ms / units; max 0 = the type's limit */
+    const char *(*check)(const char *s); /* STRING: NULL if acceptable, else what is expected; NULL = anything */
+    const char *doc;
+};
+
+static const char *check_nonempty(const char *s);
+static const char *check_addr(const char *s);
+static const char *check_level(const char *s);
+
+#define MIB (1024 * 1024)
+#define F(field) offsetof(config_t, field)
+
+static const struct config_key keys[] = {
+    {"http.addr", CONFIG_STRING, F(http_addr), "127.0.0.1:5000", 0, 0, check_addr, "listen address, host:port or [v6]:port"},
+    {"http.tls.certificate", CONFIG_STRING, F(http_tls_certificate), NULL, 0, 0, NULL,
+     "PEM certificate chain; TLS is on when this and http.tls.key are set"},
+    {"http.tls.key", CONFIG_STRING, F(http_tls_key), NULL, 0, 0, NULL, "PEM private key of http.tls.certificate"},
+    {"http.threads", CONFIG_UINT, F(http_threads), "0", 0, 0, NULL, "event loop threads; 0 = one per core"},
+    {"http.max_connections", CONFIG_UINT, F(http_max_connections), "1024", 1, 0, NULL, "open connections per process"},
+    /* 0 is not "never" to h2o: the timer would fire at once and close every connection */
+    {"http.request_timeout", CONFIG_DURATION, F(http_request_timeout_ms), "1h", 1, 0, NULL,
+     "HTTP/1 keep-alive wait + headers + whole body; bounds the slowest upload"},
+    {"http.idle_timeout", CONFIG_DURATION, F(http_idle_timeout_ms), "5m", 1, 0, NULL, "HTTP/2 idle connection timeout"},
+    {"http.shutdown_timeout", CONFIG_DURATION, F(http_shutdown_timeout_ms), "30s", 0, 0, NULL,
+     "grace for in-flight requests on SIGTERM"},
+    {"http.max_body_size", CONFIG_SIZE, F(http_max_body_size), "10GiB", 0, 0, NULL,
+     "largest request body, i.e. largest single upload"},
+    {"storage.root", CONFIG_STRING, F(storage_root), "./data", 0, 0, check_nonempty,
+     "directory holding blobs, metadata and uploads"},
+    /* the distribution spec says registries should accept manifests of at least 4 MiB */
+    {"storage.manifest_max_size", CONFIG_SIZE, F(storage_manifest_max_size), "4MiB", 4 * MIB, 0, NULL,
+     "largest manifest accepted (at least 4MiB)"},
+    {"storage.upload_ttl", CONFIG_DURATION, F(storage_upload_ttl_ms), "24h", 0, 0, NULL,
+     "upload sessions idle this long are removed"},
+    {"workers", CONFIG_UINT, F(workers), "16", 1, 1024, NULL, "threads for blocking work (fsync, rename, hashing)"},
+    {"log.access", CONFIG_STRING, F(log_access), "-", 0, 0, NULL, "access log: \"-\" = stdout, \"\" = off, else a file"},
+    {"log.level", CONFIG_STRING, F(log_level), "info", 0, 0, check_level, "error, warn, info or debug"},
+};
+
+#undef F
+#define NKEYS (sizeof(keys) / sizeof(keys[0]))
+#define FIELD(cfg, k, type) ((type *)((char *)(cfg) + (k)->offset))
+
+/* ---- value syntax ---- */
+
+static const char *check_nonempty(const char *s)
+{
+    return *s != '\0' ? NULL : "must not be empty";
+}
+
+/* host:port or [v6]:port, port 1-65535. Only the syntax: resolving is the server's business. */
+static const char *check_addr(const char *s)
+{
+    static const char *const expected = "expected host:port or [v6]:port, port 1-65535";
+    const char *p = s, *host;
+    int v6 = *p == '[';
+
+    /* host names and v4 addresses; v6 ones (hex digits, ':', '.' and a "%eth0" zone) only within brackets */
+    for (host = p += v6; isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_' || (v6 && (*p == ':' || *p == '%')); ++p)
+        ;
+    if (p == host || (v6 && *p++ != ']') || *p++ != ':')
+        return expected;
+    unsigned port = 0;
+    const char *digits = p;
+    for (; isdigit((unsigned char)*p) && p - digits < 5; ++p)
+        port = port * 10 + (*p - '0');
+    return p != digits && *p == '\0' && port >= 1 && port <= 65535 ? NULL : expected;
+}
+
+static const char *check_level(const char *s)
+{
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); ++i)
+        if (strcmp(s, levels[i]) == 0)
+            return NULL;
+    return "expected error, warn, info or debug";
+}
+
+/* Leading decimal digits into *out; returns the first byte after them, NULL on no digits or overflow. */
+static const char *parse_digits(const char *s, uint64_t *out)
+{
+    uint64_t n = 0;
+    const char *p = s;
+    for (; isdigit((unsigned char)*p); ++p) {
+        unsigned d = *p - '0';
+        if (n > (UINT64_MAX - d) / 10)
+            return NULL;
+        n = n * 10 + d;
+    }
+    if (p == s)
+        return NULL;
+    *out = n;
+    return p;
+}
+
+static int apply_unit(uint64_t n, uint64_t mult, uint64_t *out)
+{
+    if (mult != 0 && n > UINT64_MAX / mult)
+        return -1;
+    *out = n * mult;
+    return 0;
+}
+
+struct unit {
+    const char *name;
+    uint64_t mult;
+};
+
+static int parse_with_units(const char *s, const struct unit *units, uint64_t *out)
+{
+    uint64_t n;
+    const char *p;
+    if (s == NULL || (p = parse_digits(s, &n)) == NULL)
+        return -1;
+    if (*p == ' ') { /* "10 GiB", but not "10 " */
+        while (*p == ' ')
+            ++p;
+        if (*p == '\0')
+            return -1;
+    }
+    for (; units->name != NULL; ++units)
+        if (strcmp(p, units->name) == 0)
+            return apply_unit(n, units->mult, out);
+    return -1;
+}
+
+int config_parse_size(const char *s, uint64_t *out)
+{
+    static const struct unit units[] = {
+        {"", 1},          {"B", 1},
+        {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40},
+        {"KB", 1000ull},  {"kB", 1000ull}, {"MB", 1000000ull}, {"GB", 1000000000ull}, {"TB", 1000000000000ull},
+        {"k", 1ull << 10}, {"K", 1ull << 10}, {"M", 1ull << 20}, {"G", 1ull << 30}, {"T", 1ull << 40},
+        {NULL, 0},
+    };
+    return parse_with_units(s, units, out);
+}
+
+int config_parse_duration_ms(const char *s, uint64_t *out)
+{
+    static const struct unit units[] = {
+        {"", 1000}, {"ms", 1}, {"s", 1000}, {"m", 60 * 1000}, {"h", 3600 * 1000}, {"d", 86400 * 1000}, {NULL, 0},
+    };
+    return parse_with_units(s, units, out);
+}
+
+static int parse_bool(const char *s, int *out)
+{
+    static const char *const t[] = {"true", "yes", "on", "1"}, *const f[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); ++i) {
+        if (strcasecmp(s, t[i]) == 0)
+            return *out = 1, 0;
+        if (strcasecmp(s, f[i]) == 0)
+            return *out = 0, 0;
+    }
+    return -1;
+}
+
+/* The form conf/berth.yaml uses: the largest unit that divides the value, so that it parses back to itself. */
+static const char *format_size(uint64_t v, char *buf, size_t len)
+{
+    static const char *const names[] = {"TiB", "GiB", "MiB", "KiB"};
+    for (int i = 0; i < 4 && v != 0; ++i) {
+        uint64_t m = 1ull << (10 * (4 - i));
+        if (v % m == 0) {
+            snprintf(buf, len, "%" PRIu64 "%s", v / m, names[i]);
+            return buf;
+        }
+    }
+    snprintf(buf, len, "%" PRIu64, v);
+    return buf;
+}
+
+static const char *format_duration(uint64_t ms, char *buf, size_t len)
+{
+    static const struct unit units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {NULL, 0}};
+    for (const struct unit *u = units; u->name != NULL && ms != 0; ++u) {
+        if (ms % u->mult == 0) {
+            snprintf(buf, len, "%" PRIu64 "%s", ms / u->mult, u->name);
+            return buf;
+        }
+    }
+    snprintf(buf, len, "%" PRIu64 "ms", ms);
+    return buf;
+}
+
+static const char *format_value(const config_t *cfg, const struct config_key *k, char *buf, size_t len)
+{
+    switch (k->type) {
+    case CONFIG_STRING: {
+        const char *s = *FIELD(cfg, k, char *const);
+        return s == NULL ? "~" : *s == '\0' ? "\"\"" : s;
+    }
+    case CONFIG_SIZE:
+        return format_size(*FIELD(cfg, k, const uint64_t), buf, len);
+    case CONFIG_DURATION:
+        return format_duration(*FIELD(cfg, k, const uint64_t), buf, len);
+    case CONFIG_UINT:
+        snprintf(buf, len, "%u", *FIELD(cfg, k, const unsigned));
+        return buf;
+    case CONFIG_BOOL:
+        return *FIELD(cfg, k, const int) ? "true" : "false";
+    }
+    return "?";
+}
+
+/* ---- keys ---- */
+
+static void env_name(const struct config_key *k, char *buf, size_t len)
+{
+    size_t i = snprintf(buf, len, "BERTH_");
+    for (const char *p = k->key; *p != '\0' && i + 1 < len; ++p)
+        buf[i++] = *p == '.' ? '_' : toupper((unsigned char)*p);
+    buf[i] = '\0';
+}
+
+static const struct config_key *find_key(const char *name)
+{
+    for (size_t i = 0; i < NKEYS; ++i)
+        if (strcmp(keys[i].key, name) == 0)
+            return &keys[i];
+    return NULL;
+}
+
+/* A section is a proper dotted prefix of some key: "http", "http.tls". */
+static int is_section(const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; i < NKEYS; ++i)
+        if (strncmp(keys[i].key, name, len) == 0 && keys[i].key[len] == '.')
+            return 1;
+    return 0;
+}
+
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[64];
+    if (la >= 64 || lb >= 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; ++j)
+        row[j] = j;
+    for (size_t i = 1; i <= la; ++i) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; ++j) {
+            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* Suggest a known key or section for an unknown one: the same name under its section ("addr" -> "http.addr",
+ * "tls.key" -> "http.tls.key"), else the closest by a few typos. Writes into buf, returns 0 if found. */
+static int suggest(const char *name, char *buf, size_t len)
+{
+    size_t nlen = strlen(name), best = 2 + nlen / 4; /* up to 1 typo in a short name, 3 in "http.adress" */
+    int found = 0;
+    for (size_t i = 0; i < NKEYS; ++i) {
+        /* every dotted prefix of the key, then the key itself */
+        for (const char *end = strchr(keys[i].key, '.');; end = strchr(end + 1, '.')) {
+            size_t clen = end != NULL ? (size_t)(end - keys[i].key) : strlen(keys[i].key);
+            char cand[128];
+            if (clen >= sizeof(cand))
+                break;
+            memcpy(cand, keys[i].key, clen);
+            cand[clen] = '\0';
+            if (clen > nlen && cand[clen - nlen - 1] == '.' && strcmp(cand + clen - nlen, name) == 0) {
+                snprintf(buf, len, "%s", cand);
+                return 0;
+            }
+            size_t d = edit_distance(name, cand);
+            if (d < best) {
+                best = d;
+                snprintf(buf, len, "%s", cand);
+                found = 1;
+            }
+            if (end == NULL)
+                break;
+        }
+    }
+    return found ? 0 : -1;
+}
+
+/* ---- loading ---- */
+
+struct loader {
+    config_t *cfg;
+    const char *path;
+    FILE *fp;
+    char *err;
+    unsigned line[NKEYS]; /* where the file set each key, to report duplicates */
+};
+
+/* Records the first error only, so that what the user reads is what went wrong first. */
+__attribute__((format(printf, 2, 3))) static int fail(struct loader *ld, const char *fmt, ...)
+{
+    va_list ap;
+    if (ld->err == NULL) {
+        va_start(ap, fmt);
+        if (vasprintf(&ld->err, fmt, ap) < 0)
+            ld->err = NULL;
+        va_end(ap);
+        if (ld->err == NULL)
+            ld->err = strdup("config: out of memory");
+    }
+    return -1;
+}
+
+/* Set key `k` from text `s` found at `where` ("file:line" or the variable name); s == NULL is YAML null. */
+static int set_value(struct loader *ld, const struct config_key *k, const char *s, const char *where)
+{
+    uint64_t v = 0;
+
+    if (s == NULL && !(k->type == CONFIG_STRING && k->defval == NULL))
+        return fail(ld, "%s: %s: a value is required", where, k->key);
+
+    switch (k->type) {
+    case CONFIG_STRING: {
+        char **field = FIELD(ld->cfg, k, char *), *copy = NULL;
+        /* for an optional path, empty means "none": lets BERTH_HTTP_TLS_CERTIFICATE= turn off TLS set by the file */
+        if (s != NULL && *s == '\0' && k->defval == NULL)
+            s = NULL;
+        if (s != NULL) {
+            const char *problem;
+            if (k->check != NULL && (problem = k->check(s)) != NULL)
+                return fail(ld, "%s: %s: invalid value \"%s\" (%s)", where, k->key, s, problem);
+            if ((copy = strdup(s)) == NULL)
+                return fail(ld, "config: out of memory");
+        }
+        free(*field);
+        *field = copy;
+        return 0;
+    }
+    case CONFIG_BOOL:
+        if (parse_bool(s, FIELD(ld->cfg, k, int)) != 0)
+            return fail(ld, "%s: %s: invalid boolean \"%s\" (true or false)", where, k->key, s);
+        return 0;
+    case CONFIG_SIZE:
+        if (config_parse_size(s, &v) != 0)
+            return fail(ld, "%s: %s: invalid size \"%s\" (bytes, or a number with B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)",
+                        where, k->key, s);
+        break;
+    case CONFIG_DURATION:
+        if (config_parse_duration_ms(s, &v) != 0)
+            return fail(ld, "%s: %s: invalid duration \"%s\" (seconds, or a number with ms, s, m, h, d)", where, k->key, s);
+        break;
+    case CONFIG_UINT:
+        if (parse_digits(s, &v) == NULL || s[strspn(s, "0123456789")] != '\0' || v > UINT_MAX)
+            return fail(ld, "%s: %s: invalid number \"%s\"", where, k->key, s);
+        break;
+    }
+
+    if (v < k->min || (k->max != 0 && v > k->max)) {
+        char lo[32], hi[32];
+        const char *(*fmt)(uint64_t, char *, size_t) = k->type == CONFIG_SIZE ? format_size
+                                                       : k->type == CONFIG_DURATION ? format_duration : NULL;
+        if (fmt == NULL) {
+            snprintf(lo, sizeof(lo), "%" PRIu64, k->min);
+            snprintf(hi, sizeof(hi), "%" PRIu64, k->max);
+        } else {
+            fmt(k->min, lo, sizeof(lo));
+            fmt(k->max, hi, sizeof(hi));
+        }
+        if (k->max != 0)
+            return fail(ld, "%s: %s: \"%s\" is out of range (%s to %s)", where, k->key, s, lo, hi);
+        return fail(ld, "%s: %s: \"%s\" is below the minimum (%s)", where, k->key, s, lo);
+    }
+    if (k->type == CONFIG_UINT)
+        *FIELD(ld->cfg, k, unsigned) = (unsigned)v;
+    else
+        *FIELD(ld->cfg, k, uint64_t) = v;
+    return 0;
+}
+
+static int next_event(struct loader *ld, yaml_parser_t *parser, yaml_event_t *ev)
+{
+    int saved_errno;
+    errno = 0;
+    if (yaml_parser_parse(parser, ev))
+        return 0;
+    saved_errno = errno;
+    if (parser->error == YAML_READER_ERROR && ld->fp != NULL && ferror(ld->fp)) /* e.g. a directory */
+        return fail(ld, "%s: %s", ld->path, strerror(saved_errno != 0 ? saved_errno : EIO));
+    return fail(ld, "%s:%zu: YAML syntax error: %s%s%s", ld->path, parser->problem_mark.line + 1,
+                parser->problem != NULL ? parser->problem : "malformed input", parser->context != NULL ? " " : "",
+                parser->context != NULL ? parser->context : "");
+}
+
+/* Plain (unquoted) empty, ~ and null are YAML's null; quoted "" is an empty string. */
+static int is_null(const yaml_event_t *ev)
+{
+    const char *v = (const char *)ev->data.scalar.value;
+    if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    return *v == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+}
+
+/* "\0" in a double-quoted scalar would silently cut the C string short */
+static int has_nul(const yaml_event_t *ev)
+{
+    return strlen((const char *)ev->data.scalar.value) != ev->data.scalar.length;
+}
+
+static int unknown_key(struct loader *ld, size_t line, const char *name)
+{
+    char hint[128];
+    if (suggest(name, hint, sizeof(hint)) == 0)
+        return fail(ld, "%s:%zu: unknown key \"%s\" (did you mean \"%s\"?)", ld->path, line, name, hint);
+    return fail(ld, "%s:%zu: unknown key \"%s\"", ld->path, line, name);
+}
+
+static int parse_value(struct loader *ld, yaml_parser_t *parser, const char *name, size_t line);
+
+/* The events of a mapping after its MAPPING_START; keys are joined to `prefix` with '.'. */
+static int parse_mapping(struct loader *ld, yaml_parser_t *parser, const char *prefix)
+{
+    for (;;) {
+        yaml_event_t ev;
+        char *name;
+        int r;
+        if (next_event(ld, parser, &ev) != 0)
+            return -1;
+        if (ev.type != YAML_SCALAR_EVENT || has_nul(&ev)) {
+            r = ev.type == YAML_MAPPING_END_EVENT ? 0
+                : fail(ld, "%s:%zu: keys must be plain names%s", ld->path, ev.start_mark.line + 1,
+                       ev.type == YAML_SCALAR_EVENT ? " (NUL in key)" : "");
+            yaml_event_delete(&ev);
+            return r;
+        }
+        r = asprintf(&name, "%s%s%s", prefix, *prefix ? "." : "", (const char *)ev.data.scalar.value);
+        size_t line = ev.start_mark.line + 1;
+        yaml_event_delete(&ev);
+        if (r < 0)
+            return fail(ld, "config: out of memory");
+        r = parse_value(ld, parser, name, line);
+        free(name);
+        if (r != 0)
+            return -1;
+    }
+}
+
+static int parse_value(struct loader *ld, yaml_parser_t *parser, const char *name, size_t line)
+{
+    const struct config_key *k = find_key(name);
+    int section = k == NULL && is_section(name), ret = -1;
+    yaml_event_t ev;
+
+    if (next_event(ld, parser, &ev) != 0)
+        return -1;
+    if (k == NULL && !section) {
+        unknown_key(ld, line, name);
+        goto Exit;
+    }
+    switch (ev.type) {
+    case YAML_SCALAR_EVENT:
+        if (section) {
+            /* "http:" with everything under it commented out */
+            if (!is_null(&ev)) {
+                fail(ld, "%s:%zu: %s: is a section, expected a mapping of its keys", ld->path, line, name);
+                goto Exit;
+            }
+        } else {
+            char where[PATH_MAX + 32];
+            size_t i = k - keys;
+            if (ld->line[i] != 0) {
+                fail(ld, "%s:%zu: %s: set twice (first on line %u)", ld->path, line, name, ld->line[i]);
+                goto Exit;
+            }
+            ld->line[i] = (unsigned)line;
+            if (has_nul(&ev)) {
+                fail(ld, "%s:%zu: %s: NUL in value", ld->path, line, name);
+                goto Exit;
+            }
+            snprintf(where, sizeof(where), "%s:%zu", ld->path, line);
+            if (set_value(ld, k, is_null(&ev) ? NULL : (const char *)ev.data.scalar.value, where) != 0)
+                goto Exit;
+        }
+        break;
+    case YAML_MAPPING_START_EVENT:
+        if (!section) {
+            fail(ld, "%s:%zu: %s: expected a value, not a mapping", ld->path, line, name);
+            goto Exit;
+        }
+        yaml_event_delete(&ev);
+        return parse_mapping(ld, parser, name);
+    case YAML_SEQUENCE_START_EVENT:
+        fail(ld, "%s:%zu: %s: expected %s, not a list", ld->path, line, name, section ? "a mapping" : "a value");
+        goto Exit;
+    default: /* an alias */
+        fail(ld, "%s:%zu: %s: aliases are not supported", ld->path, line, name);
+        goto Exit;
+    }
+    ret = 0;
+Exit:
+    yaml_event_delete(&ev);
+    return ret;
+}
+
+static int load_file(struct loader *ld)
+{
+    yaml_parser_t parser;
+    yaml_event_t ev = {0}; /* yaml_parser_parse zeroes it and yaml_event_delete re-zeroes it: deleting twice is safe */
+    FILE *fp;
+    int ret = -1;
+
+    if ((ld->fp = fp = fopen(ld->path, "rb")) == NULL)
+        return fail(ld, "%s: %s", ld->path, strerror(errno));
+    if (!yaml_parser_initialize(&parser)) {
+        fclose(fp);
+        return fail(ld, "config: out of memory");
+    }
+    yaml_parser_set_input_file(&parser, fp);
+
+    /* STREAM_START, then nothing (an empty file, or only comments) or one document holding a mapping */
+    if (next_event(ld, &parser, &ev) != 0)
+        goto Exit;
+    yaml_event_delete(&ev);
+    if (next_event(ld, &parser, &ev) != 0)
+        goto Exit;
+    if (ev.type == YAML_DOCUMENT_START_EVENT) {
+        yaml_event_delete(&ev);
+        if (next_event(ld, &parser, &ev) != 0)
+            goto Exit;
+        if (ev.type == YAML_MAPPING_START_EVENT) {
+            yaml_event_delete(&ev);
+            if (parse_mapping(ld, &parser, "") != 0)
+                goto Exit;
+        } else if (!(ev.type == YAML_SCALAR_EVENT && is_null(&ev))) { /* a bare "---" is an empty document */
+            fail(ld, "%s:%zu: expected a mapping of keys at the top level", ld->path, ev.start_mark.line + 1);
+            goto Exit;
+        }
+        yaml_event_delete(&ev);
+        if (next_event(ld, &parser, &ev) != 0) /* DOCUMENT_END */
+            goto Exit;
+        yaml_event_delete(&ev);
+        if (next_event(ld, &parser, &ev) != 0)
+            goto Exit;
+        if (ev.type != YAML_STREAM_END_EVENT) {
+            fail(ld, "%s:%zu: only one YAML document is allowed", ld->path, ev.start_mark.line + 1);
+            goto Exit;
+        }
+    }
+    ret = 0;
+Exit:
+    yaml_event_delete(&ev);
+    yaml_parser_delete(&parser);
+    fclose(fp);
+    ld->fp = NULL;
+    return ret;
+}
+
+static int load_env(struct loader *ld)
+{
+    for (size_t i = 0; i < NKEYS; ++i) {
+        char name[128], where[160];
+        const char *v;
+        env_name(&keys[i], name, sizeof(name));
+        if ((v = getenv(name)) == NULL)
+            continue;
+        snprintf(where, sizeof(where), "environment %s", name);
+        if (set_value(ld, &keys[i], v, where) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Rules that involve more than one key, checked once everything is loaded. */
+static int validate(struct loader *ld)
+{
+    config_t *cfg = ld->cfg;
+    if ((cfg->http_tls_certificate == NULL) != (cfg->http_tls_key == NULL))
+        return fail(ld, "http.tls.certificate (BERTH_HTTP_TLS_CERTIFICATE) and http.tls.key (BERTH_HTTP_TLS_KEY) must be set "
+                        "together");
+    /* h2o refuses a larger body before berth sees it, so a manifest limit above the body limit would be a lie */
+    if (cfg->http_max_body_size < cfg->storage_manifest_max_size) {
+        char a[32], b[32];
+        return fail(ld, "http.max_body_size (%s) must be at least storage.manifest_max_size (%s)",
+                    format_size(cfg->http_max_body_size, a, sizeof(a)), format_size(cfg->storage_manifest_max_size, b, sizeof(b)));
+    }
+    return 0;
+}
+
+int config_load(config_t *cfg, const char *path, char **err)
+{
+    struct loader ld = {cfg, path};
+
+    memset(cfg, 0, sizeof(*cfg));
+    for (size_t i = 0; i < NKEYS; ++i) {
+        if (keys[i].defval != NULL && set_value(&ld, &keys[i], keys[i].defval, "default") != 0)
+            goto Error; /* a bad row in the table: caught by the unit tests */
+    }
+    if (path != NULL && load_file(&ld) != 0)
+        goto Error;
+    if (load_env(&ld) != 0 || validate(&ld) != 0)
+        goto Error;
+    return 0;
+
+Error:
+    /* leave nothing allocated, so that callers may or may not dispose after a failure */
+    config_dispose(cfg);
+    if (err != NULL)
+        *err = ld.err;
+    else
+        free(ld.err);
+    return -1;
+}
+
+void config_dispose(config_t *cfg)
+{
+    for (size_t i = 0; i < NKEYS; ++i) {
+        if (keys[i].type == CONFIG_STRING) {
+            char **field = FIELD(cfg, &keys[i], char *);
+            free(*field);
+            *field = NULL;
+        }
+    }
+}
+
+void config_print(const config_t *cfg)
+{
+    int wk = (int)strlen("KEY"), wv = (int)strlen("VARIABLE"), wval = (int)strlen("VALUE");
+    char name[128], buf[64];
+
+    for (size_t i = 0; i < NKEYS; ++i) {
+        env_name(&keys[i], name, sizeof(name));
+        int l;
+        if ((l = (int)strlen(keys[i].key)) > wk)
+            wk = l;
+        if ((l = (int)strlen(name)) > wv)
+            wv = l;
+        if ((l = (int)strlen(format_value(cfg, &keys[i], buf, sizeof(buf)))) > wval && l <= 40)
+            wval = l;
+    }
+    printf("%-*s  %-*s  %-*s  %s\n", wk, "KEY", wv, "VARIABLE", wval, "VALUE", "DESCRIPTION");
+    for (size_t i = 0; i < NKEYS; ++i) {
+        env_name(&keys[i], name, sizeof(name));
+        printf("%-*s  %-*s  %-*s  %s\n", wk, keys[i].key, wv, name, wval, format_value(cfg, &keys[i], buf, sizeof(buf)),
+               keys[i].doc);
+    }
+}

@@ -1,0 +1,53 @@
+/*
+ * berth's configuration: one YAML file (libyaml), every key overridable by an environment variable
+ * BERTH_<KEY PATH IN CAPITALS, '.' -> '_'>, e.g. http.addr -> BERTH_HTTP_ADDR. Keys, types, defaults and
+ * documentation live in one table in config.c; conf/berth.yaml documents the same keys.
+ */
+#ifndef BERTH_UTIL_CONFIG_H
+#define BERTH_UTIL_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+    /* http */
+    char *http_addr;                  /* http.addr            "127.0.0.1:5000" (host:port; [v6]:port) */
+    char *http_tls_certificate;       /* http.tls.certificate NULL (PEM file; TLS on when both are set) */
+    char *http_tls_key;               /* http.tls.key         NULL */
+    unsigned http_threads;            /* http.threads         0 = one event loop per core */
+    unsigned http_max_connections;    /* http.max_connections 1024 (per process) */
+    uint64_t http_request_timeout_ms; /* http.request_timeout 1h (h2o's http1 req_timeout: headers + whole body) */
+    uint64_t http_idle_timeout_ms;    /* http.idle_timeout    5m (HTTP/2 idle timeout) */
+    uint64_t http_shutdown_timeout_ms;/* http.shutdown_timeout 30s (grace for in-flight requests on SIGTERM) */
+    uint64_t http_max_body_size;      /* http.max_body_size   10GiB (largest request body, i.e. largest single upload) */
+    /* storage */
+    char *storage_root;               /* storage.root         "./data" */
+    uint64_t storage_manifest_max_size; /* storage.manifest_max_size 4MiB (never below 4 MiB) */
+    uint64_t storage_upload_ttl_ms;   /* storage.upload_ttl   24h (stale upload sessions are removed) */
+    /* workers */
+    unsigned workers;                 /* workers              16 (threads for blocking work: fsync, rename, hashing) */
+    /* log */
+    char *log_access;                 /* log.access           "-" (stdout), "" = off, else a file path */
+    char *log_level;                  /* log.level            "info" (error, warn, info, debug) */
+} config_t;
+
+/**
+ * Fill `cfg` with the defaults, then the keys of the YAML file `path` (skipped when NULL), then the environment.
+ * Returns 0, or -1 with a malloc'd message in `*err` (the caller frees it) naming the file, line and key or the
+ * variable: unknown keys, wrong types, bad sizes/durations and a manifest limit under 4 MiB are errors.
+ * Sizes accept a plain byte count or a number with B, KiB, MiB, GiB, TiB (also KB/MB/GB/TB = powers of 1000,
+ * and k/K/M/G/T as binary shorthand); durations a number of seconds or a number with ms, s, m, h, d.
+ */
+int config_load(config_t *cfg, const char *path, char **err);
+
+/** Free the strings config_load allocated (the struct itself is the caller's). */
+void config_dispose(config_t *cfg);
+
+/** Parse a size / duration as config_load does; 0 on success, -1 if malformed or out of range. */
+int config_parse_size(const char *s, uint64_t *out);
+int config_parse_duration_ms(const char *s, uint64_t *out);
+
+/** Print every key, its variable, current value and documentation (for `berth config`), to stdout. */
+void config_print(const config_t *cfg);
+
+#endif

@@ -1,0 +1,13 @@
+/* Return codes shared by the modules below the HTTP layer (libgit2 style: 0 ok, negative failures). */
+#ifndef BERTH_UTIL_STATUS_H
+#define BERTH_UTIL_STATUS_H
+
+#define BERTH_OK 0
+#define BERTH_ERROR -1     /* unexpected (I/O, SQLite); already logged */
+#define BERTH_ENOTFOUND -2 /* what was asked for does not exist */
+#define BERTH_EBUSY -3     /* another request is using the object right now */
+#define BERTH_EDIGEST -4   /* content does not match the digest given */
+#define BERTH_ERANGE -5    /* offset does not match */
+#define BERTH_EMISSING -6  /* a reference points at something missing */
+
+#endif

@@ -1,0 +1,164 @@
+/* The storage layer without a server: blob files, upload sessions (also across a "restart"), metadata. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "store/blobstore.h"
+#include "store/metastore.h"
+#include "store/upload.h"
+#include "util/status.h"
+#include "tap.h"
+
+static char root[256];
+
+static int file_equals(const char *path, const void *data, size_t len)
+{
+    char buf[4096];
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    return n == len && memcmp(buf, data, len) == 0;
+}
+
+static void test_uploads(blobstore_t *bs)
+{
+    uploads_t u;
+    upload_t *up;
+    char uuid[UPLOAD_UUID_LEN + 1], path[BLOBSTORE_PATH_MAX];
+    digest_t d, wrong;
+    uint64_t size = 0, off = 99;
+
+    uploads_init(&u, root);
+    ok(upload_create(&u, "lib/alpine", DIGEST_SHA256, uuid) == 0, "create an upload session");
+    ok(upload_uuid_valid(uuid, strlen(uuid)), "its id is a well-formed uuid: %s", uuid);
+    ok(!upload_uuid_valid("../../etc/passwd-aaaaaaaaaaaaaaaaaaaa", 36), "a path is not an upload id");
+    ok(upload_acquire(&u, uuid, "other/repo", &up) == BERTH_ENOTFOUND, "another repository cannot use the session");
+    ok(upload_acquire(&u, uuid, "lib/alpine", &up) == 0, "acquire it");
+    ok(upload_acquire(&u, uuid, "lib/alpine", &up) == BERTH_EBUSY, "a second acquire finds it busy");
+    ok(upload_append(up, "hello ", 6) == 0 && up->offset == 6, "append a chunk");
+    upload_release(&u, up);
+    uploads_dispose(&u);
+
+    /* a restart: the session comes back from disk and is re-hashed when it finishes */
+    uploads_init(&u, root);
+    ok(upload_peek(&u, uuid, "lib/alpine", &off) == 0 && off == 6, "after a restart the session is at offset 6");
+    ok(upload_acquire(&u, uuid, "lib/alpine", &up) == 0 && up->hasher == NULL, "reloaded session needs a re-hash");
+    ok(upload_append(up, "world", 5) == 0 && up->offset == 11, "append the rest");
+    upload_release(&u, up);
+    ok(upload_acquire(&u, uuid, "lib/alpine", &up) == 0, "acquire again");
+    digest_compute(&wrong, DIGEST_SHA256, "hello there", 11);
+    ok(upload_finish(&u, up, &wrong, bs, &size) == BERTH_EDIGEST, "a wrong digest is refused");
+    blobstore_path(bs, &wrong, path, sizeof(path));
+    ok(access(path, F_OK) != 0, "and no blob file appears for it");
+    ok(upload_peek(&u, uuid, "lib/alpine", &off) == BERTH_ENOTFOUND, "and the session is gone");
+
+    ok(upload_create(&u, "lib/alpine", DIGEST_SHA256, uuid) == 0 && upload_acquire(&u, uuid, "lib/alpine", &up) == 0,
+       "new session");
+    upload_append(up, "hello world", 11);
+    ok(upload_truncate(up, 5) == 0 && up->offset == 5 && up->hasher == NULL, "truncate drops the running hash");
+    upload_append(up, " world", 6);
+    digest_compute(&d, DIGEST_SHA512, "hello world", 11);
+    ok(upload_finish(&u, up, &d, bs, &size) == 0 && size == 11, "finish with sha512 (re-hashed)");
+    blobstore_path(bs, &d, path, sizeof(path));
+    ok(file_equals(path, "hello world", 11), "the blob file holds the bytes: %s", path);
+    uploads_dispose(&u);
+}
+
+static void names(void *ctx, const char *name)
+{
+    strcat(ctx, name);
+    strcat(ctx, ",");
+}
+
+static int link_two(metastore_t *m, void *arg)
+{
+    digest_t *d = arg;
+    return metastore_blob_link(m, "a/x", &d[0], 3) || metastore_blob_link(m, "a/x", &d[1], 4);
+}
+
+typedef struct {
+    const char *repo, *tag, *body;
+    digest_t digest, missing;
+    manifest_t *mf;
+} put_args_t;
+
+static int put(metastore_t *m, void *arg)
+{
+    put_args_t *a = arg;
+    return metastore_manifest_put(m, a->repo, &a->digest, a->mf, a->body, strlen(a->body), a->tag, &a->missing);
+}
+
+static void test_metastore(void)
+{
+    char path[300], list[256] = "";
+    digest_t d[2];
+    uint64_t size;
+    snprintf(path, sizeof(path), "%s/berth.db", root);
+    metastore_t *m = metastore_open(path, 1);
+    ok(m != NULL && metastore_schema_version(m) >= 1, "open and migrate");
+    metastore_close(m);
+    m = metastore_open(path, 1);
+    ok(m != NULL && metastore_ping(m) == 0, "migrating twice is harmless");
+    metastore_writer_t *w = metastore_writer_start(path);
+    digest_compute(&d[0], DIGEST_SHA256, "cfg", 3);
+    digest_compute(&d[1], DIGEST_SHA256, "layr", 4);
+    ok(metastore_write(w, link_two, d) == 0, "link two blobs to a/x");
+    ok(metastore_blob_get(m, "a/x", &d[1], &size) == 0 && size == 4, "the reader sees the committed blob");
+    ok(metastore_blob_get(m, "b/y", &d[1], &size) == BERTH_ENOTFOUND, "but not from another repository");
+
+    char body[1024], err[256];
+    snprintf(body, sizeof(body),
+             "{\"schemaVersion\":2,\"mediaType\":\"" MT_OCI_MANIFEST "\",\"config\":{\"mediaType\":\"application/"
+             "vnd.oci.image.config.v1+json\",\"digest\":\"%s\",\"size\":3},\"layers\":[{\"mediaType\":\"application/"
+             "vnd.oci.image.layer.v1.tar\",\"digest\":\"%s\",\"size\":4}]}",
+             d[0].str, d[1].str);
+    put_args_t a = {"a/x", "v1", body};
+    ok(manifest_parse(&a.mf, NULL, 0, body, strlen(body), err, sizeof(err)) == MANIFEST_OK, "parse a manifest");
+    digest_compute(&a.digest, DIGEST_SHA256, body, strlen(body));
+    ok(metastore_write(w, put, &a) == 0, "store it tagged v1");
+    a.tag = "latest";
+    ok(metastore_write(w, put, &a) == 0, "and tag it latest");
+    a.repo = "b/y";
+    ok(metastore_write(w, put, &a) == BERTH_EMISSING && digest_equal(&a.missing, &d[0]),
+       "in another repository its blobs are missing");
+    metastore_manifest_t got;
+    ok(metastore_manifest_get(m, "a/x", "latest", NULL, &got) == 0 && got.size == strlen(body) &&
+           memcmp(got.content, body, got.size) == 0 && digest_equal(&got.digest, &a.digest),
+       "get by tag returns the exact bytes");
+    metastore_manifest_dispose(&got);
+    ok(metastore_manifest_get(m, "a/x", NULL, &a.digest, &got) == 0 && strcmp(got.media_type, MT_OCI_MANIFEST) == 0,
+       "get by digest, with the media type");
+    metastore_manifest_dispose(&got);
+    ok(metastore_manifest_get(m, "b/y", "v1", NULL, &got) == BERTH_ENOTFOUND, "b/y has no v1");
+    ok(metastore_tags_list(m, "a/x", NULL, -1, names, list) == 2 && strcmp(list, "latest,v1,") == 0, "tags sorted: %s",
+       list);
+    list[0] = '\0';
+    ok(metastore_tags_list(m, "a/x", "latest", 1, names, list) == 1 && strcmp(list, "v1,") == 0, "tags after last");
+    ok(metastore_tags_list(m, "nope", NULL, -1, names, list) == BERTH_ENOTFOUND, "unknown repository");
+    list[0] = '\0';
+    ok(metastore_catalog(m, NULL, -1, names, list) == 1 && strcmp(list, "a/x,") == 0,
+       "catalog: the refused push to b/y left no repository behind: %s", list);
+    manifest_free(a.mf);
+    metastore_writer_stop(w);
+    metastore_close(m);
+}
+
+int main(void)
+{
+    blobstore_t bs;
+    snprintf(root, sizeof(root), "%s/berth-store-test.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(root) == NULL)
+        return 2;
+    ok(blobstore_init(&bs, root) == 0, "blobstore_init creates the layout");
+    test_uploads(&bs);
+    test_metastore();
+    blobstore_dispose(&bs);
+    char cmd[300];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+    if (system(cmd) != 0)
+        return 2;
+    return tap_done();
+}
