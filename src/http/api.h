@@ -28,6 +28,7 @@ void api_readyz(h2o_req_t *req);
 
 /* api_blob.c */
 void api_blob_get(route_t *r); /* GET and HEAD */
+void api_blob_delete(route_t *r);
 
 /* api_upload.c */
 void api_upload_start(route_t *r);  /* POST /v2/<name>/blobs/uploads/ */
@@ -39,15 +40,16 @@ void api_upload_delete(route_t *r);
 /* api_manifest.c */
 void api_manifest_get(route_t *r); /* GET and HEAD */
 void api_manifest_put(route_t *r);
+void api_manifest_delete(route_t *r);
+
+/* api_referrers.c */
+void api_referrers(route_t *r);
 
 /* api_tags.c */
 void api_tags_list(route_t *r);
 void api_catalog(h2o_req_t *req);
 
-/**
- * Parse a digest from a URL or query; on failure answer 400 DIGEST_INVALID (or `notfound_err` with 404 when
- * non-zero: GET/HEAD of something that cannot exist) and return -1.
- */
+/** Parse a digest from a URL or query; on failure answer 400 DIGEST_INVALID and return -1. */
 int api_digest_arg(h2o_req_t *req, const char *s, digest_t *out);
 
 #endif

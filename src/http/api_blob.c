@@ -4,6 +4,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "http/api.h"
+#include "http/work.h"
 #include "oci/range.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -133,4 +134,50 @@ void api_blob_get(route_t *r)
     g->buf = h2o_mem_alloc_pool(&req->pool, CHUNK);
     h2o_start_response(req, &g->super);
     do_send(g, req);
+}
+
+typedef struct {
+    work_t super;
+    char *name;
+    digest_t digest;
+    int rc;
+} unlink_t;
+
+static int unlink_write(metastore_t *m, void *arg)
+{
+    unlink_t *u = arg;
+    return metastore_blob_unlink(m, u->name, &u->digest);
+}
+
+static void unlink_run(work_t *w)
+{
+    unlink_t *u = (unlink_t *)w;
+    u->rc = metastore_write(berth.writer, unlink_write, u);
+}
+
+static void unlink_done(work_t *w)
+{
+    unlink_t *u = (unlink_t *)w;
+    if (w->req != NULL) {
+        if (u->rc == 0)
+            res_empty(w->req, 202);
+        else if (u->rc == BERTH_ENOTFOUND)
+            res_error(w->req, ERR_BLOB_UNKNOWN, NULL, json_pack("{s:s}", "digest", u->digest.str));
+        else
+            res_error(w->req, ERR_INTERNAL, NULL, NULL);
+    }
+    free(u->name);
+    free(u);
+}
+
+/* The blob leaves this repository only; its file stays for other repositories and the garbage collector. */
+void api_blob_delete(route_t *r)
+{
+    digest_t d;
+    if (api_digest_arg(r->req, r->ref, &d) != 0)
+        return;
+    unlink_t *u = calloc(1, sizeof(*u));
+    u->name = strdup(r->name);
+    u->digest = d;
+    work_submit(r->req, &u->super, unlink_run, unlink_done);
 }

@@ -7,15 +7,26 @@
 #include "oci/name.h"
 #include "util/status.h"
 
+#define MAX_TAGS 32 /* tags one PUT may set (?tag= repeated) */
+
 typedef struct {
     work_t super;
-    char *name, *tag;
+    char *name;
+    char *tags[MAX_TAGS];
+    size_t ntags;
     digest_t digest, missing;
     manifest_t *mf;
     void *body;
     size_t len;
     int rc;
 } put_t;
+
+typedef struct {
+    work_t super;
+    char *name, *tag;
+    digest_t digest;
+    int rc;
+} delete_t;
 
 /* Parse the reference: a digest (it has a colon) or a tag. Answers the error and returns -1 if invalid. */
 static int parse_reference(route_t *r, digest_t *d, const char **tag)
@@ -30,6 +41,43 @@ static int parse_reference(route_t *r, digest_t *d, const char **tag)
     }
     *tag = r->ref;
     return 0;
+}
+
+/* Does one Accept entry (no parameters) cover media type `mt`? */
+static int accept_matches(const char *a, size_t alen, const char *mt)
+{
+    if (h2o_memis(a, alen, H2O_STRLIT("*/*")))
+        return 1;
+    if (alen >= 2 && a[alen - 1] == '*' && a[alen - 2] == '/') /* a type wildcard such as application/<anything> */
+        return strncmp(a, mt, alen - 1) == 0;
+    return h2o_memis(a, alen, mt, strlen(mt));
+}
+
+/*
+ * Whether the client accepts the stored media type. No Accept header accepts anything. Like distribution, a
+ * manifest whose type the client did not list is answered 404 MANIFEST_UNKNOWN rather than sent in a form the
+ * client said it cannot read (berth converts nothing).
+ */
+static int accepts(h2o_req_t *req, const char *mt)
+{
+    ssize_t i = -1;
+    int seen = 0;
+    while ((i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, i)) != -1) {
+        const char *p = req->headers.entries[i].value.base, *end = p + req->headers.entries[i].value.len;
+        seen = 1;
+        while (p < end) {
+            const char *comma = memchr(p, ',', end - p), *e = comma ? comma : end, *semi = memchr(p, ';', e - p);
+            const char *a = p, *ae = semi ? semi : e;
+            while (a < ae && (*a == ' ' || *a == '\t'))
+                ++a;
+            while (ae > a && (ae[-1] == ' ' || ae[-1] == '\t'))
+                --ae;
+            if (ae > a && accept_matches(a, (size_t)(ae - a), mt))
+                return 1;
+            p = e + 1;
+        }
+    }
+    return !seen;
 }
 
 void api_manifest_get(route_t *r)
@@ -48,6 +96,13 @@ void api_manifest_get(route_t *r)
         res_error(r->req, ERR_INTERNAL, NULL, NULL);
         return;
     }
+    if (!accepts(r->req, mf.media_type)) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "the manifest is of type %s, which the Accept header does not include", mf.media_type);
+        res_error(r->req, ERR_MANIFEST_UNKNOWN, msg, json_pack("{s:s,s:s}", "digest", mf.digest.str, "mediaType", mf.media_type));
+        metastore_manifest_dispose(&mf);
+        return;
+    }
     res_header(r->req, "docker-content-digest", mf.digest.str);
     res_headerf(r->req, "etag", "\"%s\"", mf.digest.str);
     res_bytes(r->req, 200, mf.media_type, mf.content, mf.size);
@@ -57,7 +112,8 @@ void api_manifest_get(route_t *r)
 static int put_write(metastore_t *m, void *arg)
 {
     put_t *p = arg;
-    return metastore_manifest_put(m, p->name, &p->digest, p->mf, p->body, p->len, p->tag, &p->missing);
+    return metastore_manifest_put(m, p->name, &p->digest, p->mf, p->body, p->len, (const char *const *)p->tags, p->ntags,
+                                  &p->missing);
 }
 
 static void put_run(work_t *w)
@@ -74,6 +130,10 @@ static void put_done(work_t *w)
         if (p->rc == 0) {
             res_headerf(req, "location", "/v2/%s/manifests/%s", p->name, p->digest.str);
             res_header(req, "docker-content-digest", p->digest.str);
+            if (p->mf->has_subject)
+                res_header(req, "oci-subject", p->mf->subject.str);
+            for (size_t i = 0; i < p->ntags; ++i)
+                res_header(req, "oci-tag", p->tags[i]);
             res_empty(req, 201);
         } else if (p->rc == BERTH_EMISSING) {
             res_error(req, ERR_MANIFEST_BLOB_UNKNOWN, NULL, json_pack("{s:s}", "digest", p->missing.str));
@@ -84,7 +144,8 @@ static void put_done(work_t *w)
     manifest_free(p->mf);
     free(p->body);
     free(p->name);
-    free(p->tag);
+    for (size_t i = 0; i < p->ntags; ++i)
+        free(p->tags[i]);
     free(p);
 }
 
@@ -123,12 +184,66 @@ void api_manifest_put(route_t *r)
         return;
     }
     put_t *p = calloc(1, sizeof(*p));
-    p->name = strdup(r->name);
-    p->tag = tag ? strdup(tag) : NULL;
-    p->digest = d;
     p->mf = mf;
+    p->name = strdup(r->name);
+    if (tag)
+        p->tags[p->ntags++] = strdup(tag);
+    for (const char *t; (t = req_query(req, "tag", (int)p->ntags - (tag != NULL))) != NULL;) {
+        if (!tag_valid(t, strlen(t)) || p->ntags == MAX_TAGS) {
+            res_error(req, ERR_TAG_INVALID, p->ntags == MAX_TAGS ? "too many tags" : "invalid tag", json_pack("{s:s}", "tag", t));
+            p->super.req = NULL;
+            put_done(&p->super);
+            return;
+        }
+        p->tags[p->ntags++] = strdup(t);
+    }
+    p->digest = d;
     p->len = req->entity.len;
     p->body = malloc(p->len ? p->len : 1);
     memcpy(p->body, req->entity.base, p->len);
     work_submit(req, &p->super, put_run, put_done);
+}
+
+static int delete_write(metastore_t *m, void *arg)
+{
+    delete_t *dl = arg;
+    return dl->tag ? metastore_tag_delete(m, dl->name, dl->tag) : metastore_manifest_delete(m, dl->name, &dl->digest);
+}
+
+static void delete_run(work_t *w)
+{
+    delete_t *dl = (delete_t *)w;
+    dl->rc = metastore_write(berth.writer, delete_write, dl);
+}
+
+static void delete_done(work_t *w)
+{
+    delete_t *dl = (delete_t *)w;
+    if (w->req != NULL) {
+        if (dl->rc == 0)
+            res_empty(w->req, 202);
+        else if (dl->rc == BERTH_ENOTFOUND)
+            res_error(w->req, ERR_MANIFEST_UNKNOWN, NULL,
+                      dl->tag ? json_pack("{s:s}", "tag", dl->tag) : json_pack("{s:s}", "digest", dl->digest.str));
+        else
+            res_error(w->req, ERR_INTERNAL, NULL, NULL);
+    }
+    free(dl->name);
+    free(dl->tag);
+    free(dl);
+}
+
+/* DELETE by digest removes the manifest and its tags; DELETE by tag removes only the tag. */
+void api_manifest_delete(route_t *r)
+{
+    digest_t d;
+    const char *tag;
+    if (parse_reference(r, &d, &tag) != 0)
+        return;
+    delete_t *dl = calloc(1, sizeof(*dl));
+    dl->name = strdup(r->name);
+    dl->tag = tag ? strdup(tag) : NULL;
+    if (!tag)
+        dl->digest = d;
+    work_submit(r->req, &dl->super, delete_run, delete_done);
 }

@@ -13,6 +13,7 @@
 #include <string.h>
 #include "http/api.h"
 #include "http/work.h"
+#include "oci/name.h"
 #include "oci/range.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -214,14 +215,103 @@ static int check_content_range(route_t *r, upload_t *up)
     return 0;
 }
 
+/* ---- cross-repository mount ---- */
+
+typedef struct {
+    work_t super;
+    char *name;
+    digest_t digest;
+    uint64_t size;
+    int rc;
+} mount_t;
+
+static int mount_write(metastore_t *m, void *arg)
+{
+    mount_t *mt = arg;
+    return metastore_blob_link(m, mt->name, &mt->digest, mt->size);
+}
+
+static void mount_run(work_t *w)
+{
+    mount_t *mt = (mount_t *)w;
+    mt->rc = metastore_write(berth.writer, mount_write, mt);
+}
+
+static void mount_done(work_t *w)
+{
+    mount_t *mt = (mount_t *)w;
+    if (w->req != NULL) {
+        if (mt->rc == 0) {
+            res_headerf(w->req, "location", "/v2/%s/blobs/%s", mt->name, mt->digest.str);
+            res_header(w->req, "docker-content-digest", mt->digest.str);
+            res_empty(w->req, 201);
+        } else {
+            res_error(w->req, ERR_INTERNAL, "cannot mount the blob", NULL);
+        }
+    }
+    free(mt->name);
+    free(mt);
+}
+
+static void found_repo(void *ctx, const char *repo)
+{
+    *(int *)ctx = 1;
+}
+
+/*
+ * ?mount=<digest>[&from=<repo>]: link a blob the registry holds instead of uploading it again. With `from`, the
+ * blob must be in that repository; without, in any repository the caller may pull (automatic mount). Returns
+ * 1 if it answered (mounted, or refused bad input), 0 to go on with a normal upload.
+ */
+static int try_mount(route_t *r, const char *ms)
+{
+    digest_t d;
+    uint64_t size = 0;
+    int found = 0;
+    if (api_digest_arg(r->req, ms, &d) != 0)
+        return 1;
+    const char *from = req_query(r->req, "from", 0);
+    if (from != NULL && *from != '\0') {
+        if (!name_valid(from, strlen(from))) {
+            res_error(r->req, ERR_NAME_INVALID, NULL, json_pack("{s:s}", "from", from));
+            return 1;
+        }
+        found = metastore_blob_get(r->tc->db, from, &d, &size) == 0;
+    } else {
+        found = metastore_blob_repos(r->tc->db, &d, 1, &size, found_repo, &found) > 0;
+    }
+    if (!found)
+        return 0;
+    mount_t *mt = calloc(1, sizeof(*mt));
+    mt->name = strdup(r->name);
+    mt->digest = d;
+    mt->size = size;
+    work_submit(r->req, &mt->super, mount_run, mount_done);
+    return 1;
+}
+
 void api_upload_start(route_t *r)
 {
     char uuid[UPLOAD_UUID_LEN + 1];
-    const char *ds = req_query(r->req, "digest", 0);
+    const char *ds = req_query(r->req, "digest", 0), *ms = req_query(r->req, "mount", 0);
+    const char *algo = req_query(r->req, "digest-algorithm", 0);
     digest_t d;
+    digest_algo_t a = DIGEST_SHA256;
+    if (ms != NULL && *ms != '\0' && try_mount(r, ms))
+        return;
     if (ds != NULL && api_digest_arg(r->req, ds, &d) != 0)
         return;
-    if (upload_create(&berth.uploads, r->name, ds ? d.algo : DIGEST_SHA256, uuid) != 0) {
+    if (algo != NULL) {
+        int i = digest_algo_from_name(algo, strlen(algo));
+        if (i < 0) {
+            res_error(r->req, ERR_DIGEST_INVALID, "unsupported digest algorithm", json_pack("{s:s}", "digest-algorithm", algo));
+            return;
+        }
+        a = (digest_algo_t)i;
+    }
+    if (ds != NULL)
+        a = d.algo;
+    if (upload_create(&berth.uploads, r->name, a, uuid) != 0) {
         res_error(r->req, ERR_INTERNAL, "cannot start an upload", NULL);
         return;
     }

@@ -25,7 +25,7 @@ static void route_v2(h2o_req_t *req, const char *p, size_t len)
         }
     }
 #define IS(k, s) (n > (k) && cl[k] == sizeof(s) - 1 && memcmp(cs[k], s, sizeof(s) - 1) == 0)
-    enum { R_NONE, R_TAGS, R_UPLOAD_START, R_UPLOAD, R_BLOB, R_MANIFEST } kind = R_NONE;
+    enum { R_NONE, R_TAGS, R_UPLOAD_START, R_UPLOAD, R_BLOB, R_MANIFEST, R_REFERRERS } kind = R_NONE;
     size_t tail = 0; /* how many components follow the name */
     if (IS(1, "tags") && IS(0, "list")) {
         kind = R_TAGS;
@@ -41,6 +41,9 @@ static void route_v2(h2o_req_t *req, const char *p, size_t len)
         tail = 2;
     } else if (IS(1, "manifests")) {
         kind = R_MANIFEST;
+        tail = 2;
+    } else if (IS(1, "referrers")) {
+        kind = R_REFERRERS;
         tail = 2;
     }
 #undef IS
@@ -83,12 +86,20 @@ static void route_v2(h2o_req_t *req, const char *p, size_t len)
     case R_BLOB:
         if (method_is(req, "GET") || method_is(req, "HEAD"))
             return api_blob_get(&r);
+        if (method_is(req, "DELETE"))
+            return api_blob_delete(&r);
         break;
     case R_MANIFEST:
         if (method_is(req, "GET") || method_is(req, "HEAD"))
             return api_manifest_get(&r);
         if (method_is(req, "PUT"))
             return api_manifest_put(&r);
+        if (method_is(req, "DELETE"))
+            return api_manifest_delete(&r);
+        break;
+    case R_REFERRERS:
+        if (method_is(req, "GET") || method_is(req, "HEAD"))
+            return api_referrers(&r);
         break;
     default:
         break;

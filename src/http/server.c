@@ -21,6 +21,12 @@
 berth_t berth;
 
 static struct addrinfo *listen_addr;
+static struct {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    int stop;
+} housekeeper = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 static thread_ctx_t *threads;
 static unsigned nthreads;
 
@@ -141,6 +147,36 @@ static void *thread_main(void *arg)
     return NULL;
 }
 
+/* Periodic chores off the event loops: expire stale upload sessions. */
+static void *housekeeper_main(void *arg)
+{
+    uint64_t ttl = berth.cfg.storage_upload_ttl_ms, every = ttl / 4;
+    if (every < 1000)
+        every = 1000;
+    if (every > 600000)
+        every = 600000;
+    pthread_mutex_lock(&housekeeper.mu);
+    while (!housekeeper.stop) {
+        pthread_mutex_unlock(&housekeeper.mu);
+        int n = uploads_expire(&berth.uploads, ttl);
+        if (n > 0)
+            log_info("removed %d upload session(s) idle for more than %llu s", n, (unsigned long long)(ttl / 1000));
+        pthread_mutex_lock(&housekeeper.mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(every / 1000);
+        until.tv_nsec += (long)(every % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        while (!housekeeper.stop && pthread_cond_timedwait(&housekeeper.cond, &housekeeper.mu, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&housekeeper.mu);
+    return NULL;
+}
+
 static SSL_CTX *tls_setup(void)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -232,6 +268,7 @@ int server_run(config_t *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     work_pool_start(berth.cfg.workers);
+    pthread_create(&housekeeper.thread, NULL, housekeeper_main, NULL);
     nthreads = berth.cfg.http_threads ? berth.cfg.http_threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     if (nthreads < 1)
         nthreads = 1;
@@ -257,6 +294,11 @@ int server_run(config_t *cfg)
         h2o_multithread_send_message(&threads[i].shutdown, calloc(1, sizeof(h2o_multithread_message_t)));
     for (unsigned i = 0; i < nthreads; ++i)
         pthread_join(threads[i].thread, NULL);
+    pthread_mutex_lock(&housekeeper.mu);
+    housekeeper.stop = 1;
+    pthread_cond_signal(&housekeeper.cond);
+    pthread_mutex_unlock(&housekeeper.mu);
+    pthread_join(housekeeper.thread, NULL);
     work_pool_stop();
     metastore_writer_stop(berth.writer);
     for (unsigned i = 0; i < nthreads; ++i)

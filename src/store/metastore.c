@@ -25,6 +25,12 @@ enum {
     Q_MANIFEST_ID,
     Q_REF_INSERT,
     Q_TAG_UPSERT,
+    Q_MANIFEST_DELETE,
+    Q_TAG_DELETE,
+    Q_BLOB_UNLINK,
+    Q_BLOB_REPOS,
+    Q_REFERRERS,
+    Q_REFERRERS_TYPE,
     Q__COUNT
 };
 
@@ -53,6 +59,18 @@ static const char *queries[Q__COUNT] = {
     [Q_TAG_UPSERT] = "INSERT INTO tag(repository_id, name, manifest_id, updated_at) VALUES (?1, ?2, ?3, ?4) "
                      "ON CONFLICT(repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, "
                      "updated_at = excluded.updated_at",
+    [Q_MANIFEST_DELETE] = "DELETE FROM manifest WHERE repository_id = (SELECT id FROM repository WHERE name = ?1) "
+                          "AND digest = ?2",
+    [Q_TAG_DELETE] = "DELETE FROM tag WHERE repository_id = (SELECT id FROM repository WHERE name = ?1) AND name = ?2",
+    [Q_BLOB_UNLINK] = "DELETE FROM repository_blob WHERE repository_id = (SELECT id FROM repository WHERE name = ?1) "
+                      "AND digest = ?2",
+    [Q_BLOB_REPOS] = "SELECT r.name, b.size FROM blob b JOIN repository_blob rb ON rb.digest = b.digest "
+                     "JOIN repository r ON r.id = rb.repository_id WHERE b.digest = ?1 ORDER BY r.name LIMIT ?2",
+    [Q_REFERRERS] = "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM repository r "
+                    "JOIN manifest m ON m.repository_id = r.id WHERE r.name = ?1 AND m.subject = ?2 ORDER BY m.digest",
+    [Q_REFERRERS_TYPE] = "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM repository r "
+                         "JOIN manifest m ON m.repository_id = r.id WHERE r.name = ?1 AND m.subject = ?2 "
+                         "AND m.artifact_type = ?3 ORDER BY m.digest",
 };
 
 struct metastore {
@@ -343,7 +361,7 @@ static int exists(metastore_t *m, int q, int64_t id, const char *digest)
 }
 
 int metastore_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
-                           size_t len, const char *tag, digest_t *missing)
+                           size_t len, const char *const *tags, size_t ntags, digest_t *missing)
 {
     int64_t rid, mid, now = time(NULL);
     if (repo_ensure(m, repo, &rid) != 0)
@@ -400,15 +418,91 @@ int metastore_manifest_put(metastore_t *m, const char *repo, const digest_t *d, 
         if (rc != SQLITE_ROW)
             return step_error(m, Q_MANIFEST_ID);
     }
-    if (tag == NULL)
-        return 0;
-    if ((s = stmt(m, Q_TAG_UPSERT)) == NULL)
+    for (size_t i = 0; i < ntags; ++i) {
+        if ((s = stmt(m, Q_TAG_UPSERT)) == NULL)
+            return BERTH_ERROR;
+        sqlite3_bind_int64(s, 1, rid);
+        bind_text(s, 2, tags[i]);
+        sqlite3_bind_int64(s, 3, mid);
+        sqlite3_bind_int64(s, 4, now);
+        if (run(m, Q_TAG_UPSERT, s) != 0)
+            return BERTH_ERROR;
+    }
+    return 0;
+}
+
+/* Run a DELETE of (repo, key): 0 if it removed a row, BERTH_ENOTFOUND if none. */
+static int delete_one(metastore_t *m, int q, const char *repo, const char *key)
+{
+    sqlite3_stmt *s = stmt(m, q);
+    if (s == NULL)
         return BERTH_ERROR;
-    sqlite3_bind_int64(s, 1, rid);
-    bind_text(s, 2, tag);
-    sqlite3_bind_int64(s, 3, mid);
-    sqlite3_bind_int64(s, 4, now);
-    return run(m, Q_TAG_UPSERT, s);
+    bind_text(s, 1, repo);
+    bind_text(s, 2, key);
+    if (run(m, q, s) != 0)
+        return BERTH_ERROR;
+    return sqlite3_changes(m->db) > 0 ? 0 : BERTH_ENOTFOUND;
+}
+
+int metastore_manifest_delete(metastore_t *m, const char *repo, const digest_t *d)
+{
+    return delete_one(m, Q_MANIFEST_DELETE, repo, d->str);
+}
+
+int metastore_tag_delete(metastore_t *m, const char *repo, const char *tag)
+{
+    return delete_one(m, Q_TAG_DELETE, repo, tag);
+}
+
+int metastore_blob_unlink(metastore_t *m, const char *repo, const digest_t *d)
+{
+    return delete_one(m, Q_BLOB_UNLINK, repo, d->str);
+}
+
+int metastore_blob_repos(metastore_t *m, const digest_t *d, long limit, uint64_t *size, void (*cb)(void *ctx, const char *repo),
+                         void *ctx)
+{
+    sqlite3_stmt *s = stmt(m, Q_BLOB_REPOS);
+    if (s == NULL)
+        return BERTH_ERROR;
+    bind_text(s, 1, d->str);
+    sqlite3_bind_int64(s, 2, limit);
+    int n = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        *size = (uint64_t)sqlite3_column_int64(s, 1);
+        cb(ctx, (const char *)sqlite3_column_text(s, 0));
+        ++n;
+    }
+    if (rc != SQLITE_DONE)
+        n = step_error(m, Q_BLOB_REPOS);
+    sqlite3_reset(s);
+    return n;
+}
+
+int metastore_referrers(metastore_t *m, const char *repo, const digest_t *subject, const char *artifact_type,
+                        void (*cb)(void *ctx, const metastore_referrer_t *r), void *ctx)
+{
+    int q = artifact_type ? Q_REFERRERS_TYPE : Q_REFERRERS;
+    sqlite3_stmt *s = stmt(m, q);
+    if (s == NULL)
+        return BERTH_ERROR;
+    bind_text(s, 1, repo);
+    bind_text(s, 2, subject->str);
+    if (artifact_type)
+        bind_text(s, 3, artifact_type);
+    int n = 0, rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        metastore_referrer_t r = {
+            (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
+            (const char *)sqlite3_column_text(s, 3), (const char *)sqlite3_column_text(s, 4), sqlite3_column_int64(s, 2),
+        };
+        cb(ctx, &r);
+        ++n;
+    }
+    if (rc != SQLITE_DONE)
+        n = step_error(m, q);
+    sqlite3_reset(s);
+    return n;
 }
 
 /* ---- the writer thread: group commit ---- */

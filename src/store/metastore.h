@@ -51,6 +51,25 @@ typedef struct {
 int metastore_manifest_get(metastore_t *m, const char *repo, const char *tag, const digest_t *d, metastore_manifest_t *out);
 void metastore_manifest_dispose(metastore_manifest_t *mf);
 
+/**
+ * The repositories that hold blob `d`, in byte order, at most `limit`, with its size in *size: the count (0 if
+ * none), or BERTH_ERROR. For mounting a blob the caller may read without naming where it comes from.
+ */
+int metastore_blob_repos(metastore_t *m, const digest_t *d, long limit, uint64_t *size, void (*cb)(void *ctx, const char *repo),
+                         void *ctx);
+
+/** One manifest whose subject is a given digest. Strings are valid during the callback only. */
+typedef struct {
+    const char *digest, *media_type, *artifact_type, *annotations_json; /* the last two may be NULL */
+    int64_t size;
+} metastore_referrer_t;
+/**
+ * The manifests of `repo` whose subject is `subject`, optionally only those of `artifact_type`, ordered by
+ * digest. Returns the count (0 for an unknown repository or subject) or BERTH_ERROR.
+ */
+int metastore_referrers(metastore_t *m, const char *repo, const digest_t *subject, const char *artifact_type,
+                        void (*cb)(void *ctx, const metastore_referrer_t *r), void *ctx);
+
 typedef void (*metastore_name_cb)(void *ctx, const char *name);
 /**
  * Tags of `repo` in byte order, after `last` (NULL: from the start), at most `limit` (< 0: all). Returns the
@@ -66,12 +85,19 @@ int metastore_catalog(metastore_t *m, const char *last, long limit, metastore_na
 int metastore_blob_link(metastore_t *m, const char *repo, const digest_t *d, uint64_t size);
 
 /**
- * Store manifest `d` (parsed `mf`, raw `body`) in `repo`, and point `tag` at it when non-NULL. Every blob the
+ * Store manifest `d` (parsed `mf`, raw `body`) in `repo`, and point the `ntags` tags at it. Every blob the
  * manifest references must be linked to `repo` (foreign layers excepted), every child manifest stored in it:
- * otherwise BERTH_EMISSING with the first missing digest in *missing.
+ * otherwise BERTH_EMISSING with the first missing digest in *missing. The subject need not exist.
  */
 int metastore_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
-                           size_t len, const char *tag, digest_t *missing);
+                           size_t len, const char *const *tags, size_t ntags, digest_t *missing);
+
+/** Delete manifest `d` of `repo` with its tags: 0 or BERTH_ENOTFOUND. */
+int metastore_manifest_delete(metastore_t *m, const char *repo, const digest_t *d);
+/** Delete tag `tag` of `repo` (the manifest stays): 0 or BERTH_ENOTFOUND. */
+int metastore_tag_delete(metastore_t *m, const char *repo, const char *tag);
+/** Unlink blob `d` from `repo` (the file stays for the garbage collector): 0 or BERTH_ENOTFOUND. */
+int metastore_blob_unlink(metastore_t *m, const char *repo, const digest_t *d);
 
 /* ---- the writer thread ---- */
 

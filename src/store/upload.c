@@ -344,3 +344,52 @@ int upload_peek(uploads_t *u, const char *uuid, const char *repo, uint64_t *offs
     pthread_mutex_unlock(&u->_mu);
     return rc;
 }
+
+int uploads_expire(uploads_t *u, uint64_t ttl_ms)
+{
+    char path[BLOBSTORE_PATH_MAX];
+    struct stat st;
+    struct dirent *e;
+    int removed = 0;
+    DIR *dir = opendir(u->dir);
+    if (dir == NULL)
+        return 0;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    while ((e = readdir(dir)) != NULL) {
+        if (!upload_uuid_valid(e->d_name, strlen(e->d_name)))
+            continue;
+        session_path(u, e->d_name, "data", path, sizeof(path));
+        if (stat(path, &st) != 0) {
+            session_path(u, e->d_name, "info", path, sizeof(path));
+            if (stat(path, &st) != 0)
+                session_path(u, e->d_name, NULL, path, sizeof(path));
+            if (stat(path, &st) != 0)
+                continue;
+        }
+        uint64_t age_ms = (uint64_t)(now.tv_sec - st.st_mtim.tv_sec) * 1000;
+        if (now.tv_sec < st.st_mtim.tv_sec || age_ms <= ttl_ms)
+            continue;
+        pthread_mutex_lock(&u->_mu);
+        upload_t *up = table_find(u, e->d_name);
+        if (up != NULL && up->busy) {
+            pthread_mutex_unlock(&u->_mu);
+            continue;
+        }
+        if (up != NULL) {
+            table_remove(u, up);
+            upload_free(up);
+        }
+        /* still under the lock, so that no request loads the session while its files go */
+        session_path(u, e->d_name, "data", path, sizeof(path));
+        unlink(path);
+        session_path(u, e->d_name, "info", path, sizeof(path));
+        unlink(path);
+        session_path(u, e->d_name, NULL, path, sizeof(path));
+        rmdir(path);
+        pthread_mutex_unlock(&u->_mu);
+        ++removed;
+    }
+    closedir(dir);
+    return removed;
+}

@@ -67,6 +67,12 @@ void upload_cancel(uploads_t *u, upload_t *up);
 
 
 
+/**
+ * Remove sessions whose data was last written more than `ttl_ms` ago and that no request is using.
+ * Returns how many were removed. Blocking (walks the folder): call off the event loop.
+ */
+int uploads_expire(uploads_t *u, uint64_t ttl_ms);
+
 /** The offset of session `uuid` of `repo` without acquiring it: 0, BERTH_ENOTFOUND. */
 int upload_peek(uploads_t *u, const char *uuid, const char *repo, uint64_t *offset);
 #endif
