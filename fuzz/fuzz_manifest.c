@@ -22,6 +22,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         ++data;
         --size;
     }
+    /* the body doubles as a Content-Type header for the media-type check; only its answer's range matters */
+    if ((unsigned)manifest_media_type_known((const char *)data, size) > 1)
+        abort();
     memset(err, 'X', sizeof(err));
     r = manifest_parse(&m, ct, ct != NULL ? strlen(ct) : 0, data, size, err, sizeof(err));
     if (memchr(err, '\0', sizeof(err)) == NULL)
@@ -35,16 +38,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     if (m->kind == MANIFEST_IMAGE && (m->nrefs == 0 || m->refs[0].kind != REF_CONFIG || m->artifact_type == NULL))
         abort();
+    digest_t again;
     for (size_t i = 0; i < m->nrefs; ++i) {
         const manifest_ref_t *ref = &m->refs[i];
-        digest_t again;
-        if (ref->media_type == NULL || ref->size < 0 || ref->digest.hex != ref->digest.str + 7 ||
+        if (ref->media_type == NULL || ref->size < 0 ||
             digest_parse(&again, ref->digest.str, ref->digest.len) != DIGEST_OK)
             abort();
         if (ref->foreign && ref->kind != REF_LAYER)
             abort();
     }
-    if (m->has_subject && m->subject.hex != m->subject.str + 7)
+    if (m->has_subject && digest_parse(&again, m->subject.str, m->subject.len) != DIGEST_OK)
         abort();
     manifest_free(m);
     return 0;

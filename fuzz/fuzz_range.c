@@ -2,11 +2,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-/* range.h's comment contains a slash-star sequence, which -Wcomment (part of -Wall -Werror) rejects. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "oci/range.h"
-#pragma GCC diagnostic pop
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

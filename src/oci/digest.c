@@ -76,7 +76,6 @@ static void digest_clear(digest_t *out)
     out->algo = DIGEST_SHA256;
     out->len = 0;
     out->str[0] = '\0';
-    out->hex = out->str;
 }
 
 digest_err_t digest_parse(digest_t *out, const char *s, size_t len)
@@ -108,7 +107,6 @@ digest_err_t digest_parse(digest_t *out, const char *s, size_t len)
     memcpy(out->str, s, len);
     out->str[len] = '\0';
     out->len = len;
-    out->hex = out->str + alen + 1;
     return DIGEST_OK;
 }
 
@@ -129,7 +127,6 @@ static void digest_format(digest_t *out, digest_algo_t algo, const unsigned char
     memcpy(out->str, name, nlen);
     out->str[nlen] = ':';
     p = out->str + nlen + 1;
-    out->hex = p;
     for (size_t i = 0; i < mdlen; ++i) {
         *p++ = xdigits[md[i] >> 4];
         *p++ = xdigits[md[i] & 0xf];

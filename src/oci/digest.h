@@ -18,8 +18,14 @@ typedef struct {
     digest_algo_t algo;
     size_t len;                     /* strlen(str) */
     char str[DIGEST_MAX_STR + 1];
-    const char *hex;                /* points into str, after the colon */
 } digest_t;
+
+/* No pointer into `str` is kept in the struct, so that digest_t can be copied by assignment. */
+/** The encoded (hex) part of a digest: both algorithm names are six letters, so it starts at str + 7. */
+static inline const char *digest_hex(const digest_t *d)
+{
+    return d->str + 7;
+}
 
 /** Result of digest_parse. */
 typedef enum {
@@ -32,7 +38,8 @@ typedef enum {
  * Parse `s` (length `len`, not necessarily NUL-terminated) into `out`.
  * Grammar (OCI image-spec descriptor.md): algorithm ":" encoded, algorithm = component (separator component)*,
  * component = [a-z0-9]+, separator = [+._-]; encoded = [a-zA-Z0-9=_-]+. For sha256 the encoded part must be
- * exactly 64 lowercase hex characters, for sha512 exactly 128; anything else grammatical is EUNSUPPORTED.
+ * exactly 64 lowercase hex characters, for sha512 exactly 128; a known algorithm with any other encoding is EMALFORMED;
+ * a grammatical digest of an unknown algorithm is EUNSUPPORTED.
  */
 digest_err_t digest_parse(digest_t *out, const char *s, size_t len);
 

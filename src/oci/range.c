@@ -3,11 +3,7 @@
  * uploads.
  */
 #include <string.h>
-/* range.h's comment contains a slash-star sequence, which -Wcomment (part of -Wall -Werror) rejects. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "oci/range.h"
-#pragma GCC diagnostic pop
 
 static int is_ows(char c)
 {

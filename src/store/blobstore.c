@@ -58,13 +58,13 @@ void blobstore_dispose(blobstore_t *bs)
 
 void blobstore_path(const blobstore_t *bs, const digest_t *d, char *buf, size_t len)
 {
-    snprintf(buf, len, "%s/blobs/%s/%.2s/%s", bs->root, digest_algo_name(d->algo), d->hex, d->hex);
+    snprintf(buf, len, "%s/blobs/%s/%.2s/%s", bs->root, digest_algo_name(d->algo), digest_hex(d), digest_hex(d));
 }
 
 int blobstore_commit(blobstore_t *bs, const char *src, const digest_t *d)
 {
     char shard[BLOBSTORE_PATH_MAX], dst[BLOBSTORE_PATH_MAX];
-    snprintf(shard, sizeof(shard), "%s/blobs/%s/%.2s", bs->root, digest_algo_name(d->algo), d->hex);
+    snprintf(shard, sizeof(shard), "%s/blobs/%s/%.2s", bs->root, digest_algo_name(d->algo), digest_hex(d));
     int created = mkdir(shard, 0755) == 0;
     if (!created && errno != EEXIST) {
         log_error("mkdir %s: %s", shard, strerror(errno));

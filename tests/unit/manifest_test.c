@@ -87,12 +87,12 @@ static void test_oci_manifest(void)
     ok(m->refs[1].kind == REF_LAYER && strcmp(m->refs[1].digest.str, D2) == 0 && m->refs[1].size == 32654 &&
            strcmp(m->refs[1].media_type, "application/vnd.oci.image.layer.v1.tar+gzip") == 0 && !m->refs[1].foreign,
        "layer 0");
-    ok(m->refs[2].kind == REF_LAYER && strcmp(m->refs[2].digest.hex, D3 + 7) == 0 && m->refs[2].size == 16724,
-       "layer 1, digest.hex points into its own digest");
+    ok(m->refs[2].kind == REF_LAYER && strcmp(digest_hex(&m->refs[2].digest), &D3[7]) == 0 && m->refs[2].size == 16724,
+       "layer 1, digest_hex(&digest) points into its own digest");
     ok(m->refs[3].digest.algo == DIGEST_SHA512 && strcmp(m->refs[3].digest.str, D5) == 0 && !m->refs[3].foreign,
        "layer 2 is sha512; empty urls is not foreign");
     for (size_t i = 0; i < m->nrefs; ++i)
-        ok(m->refs[i].digest.hex == m->refs[i].digest.str + 7, "ref %zu digest.hex points into refs[%zu]", i, i);
+        ok(digest_hex(&m->refs[i].digest) == m->refs[i].digest.str + 7, "ref %zu digest_hex(&digest) points into refs[%zu]", i, i);
     manifest_free(m);
 
     /* the same body with Content-Type parameters and whitespace, or no Content-Type at all */
@@ -223,7 +223,7 @@ static void test_artifacts(void)
     ok(parse(&m, MT_OCI_MANIFEST, sbom) == MANIFEST_OK, "artifact with artifactType and subject parses (%s)", err);
     if (m != NULL) {
         ok(strcmp(m->artifact_type, "application/vnd.example.sbom.v1") == 0, "artifactType wins over the config's");
-        ok(m->has_subject && strcmp(m->subject.str, D1) == 0 && m->subject.hex == m->subject.str + 7, "subject digest");
+        ok(m->has_subject && strcmp(m->subject.str, D1) == 0 && digest_hex(&m->subject) == m->subject.str + 7, "subject digest");
         ok(m->nrefs == 2 && strcmp(m->refs[0].digest.str, EMPTY_CFG) == 0 && m->refs[0].size == 2, "empty config ref");
         ok(strcmp(m->annotations_json, "{\"org.opencontainers.image.created\":\"2023-01-02T03:04:05Z\"}") == 0,
            "artifact annotations");

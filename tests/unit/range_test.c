@@ -1,11 +1,7 @@
 /* Unit tests for src/oci/range.c: Range request headers and upload Content-Range headers. */
 #include <stdlib.h>
 #include <string.h>
-/* range.h's comment contains a slash-star sequence, which -Wcomment (part of -Wall -Werror) rejects. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wcomment"
 #include "oci/range.h"
-#pragma GCC diagnostic pop
 #include "tap.h"
 
 /* Parse from an exact-size heap copy so that ASan catches any read past `len`. */
