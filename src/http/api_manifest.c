@@ -36,7 +36,12 @@ static int parse_reference(route_t *r, digest_t *d, const char **tag)
     if (memchr(r->ref, ':', len) != NULL)
         return api_digest_arg(r->req, r->ref, d);
     if (!tag_valid(r->ref, len)) {
-        res_error(r->req, ERR_TAG_INVALID, "invalid tag", json_pack("{s:s}", "tag", r->ref));
+        /* the spec's table has no tag code: a push to an invalid tag is an invalid manifest push, and a
+         * manifest under an invalid tag cannot exist */
+        if (method_is(r->req, "PUT"))
+            res_error(r->req, ERR_MANIFEST_INVALID, "invalid tag", json_pack("{s:s}", "tag", r->ref));
+        else
+            res_error(r->req, ERR_MANIFEST_UNKNOWN, "invalid tag", json_pack("{s:s}", "tag", r->ref));
         return -1;
     }
     *tag = r->ref;
@@ -190,7 +195,8 @@ void api_manifest_put(route_t *r)
         p->tags[p->ntags++] = strdup(tag);
     for (const char *t; (t = req_query(req, "tag", (int)p->ntags - (tag != NULL))) != NULL;) {
         if (!tag_valid(t, strlen(t)) || p->ntags == MAX_TAGS) {
-            res_error(req, ERR_TAG_INVALID, p->ntags == MAX_TAGS ? "too many tags" : "invalid tag", json_pack("{s:s}", "tag", t));
+            res_error(req, ERR_MANIFEST_INVALID, p->ntags == MAX_TAGS ? "too many tags" : "invalid tag",
+                      json_pack("{s:s}", "tag", t));
             p->super.req = NULL;
             put_done(&p->super);
             return;

@@ -16,7 +16,6 @@ static const struct {
     [ERR_NAME_INVALID] = {"NAME_INVALID", 400, "invalid repository name"},
     [ERR_NAME_UNKNOWN] = {"NAME_UNKNOWN", 404, "repository name not known to registry"},
     [ERR_SIZE_INVALID] = {"SIZE_INVALID", 400, "provided length did not match content length"},
-    [ERR_TAG_INVALID] = {"TAG_INVALID", 400, "manifest tag did not match URI"},
     [ERR_TOO_LARGE] = {"SIZE_INVALID", 413, "payload too large"},
     [ERR_UNAUTHORIZED] = {"UNAUTHORIZED", 401, "authentication required"},
     [ERR_DENIED] = {"DENIED", 403, "requested access to the resource is denied"},
