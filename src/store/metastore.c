@@ -42,7 +42,7 @@ static const char *queries[Q__COUNT] = {
     [Q_MANIFEST_BY_DIGEST] = "SELECT m.digest, m.media_type, m.content FROM repository r "
                              "JOIN manifest m ON m.repository_id = r.id WHERE r.name = ?1 AND m.digest = ?2",
     [Q_REPO_ID] = "SELECT id FROM repository WHERE name = ?1",
-    [Q_REPO_INSERT] = "INSERT INTO repository(name, created_at) VALUES (?1, ?2)",
+    [Q_REPO_INSERT] = "INSERT INTO repository(name, created_at, public) VALUES (?1, ?2, ?3)",
     [Q_TAGS] = "SELECT t.name FROM tag t WHERE t.repository_id = ?1 AND t.name > ?2 ORDER BY t.name LIMIT ?3",
     [Q_CATALOG] = "SELECT name FROM repository WHERE name > ?1 ORDER BY name LIMIT ?2",
     [Q_BLOB_INSERT] = "INSERT INTO blob(digest, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(digest) DO NOTHING",
@@ -72,6 +72,8 @@ static const char *queries[Q__COUNT] = {
                          "JOIN manifest m ON m.repository_id = r.id WHERE r.name = ?1 AND m.subject = ?2 "
                          "AND m.artifact_type = ?3 ORDER BY m.digest",
 };
+
+int metastore_new_repos_public;
 
 struct metastore {
     sqlite3 *db;
@@ -184,6 +186,11 @@ int metastore_schema_version(metastore_t *m)
         v = sqlite3_column_int(s, 0);
     sqlite3_finalize(s);
     return v;
+}
+
+sqlite3 *metastore_db(metastore_t *m)
+{
+    return m->db;
 }
 
 int metastore_ping(metastore_t *m)
@@ -318,6 +325,7 @@ static int repo_ensure(metastore_t *m, const char *repo, int64_t *id)
         return BERTH_ERROR;
     bind_text(s, 1, repo);
     sqlite3_bind_int64(s, 2, time(NULL));
+    sqlite3_bind_int(s, 3, metastore_new_repos_public);
     if (run(m, Q_REPO_INSERT, s) != 0)
         return BERTH_ERROR;
     *id = sqlite3_last_insert_rowid(m->db);

@@ -24,11 +24,18 @@ extern const metastore_migration_t metastore_migrations[];
 
 typedef struct metastore metastore_t;
 
+/** Whether repositories created from now on start public (set once at start-up from the mode). */
+extern int metastore_new_repos_public;
+
 /** Open the database at `path` (creating it); with `migrate`, apply pending migrations. NULL on failure (logged). */
 metastore_t *metastore_open(const char *path, int migrate);
 void metastore_close(metastore_t *m);
 /** The schema version the database is at (0 if none). */
 int metastore_schema_version(metastore_t *m);
+/** The SQLite handle, for modules that keep their own queries on this connection (store/accounts.c). */
+struct sqlite3;
+struct sqlite3 *metastore_db(metastore_t *m);
+
 /** A trivial query, for readiness checks: 0 if the database answers. */
 int metastore_ping(metastore_t *m);
 

@@ -30,6 +30,7 @@ struct config_key {
 static const char *check_nonempty(const char *s);
 static const char *check_addr(const char *s);
 static const char *check_level(const char *s);
+static const char *check_mode(const char *s);
 
 #define MIB (1024 * 1024)
 #define F(field) offsetof(config_t, field)
@@ -59,6 +60,32 @@ static const struct config_key keys[] = {
     {"workers", CONFIG_UINT, F(workers), "16", 1, 1024, NULL, "threads for blocking work (fsync, rename, hashing)"},
     {"log.access", CONFIG_STRING, F(log_access), "-", 0, 0, NULL, "access log: \"-\" = stdout, \"\" = off, else a file"},
     {"log.level", CONFIG_STRING, F(log_level), "info", 0, 0, check_level, "error, warn, info or debug"},
+    {"mode", CONFIG_STRING, F(mode), "private", 0, 0, check_mode,
+     "who may do what: private (credentials for everything), public, cloud, open (no authentication)"},
+    {"admin_password", CONFIG_STRING, F(admin_password), NULL, 0, 0, NULL,
+     "password of the admin account when it is created (serve prints a generated one otherwise)"},
+    {"external_url", CONFIG_STRING, F(external_url), NULL, 0, 0, NULL,
+     "how clients reach berth, e.g. https://registry.example (token realm); default: the request's scheme and Host"},
+    {"auth.service", CONFIG_STRING, F(auth_service), "berth", 0, 0, check_nonempty, "the service name tokens are issued for (aud)"},
+    {"auth.issuer", CONFIG_STRING, F(auth_issuer), "berth", 0, 0, check_nonempty, "the issuer of berth's tokens (iss)"},
+    {"auth.key", CONFIG_STRING, F(auth_key), NULL, 0, 0, NULL,
+     "token signing key (P-256, PKCS#8 PEM); default <storage.root>/keys/token.pem, generated at first start"},
+    {"auth.token_ttl", CONFIG_DURATION, F(auth_token_ttl_ms), "5m", 60000, 0, NULL, "lifetime of issued tokens (at least 60s)"},
+    {"auth.refresh_ttl", CONFIG_DURATION, F(auth_refresh_ttl_ms), "30d", 60000, 0, NULL, "lifetime of refresh tokens"},
+    {"auth.private_default_pull", CONFIG_BOOL, F(auth_private_default_pull), "true", 0, 0, NULL,
+     "mode private: every account may pull every repository"},
+    {"auth.external_issuer", CONFIG_STRING, F(auth_external_issuer), NULL, 0, 0, NULL,
+     "also trust tokens whose iss is this, signed by auth.external_keys"},
+    {"auth.external_keys", CONFIG_STRING, F(auth_external_keys), NULL, 0, 0, NULL,
+     "PEM public key or JWKS file of auth.external_issuer"},
+    {"auth.login_failures", CONFIG_UINT, F(auth_login_failures), "5", 1, 0, NULL,
+     "failed logins per account and client address before backoff (429 + Retry-After)"},
+    {"auth.login_backoff", CONFIG_DURATION, F(auth_login_backoff_ms), "1s", 0, 0, NULL,
+     "first backoff after auth.login_failures, doubling with each further failure, at most 15 minutes"},
+    {"auth.trusted_proxies", CONFIG_STRING, F(auth_trusted_proxies), "", 0, 0, NULL,
+     "comma-separated proxy addresses whose X-Forwarded-For names the client"},
+    {"auth.credential_cache_ttl", CONFIG_DURATION, F(auth_credential_cache_ttl_ms), "60s", 0, 0, NULL,
+     "how long a verified password is remembered (keyed by an HMAC, never the password)"},
 };
 
 #undef F
@@ -98,6 +125,15 @@ static const char *check_level(const char *s)
         if (strcmp(s, levels[i]) == 0)
             return NULL;
     return "expected error, warn, info or debug";
+}
+
+static const char *check_mode(const char *s)
+{
+    static const char *const modes[] = {"private", "public", "cloud", "open"};
+    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); ++i)
+        if (strcmp(s, modes[i]) == 0)
+            return NULL;
+    return "expected private, public, cloud or open";
 }
 
 /* Leading decimal digits into *out; returns the first byte after them, NULL on no digits or overflow. */
@@ -213,6 +249,8 @@ static const char *format_value(const config_t *cfg, const struct config_key *k,
     switch (k->type) {
     case CONFIG_STRING: {
         const char *s = *FIELD(cfg, k, char *const);
+        if (s != NULL && strstr(k->key, "password") != NULL)
+            return "(set)"; /* never print a secret */
         return s == NULL ? "~" : *s == '\0' ? "\"\"" : s;
     }
     case CONFIG_SIZE:

@@ -9,5 +9,6 @@
 #define BERTH_EDIGEST -4   /* content does not match the digest given */
 #define BERTH_ERANGE -5    /* offset does not match */
 #define BERTH_EMISSING -6  /* a reference points at something missing */
+#define BERTH_EEXISTS -7   /* the name is taken */
 
 #endif
