@@ -44,6 +44,9 @@ CREATE TABLE repo_grant (
 );
 CREATE UNIQUE INDEX repo_grant_account ON repo_grant(pattern, account_id) WHERE account_id IS NOT NULL;
 CREATE UNIQUE INDEX repo_grant_team ON repo_grant(pattern, team_id) WHERE team_id IS NOT NULL;
+-- the policy looks grants up by grantee (and ON DELETE CASCADE finds them by it)
+CREATE INDEX repo_grant_by_account ON repo_grant(account_id);
+CREATE INDEX repo_grant_by_team ON repo_grant(team_id);
 
 CREATE TABLE access_token (
     id INTEGER PRIMARY KEY,
@@ -55,6 +58,7 @@ CREATE TABLE access_token (
     revoked INTEGER NOT NULL DEFAULT 0,
     created_at INTEGER NOT NULL
 );
+CREATE INDEX access_token_account ON access_token(account_id);
 
 CREATE TABLE refresh_token (
     secret_sha256 TEXT PRIMARY KEY,
@@ -62,6 +66,7 @@ CREATE TABLE refresh_token (
     expires_at INTEGER NOT NULL,
     created_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX refresh_token_account ON refresh_token(account_id);
 
 -- One row: grows with every change that can take rights away, so that caches notice.
 CREATE TABLE auth_generation (

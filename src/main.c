@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli/cli.h"
 #include "http/server.h"
 #include "util/config.h"
 #include "util/log.h"
@@ -10,30 +11,52 @@ static int usage(FILE *out)
 {
     fprintf(out, "usage: berth serve [-c FILE]    run the registry\n"
                  "       berth config [-c FILE]   print the configuration in effect\n"
-                 "       berth version\n"
-                 "Configuration: a YAML file (-c, or BERTH_CONFIG), every key overridable by BERTH_<KEY>.\n");
+                 "       berth version\n");
+    cli_usage(out);
+    fprintf(out, "Configuration: a YAML file (-c, or BERTH_CONFIG), every key overridable by BERTH_<KEY>.\n"
+                 "The administration commands work on <storage.root>/berth.db, also while berth serve runs.\n");
     return out == stderr ? 2 : 0;
 }
 
 int main(int argc, char **argv)
 {
     const char *conf_path = getenv("BERTH_CONFIG");
-    if (argc < 2)
+    /* -c FILE may stand anywhere: take it out, keep the rest in order */
+    char **rest = calloc((size_t)argc + 1, sizeof(*rest));
+    int nrest = 0, status;
+    for (int i = 1; i < argc; ++i) {
+        if (strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "berth: %s needs a file\n", argv[i]);
+                free(rest);
+                return usage(stderr);
+            }
+            conf_path = argv[++i];
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            conf_path = argv[i] + 9;
+        } else {
+            rest[nrest++] = argv[i];
+        }
+    }
+    if (nrest < 1) {
+        free(rest);
         return usage(stderr);
-    const char *cmd = argv[1];
-    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0)
+    }
+    const char *cmd = rest[0];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        free(rest);
         return usage(stdout);
+    }
     if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
         printf("berth %s\n", PACKAGE_VERSION);
+        free(rest);
         return 0;
     }
-    for (int i = 2; i < argc; ++i) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
-            conf_path = argv[++i];
-        } else {
-            fprintf(stderr, "berth: unknown argument %s\n", argv[i]);
-            return usage(stderr);
-        }
+    int admin = cli_is_command(cmd);
+    if (!admin && nrest > 1) {
+        fprintf(stderr, "berth: unknown argument %s\n", rest[1]);
+        free(rest);
+        return usage(stderr);
     }
     if (conf_path != NULL && *conf_path == '\0')
         conf_path = NULL;
@@ -43,17 +66,23 @@ int main(int argc, char **argv)
     if (config_load(&cfg, conf_path, &err) != 0) {
         fprintf(stderr, "berth: %s\n", err);
         free(err);
+        free(rest);
         return 1;
     }
     log_set_level((log_level_t)log_level_from_name(cfg.log_level));
-    if (strcmp(cmd, "config") == 0) {
+    if (admin) {
+        status = cli_main(cmd, nrest - 1, rest + 1, &cfg);
+    } else if (strcmp(cmd, "config") == 0) {
         config_print(&cfg);
-        config_dispose(&cfg);
-        return 0;
-    }
-    if (strcmp(cmd, "serve") == 0)
+        status = 0;
+    } else if (strcmp(cmd, "serve") == 0) {
+        free(rest);
         return server_run(&cfg);
-    fprintf(stderr, "berth: unknown command %s\n", cmd);
+    } else {
+        fprintf(stderr, "berth: unknown command %s\n", cmd);
+        status = usage(stderr);
+    }
     config_dispose(&cfg);
-    return usage(stderr);
+    free(rest);
+    return status;
 }

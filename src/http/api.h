@@ -7,12 +7,15 @@
 #include "http/server.h"
 #include "oci/digest.h"
 
-/** What the router found in a request's path; strings live in the request's pool. */
+struct auth_principal;
+
+/** What the router found in a request's path; lives in the request's pool. */
 typedef struct {
     h2o_req_t *req;
     thread_ctx_t *tc;
-    const char *name; /* the repository, validated */
+    const char *name; /* the repository, validated; NULL for /v2/ and the catalog */
     const char *ref;  /* the last path component: tag, digest or upload id (not validated), "" if none */
+    struct auth_principal *who; /* the caller, once authenticated (http/auth.h) */
 } route_t;
 
 /** 1 if the request's method is `m`. */
@@ -22,7 +25,7 @@ static inline int method_is(h2o_req_t *req, const char *m)
 }
 
 /* api_base.c */
-void api_base(h2o_req_t *req);
+void api_base(route_t *r);
 void api_healthz(h2o_req_t *req);
 void api_readyz(h2o_req_t *req);
 
@@ -47,7 +50,11 @@ void api_referrers(route_t *r);
 
 /* api_tags.c */
 void api_tags_list(route_t *r);
-void api_catalog(h2o_req_t *req);
+void api_catalog(route_t *r);
+
+/* api_token.c: the token service (GET/POST /token) and its JWKS */
+void api_token(h2o_req_t *req);
+void api_jwks(h2o_req_t *req);
 
 /** Parse a digest from a URL or query; on failure answer 400 DIGEST_INVALID and return -1. */
 int api_digest_arg(h2o_req_t *req, const char *s, digest_t *out);

@@ -3,9 +3,9 @@
 #include <sys/statvfs.h>
 #include "http/api.h"
 
-void api_base(h2o_req_t *req)
+void api_base(route_t *r)
 {
-    res_json(req, 200, json_object());
+    res_json(r->req, 200, json_object());
 }
 
 void api_healthz(h2o_req_t *req)

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "http/api.h"
+#include "http/auth.h"
 #include "util/status.h"
 
 #define LIST_MAX 10000 /* the most names one answer carries, whatever n asks */
@@ -9,11 +10,16 @@
 typedef struct {
     json_t *arr;
     const char *last;
+    route_t *r;      /* for the catalog: only what the caller may pull is listed */
+    char seen[256];  /* the last name read, listed or not */
 } list_t;
 
 static void add_name(void *ctx, const char *name)
 {
     list_t *l = ctx;
+    snprintf(l->seen, sizeof(l->seen), "%s", name);
+    if (l->r != NULL && (auth_policy_actions(l->r->tc, l->r->who, name) & ACTION_PULL) == 0)
+        return;
     json_array_append_new(l->arr, json_string(name));
     l->last = json_string_value(json_array_get(l->arr, json_array_size(l->arr) - 1));
 }
@@ -40,19 +46,31 @@ static void add_link(h2o_req_t *req, const char *path, long n, const char *last)
     res_headerf(req, "link", "<%s?n=%ld&last=%s>; rel=\"next\"", path, n, last);
 }
 
-static void list(h2o_req_t *req, const char *name, const char *path)
+static void list(route_t *r, const char *name, const char *path)
 {
+    h2o_req_t *req = r->req;
     long n = parse_n(req);
     if (n == -2)
         return;
     const char *last = req_query(req, "last", 0);
     long limit = n < 0 || n > LIST_MAX ? LIST_MAX : n;
-    list_t l = {json_array(), NULL};
+    list_t l = {json_array(), NULL, name == NULL && auth_mode() != MODE_OPEN ? r : NULL, ""};
     int rc = 0;
-    if (limit > 0) {
+    if (limit > 0 && name != NULL) {
         /* one more than asked tells whether another page follows */
-        rc = name ? metastore_tags_list(thread_ctx_of(req)->db, name, last, limit + 1, add_name, &l)
-                  : metastore_catalog(thread_ctx_of(req)->db, last, limit + 1, add_name, &l);
+        rc = metastore_tags_list(r->tc->db, name, last, limit + 1, add_name, &l);
+    } else if (limit > 0) {
+        /* the catalog skips what the caller may not pull: read on until the page is full or the names end */
+        const char *from = last;
+        for (;;) {
+            long want = limit + 1 - (long)json_array_size(l.arr);
+            rc = metastore_catalog(r->tc->db, from, want, add_name, &l);
+            if (rc < want || (long)json_array_size(l.arr) > limit)
+                break;
+            from = h2o_strdup(&req->pool, l.seen, SIZE_MAX).base;
+        }
+        if (rc > 0)
+            rc = 0;
     }
     if (rc == BERTH_ENOTFOUND) {
         json_decref(l.arr);
@@ -77,10 +95,10 @@ void api_tags_list(route_t *r)
 {
     char path[512];
     snprintf(path, sizeof(path), "/v2/%s/tags/list", r->name);
-    list(r->req, r->name, path);
+    list(r, r->name, path);
 }
 
-void api_catalog(h2o_req_t *req)
+void api_catalog(route_t *r)
 {
-    list(req, NULL, "/v2/_catalog");
+    list(r, NULL, "/v2/_catalog");
 }

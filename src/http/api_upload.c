@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "http/api.h"
+#include "http/auth.h"
 #include "http/work.h"
 #include "oci/name.h"
 #include "oci/range.h"
@@ -253,9 +254,17 @@ static void mount_done(work_t *w)
     free(mt);
 }
 
+typedef struct {
+    route_t *r;
+    int found;
+} holders_t;
+
+/* Automatic mount: the blob counts as found only in a repository the caller may pull. */
 static void found_repo(void *ctx, const char *repo)
 {
-    *(int *)ctx = 1;
+    holders_t *h = ctx;
+    if (!h->found && (auth_actions(h->r->tc, h->r->who, repo) & ACTION_PULL) != 0)
+        h->found = 1;
 }
 
 /*
@@ -267,7 +276,7 @@ static int try_mount(route_t *r, const char *ms)
 {
     digest_t d;
     uint64_t size = 0;
-    int found = 0;
+    int found;
     if (api_digest_arg(r->req, ms, &d) != 0)
         return 1;
     const char *from = req_query(r->req, "from", 0);
@@ -276,9 +285,11 @@ static int try_mount(route_t *r, const char *ms)
             res_error(r->req, ERR_NAME_INVALID, NULL, json_pack("{s:s}", "from", from));
             return 1;
         }
-        found = metastore_blob_get(r->tc->db, from, &d, &size) == 0;
+        /* a source the caller may not pull is treated as one without the blob: never a leak across tenants */
+        found = (auth_actions(r->tc, r->who, from) & ACTION_PULL) != 0 && metastore_blob_get(r->tc->db, from, &d, &size) == 0;
     } else {
-        found = metastore_blob_repos(r->tc->db, &d, 1, &size, found_repo, &found) > 0;
+        holders_t h = {r, 0};
+        found = metastore_blob_repos(r->tc->db, &d, 100, &size, found_repo, &h) > 0 && h.found;
     }
     if (!found)
         return 0;

@@ -1,5 +1,6 @@
 #include <string.h>
 #include "http/api.h"
+#include "http/auth.h"
 #include "http/router.h"
 #include "oci/name.h"
 
@@ -12,7 +13,8 @@ static void method_unknown(h2o_req_t *req)
  * as components, so the resource is recognised from the end of the path. */
 static void route_v2(h2o_req_t *req, const char *p, size_t len)
 {
-    route_t r = {req, thread_ctx_of(req), NULL, ""};
+    route_t *r = h2o_mem_alloc_pool(&req->pool, sizeof(*r));
+    *r = (route_t){req, thread_ctx_of(req), NULL, "", NULL};
     /* the last four components, [0] being the last: start and length */
     const char *cs[4];
     size_t cl[4], n = 0, e = len;
@@ -56,55 +58,63 @@ static void route_v2(h2o_req_t *req, const char *p, size_t len)
         res_error(req, ERR_NAME_INVALID, NULL, json_pack("{s:s%}", "name", p, nlen));
         return;
     }
-    r.name = h2o_strdup(&req->pool, p, nlen).base;
+    r->name = h2o_strdup(&req->pool, p, nlen).base;
     if (kind != R_TAGS && kind != R_UPLOAD_START)
-        r.ref = h2o_strdup(&req->pool, cs[0], cl[0]).base;
+        r->ref = h2o_strdup(&req->pool, cs[0], cl[0]).base;
 
+    int read = method_is(req, "GET") || method_is(req, "HEAD");
+    void (*handler)(route_t *) = NULL;
+    unsigned actions = ACTION_PULL;
     switch (kind) {
     case R_TAGS:
-        if (method_is(req, "GET") || method_is(req, "HEAD"))
-            return api_tags_list(&r);
+        handler = read ? api_tags_list : NULL;
         break;
     case R_UPLOAD_START:
-        if (method_is(req, "POST"))
-            return api_upload_start(&r);
+        handler = method_is(req, "POST") ? api_upload_start : NULL;
+        actions = ACTION_PUSH;
         break;
     case R_UPLOAD:
-        if (!upload_uuid_valid(r.ref, strlen(r.ref))) {
+        if (!upload_uuid_valid(r->ref, strlen(r->ref))) {
             res_error(req, ERR_BLOB_UPLOAD_UNKNOWN, NULL, NULL);
             return;
         }
-        if (method_is(req, "GET") || method_is(req, "HEAD"))
-            return api_upload_status(&r);
-        if (method_is(req, "PATCH"))
-            return api_upload_patch(&r);
-        if (method_is(req, "PUT"))
-            return api_upload_put(&r);
-        if (method_is(req, "DELETE"))
-            return api_upload_delete(&r);
+        handler = read                         ? api_upload_status
+                  : method_is(req, "PATCH")    ? api_upload_patch
+                  : method_is(req, "PUT")      ? api_upload_put
+                  : method_is(req, "DELETE")   ? api_upload_delete
+                                               : NULL;
+        actions = ACTION_PUSH;
         break;
     case R_BLOB:
-        if (method_is(req, "GET") || method_is(req, "HEAD"))
-            return api_blob_get(&r);
-        if (method_is(req, "DELETE"))
-            return api_blob_delete(&r);
+        handler = read ? api_blob_get : method_is(req, "DELETE") ? api_blob_delete : NULL;
+        actions = read ? ACTION_PULL : ACTION_DELETE;
         break;
     case R_MANIFEST:
-        if (method_is(req, "GET") || method_is(req, "HEAD"))
-            return api_manifest_get(&r);
-        if (method_is(req, "PUT"))
-            return api_manifest_put(&r);
-        if (method_is(req, "DELETE"))
-            return api_manifest_delete(&r);
+        handler = read ? api_manifest_get : method_is(req, "PUT") ? api_manifest_put : method_is(req, "DELETE") ? api_manifest_delete : NULL;
+        actions = read ? ACTION_PULL : method_is(req, "PUT") ? ACTION_PUSH : ACTION_DELETE;
         break;
     case R_REFERRERS:
-        if (method_is(req, "GET") || method_is(req, "HEAD"))
-            return api_referrers(&r);
+        handler = read ? api_referrers : NULL;
         break;
     default:
         break;
     }
-    method_unknown(req);
+    if (handler == NULL) {
+        method_unknown(req);
+        return;
+    }
+    auth_require(r, actions, 0, handler);
+}
+
+static void route_top(h2o_req_t *req, void (*handler)(route_t *), int catalog)
+{
+    route_t *r = h2o_mem_alloc_pool(&req->pool, sizeof(*r));
+    *r = (route_t){req, thread_ctx_of(req), NULL, "", NULL};
+    if (!method_is(req, "GET") && !method_is(req, "HEAD")) {
+        method_unknown(req);
+        return;
+    }
+    auth_require(r, 0, catalog, handler);
 }
 
 int router_on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -116,17 +126,15 @@ int router_on_req(h2o_handler_t *self, h2o_req_t *req)
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("docker-distribution-api-version"), 1, NULL,
                           H2O_STRLIT("registry/2.0"));
     if (h2o_memis(p, plen, H2O_STRLIT("/v2")) || h2o_memis(p, plen, H2O_STRLIT("/v2/"))) {
-        if (method_is(req, "GET") || method_is(req, "HEAD"))
-            api_base(req);
-        else
-            method_unknown(req);
+        route_top(req, api_base, 0);
     } else if (h2o_memis(p, plen, H2O_STRLIT("/v2/_catalog"))) {
-        if (method_is(req, "GET") || method_is(req, "HEAD"))
-            api_catalog(req);
-        else
-            method_unknown(req);
+        route_top(req, api_catalog, 1);
     } else if (plen > 4 && memcmp(p, "/v2/", 4) == 0) {
         route_v2(req, p + 4, plen - 4);
+    } else if (h2o_memis(p, plen, H2O_STRLIT("/token"))) {
+        api_token(req);
+    } else if (h2o_memis(p, plen, H2O_STRLIT("/token/jwks")) || h2o_memis(p, plen, H2O_STRLIT("/.well-known/jwks.json"))) {
+        api_jwks(req);
     } else if (h2o_memis(p, plen, H2O_STRLIT("/healthz"))) {
         api_healthz(req);
     } else if (h2o_memis(p, plen, H2O_STRLIT("/readyz"))) {

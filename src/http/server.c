@@ -2,6 +2,8 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
@@ -13,7 +15,9 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "http/auth.h"
 #include "http/router.h"
+#include "store/accounts.h"
 #include "http/server.h"
 #include "http/work.h"
 #include "util/log.h"
@@ -254,7 +258,34 @@ int server_run(config_t *cfg)
     metastore_t *m = metastore_open(berth.db_path, 1);
     if (m == NULL)
         return 1;
+    char *generated = NULL;
+    int created = accounts_ensure_admin(m, berth.cfg.admin_password, &generated);
     metastore_close(m);
+    if (created < 0)
+        return 1;
+    if (created && generated != NULL) {
+        /* the only time this password is shown: on the terminal, not in the log file */
+        fprintf(stderr, "\n  created the site administrator \"admin\" with password: %s\n"
+                        "  (shown once; change it with: berth user passwd admin)\n\n", generated);
+        OPENSSL_cleanse(generated, strlen(generated));
+        free(generated);
+    } else if (created) {
+        log_info("created the site administrator \"admin\" with the password from BERTH_ADMIN_PASSWORD");
+    }
+    char *err = NULL;
+    if (auth_init(&err) != 0) {
+        log_error("auth: %s", err);
+        free(err);
+        return 1;
+    }
+    if (auth_mode() == MODE_OPEN) {
+        const struct sockaddr *sa = listen_addr->ai_addr;
+        int loopback = (sa->sa_family == AF_INET && (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127) ||
+                       (sa->sa_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr));
+        if (!loopback)
+            log_warn("mode open: anyone who can reach %s may push, pull and delete without credentials",
+                     berth.cfg.http_addr);
+    }
     if ((berth.writer = metastore_writer_start(berth.db_path)) == NULL)
         return 1;
     if (setup_h2o() != 0)
@@ -281,10 +312,11 @@ int server_run(config_t *cfg)
         threads[i].max_conns = (berth.cfg.http_max_connections + nthreads - 1) / nthreads;
         if ((threads[i].db = metastore_open(berth.db_path, 0)) == NULL)
             return 1;
+        threads[i].auth = auth_thread_new();
         pthread_create(&threads[i].thread, NULL, thread_main, &threads[i]);
     }
-    log_info("berth listening on %s%s (%u threads, storage %s)", berth.cfg.http_addr, berth.ssl_ctx ? " with TLS" : "",
-             nthreads, berth.cfg.storage_root);
+    log_info("berth listening on %s%s (mode %s, %u threads, storage %s)", berth.cfg.http_addr,
+             berth.ssl_ctx ? " with TLS" : "", access_mode_name(auth_mode()), nthreads, berth.cfg.storage_root);
 
     int sig;
     sigwait(&set, &sig);

@@ -29,6 +29,7 @@ typedef struct {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     metastore_t *db;                        /* this thread's read connection */
+    struct auth_thread *auth;               /* caches of verified credentials (http/auth.c) */
     h2o_multithread_receiver_t work_done;   /* results of worker jobs (work.h) */
     h2o_multithread_receiver_t shutdown;    /* the main thread's "stop" */
     h2o_timeout_t zero_timeout;             /* runs a callback on the next turn of the loop */

@@ -1,0 +1,274 @@
+/*
+ * The token service of the Docker registry token protocol:
+ *   GET  /token?service=&scope=…&scope=…[&offline_token=true]   Basic credentials or anonymous
+ *   POST /token  grant_type=password|refresh_token, username, password, refresh_token, scope ("a b"), access_type
+ * It grants the intersection of what was asked and what the policy allows (an empty grant is a valid answer),
+ * and publishes berth's key as a JWKS at /token/jwks and /.well-known/jwks.json.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/crypto.h>
+#include "auth/password.h"
+#include "http/auth.h"
+#include "http/work.h"
+#include "util/log.h"
+#include "util/status.h"
+
+#define MAX_SCOPES TOKEN_MAX_ACCESS
+
+typedef struct {
+    scope_t scopes[MAX_SCOPES];
+    size_t nscopes;
+    int offline; /* also issue a refresh token */
+    int post;    /* the OAuth2 form: the answer carries `scope` */
+    char *refresh; /* the refresh token presented (refresh grant), answered back unchanged */
+} token_req_t;
+
+typedef struct {
+    work_t super;
+    int64_t account_id, expires;
+    char *secret;
+    char *body;
+    int rc;
+} refresh_t;
+
+/* A form or query parameter from `s` (url-encoded "k=v&k=v"), decoded into the pool; nth occurrence. */
+static char *form_value(h2o_mem_pool_t *pool, const char *s, size_t len, const char *key, int nth)
+{
+    size_t klen = strlen(key);
+    const char *p = s, *end = s + len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', end - p), *e = amp ? amp : end, *eq = memchr(p, '=', e - p);
+        if (eq && (size_t)(eq - p) == klen && memcmp(p, key, klen) == 0 && nth-- == 0) {
+            char *out = h2o_mem_alloc_pool(pool, e - eq), *o = out;
+            for (const char *v = eq + 1; v < e; ++v) {
+                if (*v == '+') {
+                    *o++ = ' ';
+                } else if (*v == '%' && e - v >= 3) {
+                    char hex[3] = {v[1], v[2], 0};
+                    char *bad;
+                    long c = strtol(hex, &bad, 16);
+                    if (*bad != '\0' || c == 0) {
+                        *o++ = *v;
+                        continue;
+                    }
+                    *o++ = (char)c;
+                    v += 2;
+                } else {
+                    *o++ = *v;
+                }
+            }
+            *o = '\0';
+            return out;
+        }
+        p = e + 1;
+    }
+    return NULL;
+}
+
+static void add_scopes(token_req_t *t, const char *s)
+{
+    if (s != NULL && t->nscopes < MAX_SCOPES)
+        t->nscopes += scope_parse_list(t->scopes + t->nscopes, MAX_SCOPES - t->nscopes, s, strlen(s));
+}
+
+static void iso8601(int64_t t, char *buf, size_t len)
+{
+    struct tm tm;
+    time_t tt = (time_t)t;
+    gmtime_r(&tt, &tm);
+    strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void refresh_run(work_t *w);
+static void refresh_done(work_t *w);
+
+/* With who known: grant, sign, answer (after storing a refresh token when one is asked for). */
+static void issue(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
+{
+    token_req_t *t = ctx;
+    if (status != 0)
+        return; /* answered */
+    thread_ctx_t *tc = thread_ctx_of(req);
+    token_claims_t c;
+    memset(&c, 0, sizeof(c));
+    snprintf(c.sub, sizeof(c.sub), "%s", who->authenticated ? who->name : "");
+    c.generation = who->generation;
+    c.token_id = who->via_token ? who->token.id : 0;
+    json_t *granted_scopes = json_array();
+    for (size_t i = 0; i < t->nscopes; ++i) {
+        const scope_t *s = &t->scopes[i];
+        unsigned allowed;
+        if (s->type == SCOPE_REGISTRY)
+            allowed = strcmp(s->name, "catalog") == 0 && auth_policy_catalog(who) ? ACTION_ALL : 0;
+        else
+            allowed = auth_policy_actions(tc, who, s->name);
+        unsigned got = s->actions & allowed;
+        if (got == 0)
+            continue;
+        c.access[c.naccess] = *s;
+        c.access[c.naccess].actions = got;
+        c.naccess++;
+        char acts[64], buf[512];
+        snprintf(buf, sizeof(buf), "%s:%s:%s", s->type == SCOPE_REGISTRY ? "registry" : "repository", s->name,
+                 scope_actions_format(got, acts, sizeof(acts)));
+        json_array_append_new(granted_scopes, json_string(buf));
+    }
+    int64_t now = (int64_t)time(NULL), ttl = (int64_t)(berth.cfg.auth_token_ttl_ms / 1000);
+    char *jwt = token_issue(auth_keys(), &c, now, ttl);
+    if (jwt == NULL) {
+        json_decref(granted_scopes);
+        res_error(req, ERR_INTERNAL, "cannot sign a token", NULL);
+        return;
+    }
+    char issued[32];
+    iso8601(now, issued, sizeof(issued));
+    json_t *body = json_pack("{s:s,s:s,s:I,s:s}", "token", jwt, "access_token", jwt, "expires_in", (json_int_t)ttl,
+                             "issued_at", issued);
+    free(jwt);
+    if (t->post) {
+        /* the OAuth2 answer names what was granted, space-separated */
+        size_t n = json_array_size(granted_scopes), len = 0;
+        char *joined = h2o_mem_alloc_pool(&req->pool, 4096);
+        joined[0] = '\0';
+        for (size_t i = 0; i < n && len < 3500; ++i)
+            len += (size_t)snprintf(joined + len, 4096 - len, "%s%s", i ? " " : "",
+                                    json_string_value(json_array_get(granted_scopes, i)));
+        json_object_set_new(body, "scope", json_string(joined));
+    }
+    json_decref(granted_scopes);
+    if (t->refresh != NULL) {
+        json_object_set_new(body, "refresh_token", json_string(t->refresh));
+    } else if (t->offline && who->authenticated && !who->bearer) {
+        refresh_t *r = calloc(1, sizeof(*r));
+        r->account_id = who->account_id;
+        r->expires = now + (int64_t)(berth.cfg.auth_refresh_ttl_ms / 1000);
+        r->secret = password_random_secret(32);
+        json_object_set_new(body, "refresh_token", json_string(r->secret));
+        r->body = json_dumps(body, JSON_COMPACT);
+        json_decref(body);
+        work_submit(req, &r->super, refresh_run, refresh_done);
+        return;
+    }
+    res_header(req, "cache-control", "no-store");
+    res_json(req, 200, body);
+}
+
+static int refresh_write(metastore_t *m, void *arg)
+{
+    refresh_t *r = arg;
+    return accounts_refresh_add(m, r->account_id, r->secret, r->expires);
+}
+
+static void refresh_run(work_t *w)
+{
+    refresh_t *r = (refresh_t *)w;
+    r->rc = metastore_write(berth.writer, refresh_write, r);
+}
+
+static void refresh_done(work_t *w)
+{
+    refresh_t *r = (refresh_t *)w;
+    if (w->req != NULL) {
+        if (r->rc == 0) {
+            res_header(w->req, "cache-control", "no-store");
+            res_bytes(w->req, 200, "application/json", r->body, strlen(r->body));
+        } else {
+            res_error(w->req, ERR_INTERNAL, "cannot store the refresh token", NULL);
+        }
+    }
+    OPENSSL_cleanse(r->secret, strlen(r->secret));
+    free(r->secret);
+    free(r->body);
+    free(r);
+}
+
+static void token_get(h2o_req_t *req, token_req_t *t)
+{
+    for (int i = 0; i < MAX_SCOPES; ++i) {
+        const char *s = req_query(req, "scope", i);
+        if (s == NULL)
+            break;
+        add_scopes(t, s);
+    }
+    const char *off = req_query(req, "offline_token", 0);
+    t->offline = off != NULL && strcmp(off, "true") == 0;
+    size_t len;
+    const char *az = req_header(req, "authorization", &len);
+    if (az == NULL) {
+        auth_login(req, NULL, NULL, t, issue);
+        return;
+    }
+    char *user = NULL, *pass = NULL;
+    if (len > 6 && strncasecmp(az, "Basic ", 6) == 0)
+        auth_parse_basic(req, az + 6, len - 6, &user, &pass);
+    if (user == NULL) {
+        auth_challenge(req, NULL, 0);
+        return;
+    }
+    auth_login(req, user, pass, t, issue);
+}
+
+static void token_post(h2o_req_t *req, token_req_t *t)
+{
+    const char *body = req->entity.base;
+    size_t len = req->entity.len;
+    h2o_mem_pool_t *pool = &req->pool;
+    const char *grant = form_value(pool, body, len, "grant_type", 0);
+    add_scopes(t, form_value(pool, body, len, "scope", 0));
+    const char *access_type = form_value(pool, body, len, "access_type", 0);
+    t->offline = access_type != NULL && strcmp(access_type, "offline") == 0;
+    t->post = 1;
+    if (grant != NULL && strcmp(grant, "password") == 0) {
+        const char *user = form_value(pool, body, len, "username", 0), *pass = form_value(pool, body, len, "password", 0);
+        if (user == NULL || pass == NULL || *user == '\0') {
+            res_error(req, ERR_UNAUTHORIZED, "username and password are required", NULL);
+            return;
+        }
+        auth_login(req, user, pass, t, issue);
+    } else if (grant != NULL && strcmp(grant, "refresh_token") == 0) {
+        const char *rt = form_value(pool, body, len, "refresh_token", 0);
+        int64_t account_id;
+        account_t a = {0};
+        thread_ctx_t *tc = thread_ctx_of(req);
+        if (rt == NULL || accounts_refresh_check(tc->db, rt, (int64_t)time(NULL), &account_id) != 0 ||
+            accounts_get_by_id(tc->db, account_id, &a) != 0 || a.disabled) {
+            account_dispose(&a);
+            res_error(req, ERR_UNAUTHORIZED, "invalid refresh token", NULL);
+            return;
+        }
+        auth_principal_t *who = h2o_mem_alloc_pool(pool, sizeof(*who));
+        memset(who, 0, sizeof(*who));
+        who->authenticated = 1;
+        who->account_id = a.id;
+        who->generation = a.generation;
+        who->admin = a.admin;
+        snprintf(who->name, sizeof(who->name), "%s", a.name);
+        account_dispose(&a);
+        t->refresh = (char *)rt; /* a refresh grant answers the same refresh token */
+        issue(req, who, t, 0);
+    } else {
+        res_error(req, ERR_UNSUPPORTED, "grant_type must be password or refresh_token", NULL);
+    }
+}
+
+void api_token(h2o_req_t *req)
+{
+    token_req_t *t = h2o_mem_alloc_pool(&req->pool, sizeof(*t));
+    memset(t, 0, sizeof(*t));
+    if (method_is(req, "GET"))
+        token_get(req, t);
+    else if (method_is(req, "POST"))
+        token_post(req, t);
+    else
+        res_error(req, ERR_METHOD_UNKNOWN, NULL, NULL);
+}
+
+void api_jwks(h2o_req_t *req)
+{
+    char *jwks = token_jwks(auth_keys());
+    res_header(req, "cache-control", "max-age=300");
+    res_bytes(req, 200, "application/json", jwks, strlen(jwks));
+    free(jwks);
+}
