@@ -339,6 +339,10 @@ int cli_password_hash(int from_stdin, char **hash)
         rc = cli_fail("empty passwords are refused");
         goto Exit;
     }
+    if (strncmp(pw, "berth_", 6) == 0) { /* logins read such a secret as an access token, never as a password */
+        rc = cli_fail("passwords may not begin with \"berth_\" (the prefix of access tokens)");
+        goto Exit;
+    }
     if ((*hash = password_hash(pw)) == NULL) {
         rc = cli_fail("cannot hash the password");
         goto Exit;

@@ -116,6 +116,8 @@ static void issue(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
         json_array_append_new(granted_scopes, json_string(buf));
     }
     int64_t now = (int64_t)time(NULL), ttl = (int64_t)(berth.cfg.auth_token_ttl_ms / 1000);
+    if (who->via_token && who->token.expires_at != 0 && who->token.expires_at - now < ttl)
+        ttl = who->token.expires_at - now > 0 ? who->token.expires_at - now : 1; /* never outlive the access token */
     char *jwt = token_issue(auth_keys(), &c, now, ttl);
     if (jwt == NULL) {
         json_decref(granted_scopes);
@@ -140,7 +142,9 @@ static void issue(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
     json_decref(granted_scopes);
     if (t->refresh != NULL) {
         json_object_set_new(body, "refresh_token", json_string(t->refresh));
-    } else if (t->offline && who->authenticated && !who->bearer) {
+    } else if (t->offline && who->authenticated && !who->bearer && !who->via_token) {
+        /* no refresh token for a login with an access token: it would outlive the token's scope and revocation,
+         * and the client can keep presenting the access token itself */
         refresh_t *r = calloc(1, sizeof(*r));
         r->account_id = who->account_id;
         r->expires = now + (int64_t)(berth.cfg.auth_refresh_ttl_ms / 1000);

@@ -302,7 +302,7 @@ void auth_login(h2o_req_t *req, const char *user, const char *password, void *ct
         access_token_t t;
         account_t a = {0};
         if (accounts_token_check(tc->db, password, now_s(), &t) == 0 && accounts_get_by_id(tc->db, t.account_id, &a) == 0 &&
-            !a.disabled) {
+            !a.disabled && strcmp(a.name, user) == 0) {
             fill_principal(who, &a);
             who->via_token = 1;
             who->token = t;
@@ -311,6 +311,8 @@ void auth_login(h2o_req_t *req, const char *user, const char *password, void *ct
             return;
         }
         account_dispose(&a);
+        /* a wrong 256-bit secret cannot be guessed, so it does not count as a failed login; passwords may not
+         * begin with "berth_" (the CLI refuses them), so there is nothing else to check */
         auth_challenge(req, NULL, 0);
         done(req, NULL, ctx, 401);
         return;
@@ -347,7 +349,7 @@ void auth_login(h2o_req_t *req, const char *user, const char *password, void *ct
     memcpy(l->limit_key, lk, 32);
     l->ctx = ctx;
     l->done = done;
-    work_submit(req, &l->super, login_run, login_done);
+    work_submit_to(WORK_CPU, req, &l->super, login_run, login_done);
 }
 
 /* ---- Bearer tokens ---- */
@@ -376,8 +378,13 @@ static int verify_bearer(thread_ctx_t *tc, const char *tok, size_t len, auth_pri
          * at, and the access token it came from still usable */
         account_t a = {0};
         int rc = accounts_get(tc->db, who->claims.sub, &a);
-        int usable = rc == 0 && !a.disabled && a.generation == who->claims.generation &&
-                     (who->claims.token_id == 0 || accounts_token_usable(tc->db, who->claims.token_id, now));
+        int usable = rc == 0 && !a.disabled && a.generation == who->claims.generation;
+        if (usable && who->claims.token_id != 0) {
+            /* issued from an access token: that token's scope and expiry still bound what this one may do */
+            usable = accounts_token_get(tc->db, who->claims.token_id, now, &who->token) == 0 &&
+                     who->token.account_id == a.id;
+            who->via_token = usable;
+        }
         if (usable)
             fill_principal(who, &a);
         account_dispose(&a);
@@ -390,7 +397,10 @@ static int verify_bearer(thread_ctx_t *tc, const char *tok, size_t len, auth_pri
         snprintf(who->name, sizeof(who->name), "%.*s", (int)sizeof(who->name) - 1, who->claims.sub);
     }
     memcpy(tc->auth->tokens[s].key, key, 32);
-    tc->auth->tokens[s].until = who->claims.exp < now + 300 ? who->claims.exp : now + 300;
+    int64_t until = who->claims.exp < now + 300 ? who->claims.exp : now + 300;
+    if (who->via_token && who->token.expires_at != 0 && who->token.expires_at < until)
+        until = who->token.expires_at; /* an access token's expiry bumps no generation */
+    tc->auth->tokens[s].until = until;
     tc->auth->tokens[s].who = *who;
     return 0;
 }

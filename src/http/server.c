@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -255,6 +256,10 @@ int server_run(config_t *cfg)
     uploads_init(&berth.uploads, berth.cfg.storage_root);
     snprintf(path, sizeof(path), "%s/berth.db", berth.cfg.storage_root);
     berth.db_path = strdup(path);
+    /* it holds password hashes: owner-only, and SQLite gives its -wal and -shm files the same mode */
+    int dbfd = open(berth.db_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (dbfd >= 0)
+        close(dbfd);
     metastore_t *m = metastore_open(berth.db_path, 1);
     if (m == NULL)
         return 1;
@@ -298,7 +303,8 @@ int server_run(config_t *cfg)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-    work_pool_start(berth.cfg.workers);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    work_pool_start(berth.cfg.workers, ncpu > 0 ? (unsigned)ncpu : 1);
     pthread_create(&housekeeper.thread, NULL, housekeeper_main, NULL);
     nthreads = berth.cfg.http_threads ? berth.cfg.http_threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     if (nthreads < 1)

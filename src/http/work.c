@@ -2,53 +2,70 @@
 #include <stdlib.h>
 #include "http/work.h"
 
-static struct {
+/* Two pools: I/O work (fsync, rename, database writes) and CPU-heavy password checks, so that a burst of logins
+ * (yescrypt: tens of ms and 16 MiB each) neither starves uploads nor runs more hashes at once than there are cores. */
+typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cond;
     work_t *head, **tail;
     int stopping;
     unsigned n;
     pthread_t *threads;
-} pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER};
+} pool_t;
+
+static pool_t pools[2] = {{PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER}, {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER}};
 
 static void *worker_main(void *arg)
 {
-    pthread_mutex_lock(&pool.mu);
+    pool_t *pool = arg;
+    pthread_mutex_lock(&pool->mu);
     for (;;) {
-        while (pool.head == NULL && !pool.stopping)
-            pthread_cond_wait(&pool.cond, &pool.mu);
-        if (pool.head == NULL)
+        while (pool->head == NULL && !pool->stopping)
+            pthread_cond_wait(&pool->cond, &pool->mu);
+        if (pool->head == NULL)
             break;
-        work_t *w = pool.head;
-        if ((pool.head = w->_next) == NULL)
-            pool.tail = &pool.head;
-        pthread_mutex_unlock(&pool.mu);
+        work_t *w = pool->head;
+        if ((pool->head = w->_next) == NULL)
+            pool->tail = &pool->head;
+        pthread_mutex_unlock(&pool->mu);
         w->run(w);
         h2o_multithread_send_message(&w->tc->work_done, &w->_msg);
-        pthread_mutex_lock(&pool.mu);
+        pthread_mutex_lock(&pool->mu);
     }
-    pthread_mutex_unlock(&pool.mu);
+    pthread_mutex_unlock(&pool->mu);
     return NULL;
 }
 
-void work_pool_start(unsigned nthreads)
+static void pool_start(pool_t *pool, unsigned nthreads)
 {
-    pool.tail = &pool.head;
-    pool.n = nthreads;
-    pool.threads = calloc(nthreads, sizeof(pthread_t));
+    pool->tail = &pool->head;
+    pool->n = nthreads;
+    pool->threads = calloc(nthreads, sizeof(pthread_t));
     for (unsigned i = 0; i < nthreads; ++i)
-        pthread_create(&pool.threads[i], NULL, worker_main, NULL);
+        pthread_create(&pool->threads[i], NULL, worker_main, pool);
+}
+
+static void pool_stop(pool_t *pool)
+{
+    pthread_mutex_lock(&pool->mu);
+    pool->stopping = 1;
+    pthread_cond_broadcast(&pool->cond);
+    pthread_mutex_unlock(&pool->mu);
+    for (unsigned i = 0; i < pool->n; ++i)
+        pthread_join(pool->threads[i], NULL);
+    free(pool->threads);
+}
+
+void work_pool_start(unsigned nthreads, unsigned ncpu)
+{
+    pool_start(&pools[WORK_IO], nthreads);
+    pool_start(&pools[WORK_CPU], ncpu);
 }
 
 void work_pool_stop(void)
 {
-    pthread_mutex_lock(&pool.mu);
-    pool.stopping = 1;
-    pthread_cond_broadcast(&pool.cond);
-    pthread_mutex_unlock(&pool.mu);
-    for (unsigned i = 0; i < pool.n; ++i)
-        pthread_join(pool.threads[i], NULL);
-    free(pool.threads);
+    pool_stop(&pools[WORK_IO]);
+    pool_stop(&pools[WORK_CPU]);
 }
 
 static void on_req_dispose(void *p)
@@ -58,8 +75,9 @@ static void on_req_dispose(void *p)
         w->req = NULL;
 }
 
-void work_submit(h2o_req_t *req, work_t *w, work_cb run, work_cb done)
+void work_submit_to(work_kind_t kind, h2o_req_t *req, work_t *w, work_cb run, work_cb done)
 {
+    pool_t *pool = &pools[kind];
     w->tc = thread_ctx_of(req);
     w->req = req;
     w->run = run;
@@ -68,11 +86,16 @@ void work_submit(h2o_req_t *req, work_t *w, work_cb run, work_cb done)
     w->_msg = (h2o_multithread_message_t){{NULL, NULL}};
     w->_slot = h2o_mem_alloc_shared(&req->pool, sizeof(*w->_slot), on_req_dispose);
     *w->_slot = w;
-    pthread_mutex_lock(&pool.mu);
-    *pool.tail = w;
-    pool.tail = &w->_next;
-    pthread_cond_signal(&pool.cond);
-    pthread_mutex_unlock(&pool.mu);
+    pthread_mutex_lock(&pool->mu);
+    *pool->tail = w;
+    pool->tail = &w->_next;
+    pthread_cond_signal(&pool->cond);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+void work_submit(h2o_req_t *req, work_t *w, work_cb run, work_cb done)
+{
+    work_submit_to(WORK_IO, req, w, run, done);
 }
 
 void work_on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)

@@ -22,11 +22,16 @@ struct work {
     work_cb done;      /* on the loop thread: answers (if req) and frees the work */
 };
 
-void work_pool_start(unsigned nthreads);
+typedef enum { WORK_IO = 0, WORK_CPU = 1 } work_kind_t;
+
+/** Start `nthreads` I/O workers and `ncpu` workers for CPU-heavy jobs (password hashing). */
+void work_pool_start(unsigned nthreads, unsigned ncpu);
 void work_pool_stop(void);
 
-/** Queue `w` (allocated by the caller, freed by its done callback) for `req` on the loop thread `tc`. */
+/** Queue `w` (allocated by the caller, freed by its done callback) for `req` on the I/O pool. */
 void work_submit(h2o_req_t *req, work_t *w, work_cb run, work_cb done);
+/** The same, on the pool of `kind`. */
+void work_submit_to(work_kind_t kind, h2o_req_t *req, work_t *w, work_cb run, work_cb done);
 
 /** The receiver callback each loop registers for work_done. */
 void work_on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);

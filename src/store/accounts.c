@@ -945,6 +945,26 @@ int accounts_token_check(metastore_t *m, const char *presented, int64_t now, acc
     return rc;
 }
 
+int accounts_token_get(metastore_t *m, int64_t id, int64_t now, access_token_t *out)
+{
+    sqlite3 *db = metastore_db(m);
+    int temp;
+    sqlite3_stmt *s = hot(db, H_TOKEN, &temp);
+    if (s == NULL)
+        return BERTH_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        token_from_row(s, out);
+        rc = !out->revoked && (out->expires_at == 0 || now < out->expires_at) && !sqlite3_column_int(s, 8) ? 0
+                                                                                                              : BERTH_ENOTFOUND;
+    } else {
+        rc = rc == SQLITE_DONE ? BERTH_ENOTFOUND : step_error(db, s);
+    }
+    hot_done(s, temp);
+    return rc;
+}
+
 int accounts_token_usable(metastore_t *m, int64_t id, int64_t now)
 {
     sqlite3 *db = metastore_db(m);

@@ -67,6 +67,8 @@ typedef struct {
 int accounts_token_check(metastore_t *m, const char *presented, int64_t now, access_token_t *out);
 /** 1 if access token `id` is still usable at `now` (not revoked, not expired, its account not disabled). */
 int accounts_token_usable(metastore_t *m, int64_t id, int64_t now);
+/** Access token `id` if usable at `now` (as accounts_token_usable): 0 with *out filled, or BERTH_ENOTFOUND. */
+int accounts_token_get(metastore_t *m, int64_t id, int64_t now, access_token_t *out);
 /**
  * The actions an access token's scope allows on repository `repo` (patterns: exact name, "ns/…" for anything
  * under ns/, "*" for everything), or for SCOPE_REGISTRY (repo "catalog" or NULL) what "registry:catalog:…"
