@@ -1,4 +1,5 @@
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
@@ -457,8 +458,18 @@ void auth_challenge(h2o_req_t *req, const char *scope, int insufficient)
             --n;
         snprintf(realm, sizeof(realm), "%.*s/token", (int)n, berth.cfg.external_url);
     } else {
+        /* the Host header names the realm: only host[:port] characters, or a client could be sent elsewhere */
+        const char *host = req->authority.base;
+        size_t hlen = req->authority.len;
+        for (size_t i = 0; i < hlen; ++i)
+            if (!isalnum((unsigned char)host[i]) && strchr(".-:[]", host[i]) == NULL)
+                hlen = 0;
+        if (hlen == 0 || hlen > 255) {
+            host = berth.cfg.http_addr;
+            hlen = strlen(host);
+        }
         snprintf(realm, sizeof(realm), "%s://%.*s/token", req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http",
-                 (int)req->authority.len, req->authority.base);
+                 (int)hlen, host);
     }
     char value[2048];
     int n = snprintf(value, sizeof(value), "Bearer realm=\"%s\",service=\"%s\"", realm, berth.cfg.auth_service);

@@ -144,4 +144,12 @@ is "bob's catalog lists team/app only" "$STATUS $(jq -c .repositories "$BODY")" 
 check "berth team member acme readers bob --remove" b team member acme readers bob --remove
 refused "bob: out of the team, skopeo inspect team/app:v1 is refused again" inspect_as bob team/app:v1
 
+# the realm comes from the Host header only when it is a plain host[:port]: never a way to send clients elsewhere
+api GET /v2/ -H 'Host: evil.example",x="y'
+is "a Host header with quotes -> 401" "$STATUS" 401
+is "... and the realm falls back to the listen address" "$(hdr WWW-Authenticate)" \
+    "Bearer realm=\"http://$REG/token\",service=\"berth\""
+api GET /v2/ -H 'Host: registry.example:5000'
+like "a plain Host header names the realm" "$(hdr WWW-Authenticate)" '^Bearer realm="http://registry\.example:5000/token"'
+
 done_testing
