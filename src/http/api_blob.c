@@ -137,10 +137,9 @@ void api_blob_get(route_t *r)
 }
 
 typedef struct {
-    work_t super;
+    write_work_t super;
     char *name;
     digest_t digest;
-    int rc;
 } unlink_t;
 
 static int unlink_write(metastore_t *m, void *arg)
@@ -149,19 +148,13 @@ static int unlink_write(metastore_t *m, void *arg)
     return metastore_blob_unlink(m, u->name, &u->digest);
 }
 
-static void unlink_run(work_t *w)
-{
-    unlink_t *u = (unlink_t *)w;
-    u->rc = metastore_write(berth.writer, unlink_write, u);
-}
-
 static void unlink_done(work_t *w)
 {
     unlink_t *u = (unlink_t *)w;
     if (w->req != NULL) {
-        if (u->rc == 0)
+        if (u->super.rc == 0)
             res_empty(w->req, 202);
-        else if (u->rc == BERTH_ENOTFOUND)
+        else if (u->super.rc == BERTH_ENOTFOUND)
             res_error(w->req, ERR_BLOB_UNKNOWN, NULL, json_pack("{s:s}", "digest", u->digest.str));
         else
             res_error(w->req, ERR_INTERNAL, NULL, NULL);
@@ -179,5 +172,5 @@ void api_blob_delete(route_t *r)
     unlink_t *u = calloc(1, sizeof(*u));
     u->name = strdup(r->name);
     u->digest = d;
-    work_submit(r->req, &u->super, unlink_run, unlink_done);
+    work_write(r->req, &u->super, unlink_write, unlink_done);
 }

@@ -10,7 +10,7 @@
 #define MAX_TAGS 32 /* tags one PUT may set (?tag= repeated) */
 
 typedef struct {
-    work_t super;
+    write_work_t super;
     char *name;
     char *tags[MAX_TAGS];
     size_t ntags;
@@ -18,14 +18,12 @@ typedef struct {
     manifest_t *mf;
     void *body;
     size_t len;
-    int rc;
 } put_t;
 
 typedef struct {
-    work_t super;
+    write_work_t super;
     char *name, *tag;
     digest_t digest;
-    int rc;
 } delete_t;
 
 /* Parse the reference: a digest (it has a colon) or a tag. Answers the error and returns -1 if invalid. */
@@ -121,18 +119,12 @@ static int put_write(metastore_t *m, void *arg)
                                   &p->missing);
 }
 
-static void put_run(work_t *w)
-{
-    put_t *p = (put_t *)w;
-    p->rc = metastore_write(berth.writer, put_write, p);
-}
-
 static void put_done(work_t *w)
 {
     put_t *p = (put_t *)w;
     h2o_req_t *req = w->req;
     if (req != NULL) {
-        if (p->rc == 0) {
+        if (p->super.rc == 0) {
             res_headerf(req, "location", "/v2/%s/manifests/%s", p->name, p->digest.str);
             res_header(req, "docker-content-digest", p->digest.str);
             if (p->mf->has_subject)
@@ -140,7 +132,7 @@ static void put_done(work_t *w)
             for (size_t i = 0; i < p->ntags; ++i)
                 res_header(req, "oci-tag", p->tags[i]);
             res_empty(req, 201);
-        } else if (p->rc == BERTH_EMISSING) {
+        } else if (p->super.rc == BERTH_EMISSING) {
             res_error(req, ERR_MANIFEST_BLOB_UNKNOWN, NULL, json_pack("{s:s}", "digest", p->missing.str));
         } else {
             res_error(req, ERR_INTERNAL, "cannot store the manifest", NULL);
@@ -197,8 +189,8 @@ void api_manifest_put(route_t *r)
         if (!tag_valid(t, strlen(t)) || p->ntags == MAX_TAGS) {
             res_error(req, ERR_MANIFEST_INVALID, p->ntags == MAX_TAGS ? "too many tags" : "invalid tag",
                       json_pack("{s:s}", "tag", t));
-            p->super.req = NULL;
-            put_done(&p->super);
+            p->super.super.req = NULL;
+            put_done(&p->super.super);
             return;
         }
         p->tags[p->ntags++] = strdup(t);
@@ -207,7 +199,7 @@ void api_manifest_put(route_t *r)
     p->len = req->entity.len;
     p->body = malloc(p->len ? p->len : 1);
     memcpy(p->body, req->entity.base, p->len);
-    work_submit(req, &p->super, put_run, put_done);
+    work_write(req, &p->super, put_write, put_done);
 }
 
 static int delete_write(metastore_t *m, void *arg)
@@ -216,19 +208,13 @@ static int delete_write(metastore_t *m, void *arg)
     return dl->tag ? metastore_tag_delete(m, dl->name, dl->tag) : metastore_manifest_delete(m, dl->name, &dl->digest);
 }
 
-static void delete_run(work_t *w)
-{
-    delete_t *dl = (delete_t *)w;
-    dl->rc = metastore_write(berth.writer, delete_write, dl);
-}
-
 static void delete_done(work_t *w)
 {
     delete_t *dl = (delete_t *)w;
     if (w->req != NULL) {
-        if (dl->rc == 0)
+        if (dl->super.rc == 0)
             res_empty(w->req, 202);
-        else if (dl->rc == BERTH_ENOTFOUND)
+        else if (dl->super.rc == BERTH_ENOTFOUND)
             res_error(w->req, ERR_MANIFEST_UNKNOWN, NULL,
                       dl->tag ? json_pack("{s:s}", "tag", dl->tag) : json_pack("{s:s}", "digest", dl->digest.str));
         else
@@ -251,5 +237,5 @@ void api_manifest_delete(route_t *r)
     dl->tag = tag ? strdup(tag) : NULL;
     if (!tag)
         dl->digest = d;
-    work_submit(r->req, &dl->super, delete_run, delete_done);
+    work_write(r->req, &dl->super, delete_write, delete_done);
 }

@@ -26,11 +26,10 @@ typedef struct {
 } token_req_t;
 
 typedef struct {
-    work_t super;
+    write_work_t super;
     int64_t account_id, expires;
     char *secret;
     char *body;
-    int rc;
 } refresh_t;
 
 /* A form or query parameter from `s` (url-encoded "k=v&k=v"), decoded into the pool; nth occurrence. */
@@ -81,7 +80,7 @@ static void iso8601(int64_t t, char *buf, size_t len)
     strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-static void refresh_run(work_t *w);
+static int refresh_write(metastore_t *m, void *arg);
 static void refresh_done(work_t *w);
 
 /* With who known: grant, sign, answer (after storing a refresh token when one is asked for). */
@@ -152,7 +151,7 @@ static void issue(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
         json_object_set_new(body, "refresh_token", json_string(r->secret));
         r->body = json_dumps(body, JSON_COMPACT);
         json_decref(body);
-        work_submit(req, &r->super, refresh_run, refresh_done);
+        work_write(req, &r->super, refresh_write, refresh_done);
         return;
     }
     res_header(req, "cache-control", "no-store");
@@ -165,17 +164,11 @@ static int refresh_write(metastore_t *m, void *arg)
     return accounts_refresh_add(m, r->account_id, r->secret, r->expires);
 }
 
-static void refresh_run(work_t *w)
-{
-    refresh_t *r = (refresh_t *)w;
-    r->rc = metastore_write(berth.writer, refresh_write, r);
-}
-
 static void refresh_done(work_t *w)
 {
     refresh_t *r = (refresh_t *)w;
     if (w->req != NULL) {
-        if (r->rc == 0) {
+        if (r->super.rc == 0) {
             res_header(w->req, "cache-control", "no-store");
             res_bytes(w->req, 200, "application/json", r->body, strlen(r->body));
         } else {

@@ -219,11 +219,10 @@ static int check_content_range(route_t *r, upload_t *up)
 /* ---- cross-repository mount ---- */
 
 typedef struct {
-    work_t super;
+    write_work_t super;
     char *name;
     digest_t digest;
     uint64_t size;
-    int rc;
 } mount_t;
 
 static int mount_write(metastore_t *m, void *arg)
@@ -232,17 +231,11 @@ static int mount_write(metastore_t *m, void *arg)
     return metastore_blob_link(m, mt->name, &mt->digest, mt->size);
 }
 
-static void mount_run(work_t *w)
-{
-    mount_t *mt = (mount_t *)w;
-    mt->rc = metastore_write(berth.writer, mount_write, mt);
-}
-
 static void mount_done(work_t *w)
 {
     mount_t *mt = (mount_t *)w;
     if (w->req != NULL) {
-        if (mt->rc == 0) {
+        if (mt->super.rc == 0) {
             res_headerf(w->req, "location", "/v2/%s/blobs/%s", mt->name, mt->digest.str);
             res_header(w->req, "docker-content-digest", mt->digest.str);
             res_empty(w->req, 201);
@@ -297,7 +290,7 @@ static int try_mount(route_t *r, const char *ms)
     mt->name = strdup(r->name);
     mt->digest = d;
     mt->size = size;
-    work_submit(r->req, &mt->super, mount_run, mount_done);
+    work_write(r->req, &mt->super, mount_write, mount_done);
     return 1;
 }
 

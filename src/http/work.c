@@ -98,6 +98,18 @@ void work_submit(h2o_req_t *req, work_t *w, work_cb run, work_cb done)
     work_submit_to(WORK_IO, req, w, run, done);
 }
 
+static void write_run(work_t *w)
+{
+    write_work_t *ww = (write_work_t *)w;
+    ww->rc = metastore_write(berth.writer, ww->fn, ww);
+}
+
+void work_write(h2o_req_t *req, write_work_t *w, metastore_write_fn fn, work_cb done)
+{
+    w->fn = fn;
+    work_submit(req, &w->super, write_run, done);
+}
+
 void work_on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     while (!h2o_linklist_is_empty(messages)) {

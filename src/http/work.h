@@ -33,6 +33,16 @@ void work_submit(h2o_req_t *req, work_t *w, work_cb run, work_cb done);
 /** The same, on the pool of `kind`. */
 void work_submit_to(work_kind_t kind, h2o_req_t *req, work_t *w, work_cb run, work_cb done);
 
+/** A database write as a worker job: `fn(m, w)` runs in the writer's next transaction, its result in `rc`. */
+typedef struct {
+    work_t super;
+    metastore_write_fn fn;
+    int rc;
+} write_work_t;
+
+/** Queue `w` (the first member of the caller's struct, whose `fn` gets `w` as its argument); `done` runs on the loop. */
+void work_write(h2o_req_t *req, write_work_t *w, metastore_write_fn fn, work_cb done);
+
 /** The receiver callback each loop registers for work_done. */
 void work_on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
 
