@@ -32,40 +32,6 @@ typedef struct {
     char *body;
 } refresh_t;
 
-/* A form or query parameter from `s` (url-encoded "k=v&k=v"), decoded into the pool; nth occurrence. */
-static char *form_value(h2o_mem_pool_t *pool, const char *s, size_t len, const char *key, int nth)
-{
-    size_t klen = strlen(key);
-    const char *p = s, *end = s + len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', end - p), *e = amp ? amp : end, *eq = memchr(p, '=', e - p);
-        if (eq && (size_t)(eq - p) == klen && memcmp(p, key, klen) == 0 && nth-- == 0) {
-            char *out = h2o_mem_alloc_pool(pool, e - eq), *o = out;
-            for (const char *v = eq + 1; v < e; ++v) {
-                if (*v == '+') {
-                    *o++ = ' ';
-                } else if (*v == '%' && e - v >= 3) {
-                    char hex[3] = {v[1], v[2], 0};
-                    char *bad;
-                    long c = strtol(hex, &bad, 16);
-                    if (*bad != '\0' || c == 0) {
-                        *o++ = *v;
-                        continue;
-                    }
-                    *o++ = (char)c;
-                    v += 2;
-                } else {
-                    *o++ = *v;
-                }
-            }
-            *o = '\0';
-            return out;
-        }
-        p = e + 1;
-    }
-    return NULL;
-}
-
 static void add_scopes(token_req_t *t, const char *s)
 {
     if (s != NULL && t->nscopes < MAX_SCOPES)

@@ -97,11 +97,9 @@ static int hexval(char c)
     return -1;
 }
 
-char *req_query(h2o_req_t *req, const char *key, int nth)
+char *form_value(h2o_mem_pool_t *pool, const char *s, size_t len, const char *key, int nth)
 {
-    if (req->query_at == SIZE_MAX)
-        return NULL;
-    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    const char *p = s, *end = s + len;
     size_t klen = strlen(key);
     while (p < end) {
         const char *amp = memchr(p, '&', end - p);
@@ -111,7 +109,7 @@ char *req_query(h2o_req_t *req, const char *key, int nth)
         const char *kend = eq ? eq : amp;
         if ((size_t)(kend - p) == klen && memcmp(p, key, klen) == 0 && nth-- == 0) {
             const char *v = eq ? eq + 1 : amp;
-            char *out = h2o_mem_alloc_pool(&req->pool, amp - v + 1), *o = out;
+            char *out = h2o_mem_alloc_pool(pool, amp - v + 1), *o = out;
             for (; v < amp; ++v) {
                 int hi, lo;
                 if (*v == '%' && amp - v >= 3 && (hi = hexval(v[1])) >= 0 && (lo = hexval(v[2])) >= 0 && (hi | lo) != 0) {
@@ -129,4 +127,12 @@ char *req_query(h2o_req_t *req, const char *key, int nth)
         p = amp + 1;
     }
     return NULL;
+}
+
+char *req_query(h2o_req_t *req, const char *key, int nth)
+{
+    if (req->query_at == SIZE_MAX)
+        return NULL;
+    size_t at = req->query_at + 1;
+    return form_value(&req->pool, req->path.base + at, req->path.len - at, key, nth);
 }

@@ -34,4 +34,7 @@ const char *req_header(h2o_req_t *req, const char *name, size_t *len);
  */
 char *req_query(h2o_req_t *req, const char *key, int nth);
 
+/** The same for an application/x-www-form-urlencoded string `s` of `len` bytes (a query or a POST body). */
+char *form_value(h2o_mem_pool_t *pool, const char *s, size_t len, const char *key, int nth);
+
 #endif

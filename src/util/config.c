@@ -118,23 +118,27 @@ static const char *check_addr(const char *s)
     return p != digits && *p == '\0' && port >= 1 && port <= 65535 ? NULL : expected;
 }
 
+/* NULL if `s` is one of the NULL-terminated `names`, else `expected`. */
+static const char *check_one_of(const char *s, const char *const *names, const char *expected)
+{
+    for (; *names != NULL; ++names)
+        if (strcmp(s, *names) == 0)
+            return NULL;
+    return expected;
+}
+
 static const char *check_level(const char *s)
 {
-    static const char *const levels[] = {"error", "warn", "info", "debug"};
-    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); ++i)
-        if (strcmp(s, levels[i]) == 0)
-            return NULL;
-    return "expected error, warn, info or debug";
+    static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+    return check_one_of(s, levels, "expected error, warn, info or debug");
 }
 
 static const char *check_mode(const char *s)
 {
-    static const char *const modes[] = {"private", "public", "cloud", "open"};
-    for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); ++i)
-        if (strcmp(s, modes[i]) == 0)
-            return NULL;
-    return "expected private, public, cloud or open";
+    static const char *const modes[] = {"private", "public", "cloud", "open", NULL};
+    return check_one_of(s, modes, "expected private, public, cloud or open");
 }
+
 
 /* Leading decimal digits into *out; returns the first byte after them, NULL on no digits or overflow. */
 static const char *parse_digits(const char *s, uint64_t *out)
