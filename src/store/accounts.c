@@ -5,9 +5,7 @@
  * _refresh_check) keep their statements prepared on the connection: preparing costs 5 to 15 us a statement, more
  * than running it. metastore_t has no room for another module's statements, so they are found again with
  * sqlite3_next_stmt() by their SQL text (a connection is used by one thread at a time: no lock, nothing global).
- * metastore_close() finalizes only its own statements before sqlite3_close(), which fails with SQLITE_BUSY while
- * any remain; so the first cached statement installs a SQLITE_TRACE_CLOSE hook, which sqlite3_close() calls before
- * that check, to finalize ours. This module therefore owns the connection's sqlite3_trace_v2() slot.
+ * metastore_close() finalizes every statement left on the connection, these included.
  * Everything else (administration) is prepared per call and finalized.
  *
  * Every write is atomic on its own: a savepoint inside the caller's transaction (the writer thread's, the CLI's
@@ -87,30 +85,6 @@ static const char *const hot_sql[H__COUNT] = {
                   "WHERE r.secret_sha256 = ?1 AND r.expires_at > ?2 AND a.disabled = 0",
 };
 
-static int is_hot(sqlite3_stmt *s)
-{
-    const char *sql = sqlite3_sql(s);
-    for (int q = 0; q < H__COUNT; ++q)
-        if (sql != NULL && strcmp(sql, hot_sql[q]) == 0)
-            return 1;
-    return 0;
-}
-
-/* sqlite3_close() calls this before it checks for unfinalized statements: finalize ours. */
-static int close_hook(unsigned type, void *ctx, void *p, void *x)
-{
-    sqlite3 *db = p;
-    sqlite3_stmt *s, *next;
-    if (type != SQLITE_TRACE_CLOSE)
-        return 0;
-    for (s = sqlite3_next_stmt(db, NULL); s != NULL; s = next) {
-        next = sqlite3_next_stmt(db, s);
-        if (is_hot(s))
-            sqlite3_finalize(s);
-    }
-    return 0;
-}
-
 /* Statement q, ready to bind; *temp is set when it is a one-off to finalize (the kept one is in use further up). */
 static sqlite3_stmt *hot(sqlite3 *db, int q, int *temp)
 {
@@ -131,8 +105,6 @@ static sqlite3_stmt *hot(sqlite3 *db, int q, int *temp)
         sqlite3_finalize(s);
         return NULL;
     }
-    if (!busy)
-        sqlite3_trace_v2(db, SQLITE_TRACE_CLOSE, close_hook, NULL);
     *temp = busy;
     return s;
 }

@@ -172,6 +172,9 @@ void metastore_close(metastore_t *m)
         return;
     for (int i = 0; i < Q__COUNT; ++i)
         sqlite3_finalize(m->stmts[i]);
+    /* other modules keep statements on the connection too (store/accounts.c); sqlite3_close refuses while any live */
+    for (sqlite3_stmt *s; (s = sqlite3_next_stmt(m->db, NULL)) != NULL;)
+        sqlite3_finalize(s);
     sqlite3_close(m->db);
     free(m);
 }
