@@ -16,6 +16,8 @@ typedef struct {
     const char *name; /* the repository, validated; NULL for /v2/ and the catalog */
     const char *ref;  /* the last path component: tag, digest or upload id (not validated), "" if none */
     struct auth_principal *who; /* the caller, once authenticated (http/auth.h) */
+    const struct mirror_s *mirror; /* the pull-through mirror serving `name`, or NULL (api_mirror.c) */
+    const char *upstream_name;     /* with a mirror: the upstream's name for the repository */
 } route_t;
 
 /** 1 if the request's method is `m`. */
@@ -51,6 +53,20 @@ void api_referrers(route_t *r);
 /* api_tags.c */
 void api_tags_list(route_t *r);
 void api_catalog(route_t *r);
+
+/* api_mirror.c: pull-through mirrors */
+/**
+ * Decide whether a mirror serves the request's repository; if so set r->mirror, r->upstream_name and r->name (berth's
+ * name for it, e.g. with "library/" added). A `push` to a mirrored repository is answered 403 DENIED: returns -1 when
+ * it answered, else 0.
+ */
+int api_mirror_route(route_t *r, int push);
+void api_mirror_manifest_get(route_t *r); /* GET and HEAD, fetching from the upstream what is missing or stale */
+void api_mirror_blob_get(route_t *r);
+/** The receiver of fetch progress each loop registers (thread_ctx_t.mirror_wake). */
+void api_mirror_on_wake(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+/** Make running fetches stop (at shutdown). */
+void api_mirror_stop(void);
 
 /* api_token.c: the token service (GET/POST /token) and its JWKS */
 void api_token(h2o_req_t *req);

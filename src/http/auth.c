@@ -10,6 +10,8 @@
 #include <time.h>
 #include "auth/password.h"
 #include "http/auth.h"
+#include "mirror/mirror.h"
+#include "oci/name.h"
 #include "http/work.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -424,6 +426,12 @@ unsigned auth_policy_actions(thread_ctx_t *tc, const auth_principal_t *who, cons
         return ACTION_ALL;
     if (accounts_repo_facts(tc->db, who->authenticated ? who->account_id : 0, repo, &facts) != 0)
         return 0;
+    if (!facts.exists && nmirrors != 0) {
+        /* a repository a mirror will create on the first pull is as public as the ones it created */
+        char local[NAME_MAX_LEN + 1], up[NAME_MAX_LEN + 1];
+        if (mirror_select(repo, NULL, local, up) != NULL && strcmp(local, repo) == 0)
+            facts.exists = facts.is_public = 1;
+    }
     access_principal_t p = {who->authenticated, who->admin, ACTION_ALL};
     if (who->via_token)
         p.scope_limit = accounts_token_scope_actions(&who->token, SCOPE_REPOSITORY, repo);

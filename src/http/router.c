@@ -63,6 +63,9 @@ static void route_v2(h2o_req_t *req, const char *p, size_t len)
         r->ref = h2o_strdup(&req->pool, cs[0], cl[0]).base;
 
     int read = method_is(req, "GET") || method_is(req, "HEAD");
+    int push = kind == R_UPLOAD_START || kind == R_UPLOAD || (kind == R_MANIFEST && method_is(req, "PUT"));
+    if (api_mirror_route(r, push) != 0)
+        return;
     void (*handler)(route_t *) = NULL;
     unsigned actions = ACTION_PULL;
     switch (kind) {
@@ -86,11 +89,14 @@ static void route_v2(h2o_req_t *req, const char *p, size_t len)
         actions = ACTION_PUSH;
         break;
     case R_BLOB:
-        handler = read ? api_blob_get : method_is(req, "DELETE") ? api_blob_delete : NULL;
+        handler = read ? (r->mirror ? api_mirror_blob_get : api_blob_get) : method_is(req, "DELETE") ? api_blob_delete : NULL;
         actions = read ? ACTION_PULL : ACTION_DELETE;
         break;
     case R_MANIFEST:
-        handler = read ? api_manifest_get : method_is(req, "PUT") ? api_manifest_put : method_is(req, "DELETE") ? api_manifest_delete : NULL;
+        handler = read                        ? (r->mirror ? api_mirror_manifest_get : api_manifest_get)
+                  : method_is(req, "PUT")    ? api_manifest_put
+                  : method_is(req, "DELETE") ? api_manifest_delete
+                                             : NULL;
         actions = read ? ACTION_PULL : method_is(req, "PUT") ? ACTION_PUSH : ACTION_DELETE;
         break;
     case R_REFERRERS:

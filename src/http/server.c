@@ -16,11 +16,13 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "http/api.h"
 #include "http/auth.h"
 #include "http/router.h"
 #include "store/accounts.h"
 #include "http/server.h"
 #include "http/work.h"
+#include "mirror/mirror.h"
 #include "util/log.h"
 
 berth_t berth;
@@ -131,6 +133,7 @@ static void *thread_main(void *arg)
     h2o_context_init(&tc->ctx, loop, &berth.globalconf);
     h2o_timeout_init(loop, &tc->zero_timeout, 0);
     h2o_multithread_register_receiver(tc->ctx.queue, &tc->work_done, work_on_done);
+    h2o_multithread_register_receiver(tc->ctx.queue, &tc->mirror_wake, api_mirror_on_wake);
     h2o_multithread_register_receiver(tc->ctx.queue, &tc->shutdown, on_shutdown);
     tc->accept_ctx.ctx = &tc->ctx;
     tc->accept_ctx.hosts = berth.globalconf.hosts;
@@ -304,7 +307,9 @@ int server_run(config_t *cfg)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
 
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    work_pool_start(berth.cfg.workers, ncpu > 0 ? (unsigned)ncpu : 1);
+    if (mirror_init(&berth.cfg) != 0)
+        return 1;
+    work_pool_start(berth.cfg.workers, ncpu > 0 ? (unsigned)ncpu : 1, nmirrors ? berth.cfg.workers : 0);
     pthread_create(&housekeeper.thread, NULL, housekeeper_main, NULL);
     nthreads = berth.cfg.http_threads ? berth.cfg.http_threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     if (nthreads < 1)
@@ -337,7 +342,9 @@ int server_run(config_t *cfg)
     pthread_cond_signal(&housekeeper.cond);
     pthread_mutex_unlock(&housekeeper.mu);
     pthread_join(housekeeper.thread, NULL);
+    api_mirror_stop();
     work_pool_stop();
+    mirror_dispose();
     metastore_writer_stop(berth.writer);
     for (unsigned i = 0; i < nthreads; ++i)
         metastore_close(threads[i].db);

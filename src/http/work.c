@@ -13,7 +13,9 @@ typedef struct {
     pthread_t *threads;
 } pool_t;
 
-static pool_t pools[2] = {{PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER}, {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER}};
+static pool_t pools[3] = {{PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER},
+                          {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER},
+                          {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER}};
 
 static void *worker_main(void *arg)
 {
@@ -28,8 +30,10 @@ static void *worker_main(void *arg)
         if ((pool->head = w->_next) == NULL)
             pool->tail = &pool->head;
         pthread_mutex_unlock(&pool->mu);
+        thread_ctx_t *tc = w->tc; /* NULL for a detached job, which may be freed by its run */
         w->run(w);
-        h2o_multithread_send_message(&w->tc->work_done, &w->_msg);
+        if (tc != NULL)
+            h2o_multithread_send_message(&tc->work_done, &w->_msg);
         pthread_mutex_lock(&pool->mu);
     }
     pthread_mutex_unlock(&pool->mu);
@@ -56,16 +60,33 @@ static void pool_stop(pool_t *pool)
     free(pool->threads);
 }
 
-void work_pool_start(unsigned nthreads, unsigned ncpu)
+void work_pool_start(unsigned nthreads, unsigned ncpu, unsigned nfetch)
 {
     pool_start(&pools[WORK_IO], nthreads);
     pool_start(&pools[WORK_CPU], ncpu);
+    pool_start(&pools[WORK_FETCH], nfetch);
 }
 
 void work_pool_stop(void)
 {
-    pool_stop(&pools[WORK_IO]);
-    pool_stop(&pools[WORK_CPU]);
+    for (int i = 0; i < 3; ++i)
+        pool_stop(&pools[i]);
+}
+
+static void enqueue(pool_t *pool, work_t *w)
+{
+    w->_next = NULL;
+    pthread_mutex_lock(&pool->mu);
+    *pool->tail = w;
+    pool->tail = &w->_next;
+    pthread_cond_signal(&pool->cond);
+    pthread_mutex_unlock(&pool->mu);
+}
+
+void work_detached(work_kind_t kind, work_t *w, work_cb run)
+{
+    *w = (work_t){.run = run};
+    enqueue(&pools[kind], w);
 }
 
 static void on_req_dispose(void *p)
@@ -82,15 +103,10 @@ void work_submit_to(work_kind_t kind, h2o_req_t *req, work_t *w, work_cb run, wo
     w->req = req;
     w->run = run;
     w->done = done;
-    w->_next = NULL;
     w->_msg = (h2o_multithread_message_t){{NULL, NULL}};
     w->_slot = h2o_mem_alloc_shared(&req->pool, sizeof(*w->_slot), on_req_dispose);
     *w->_slot = w;
-    pthread_mutex_lock(&pool->mu);
-    *pool->tail = w;
-    pool->tail = &w->_next;
-    pthread_cond_signal(&pool->cond);
-    pthread_mutex_unlock(&pool->mu);
+    enqueue(pool, w);
 }
 
 void work_submit(h2o_req_t *req, work_t *w, work_cb run, work_cb done)

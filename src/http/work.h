@@ -22,16 +22,21 @@ struct work {
     work_cb done;      /* on the loop thread: answers (if req) and frees the work */
 };
 
-typedef enum { WORK_IO = 0, WORK_CPU = 1 } work_kind_t;
+/* I/O work (fsync, rename, database writes); CPU-heavy password checks; upstream fetches of the mirrors, which
+ * may take minutes and so get threads of their own. */
+typedef enum { WORK_IO = 0, WORK_CPU = 1, WORK_FETCH = 2 } work_kind_t;
 
-/** Start `nthreads` I/O workers and `ncpu` workers for CPU-heavy jobs (password hashing). */
-void work_pool_start(unsigned nthreads, unsigned ncpu);
+/** Start `nthreads` I/O workers, `ncpu` workers for CPU-heavy jobs and `nfetch` for mirror fetches (0: none). */
+void work_pool_start(unsigned nthreads, unsigned ncpu, unsigned nfetch);
 void work_pool_stop(void);
 
 /** Queue `w` (allocated by the caller, freed by its done callback) for `req` on the I/O pool. */
 void work_submit(h2o_req_t *req, work_t *w, work_cb run, work_cb done);
 /** The same, on the pool of `kind`. */
 void work_submit_to(work_kind_t kind, h2o_req_t *req, work_t *w, work_cb run, work_cb done);
+
+/** Run `run(w)` on the pool of `kind` for no request: nothing comes back to a loop, and `run` frees `w`. */
+void work_detached(work_kind_t kind, work_t *w, work_cb run);
 
 /** A database write as a worker job: `fn(m, w)` runs in the writer's next transaction, its result in `rc`. */
 typedef struct {

@@ -31,18 +31,21 @@ enum {
     Q_BLOB_REPOS,
     Q_REFERRERS,
     Q_REFERRERS_TYPE,
+    Q_REPO_ORIGIN,
+    Q_TAG_CHECKED,
     Q__COUNT
 };
 
 static const char *queries[Q__COUNT] = {
     [Q_BLOB_GET] = "SELECT b.size FROM repository r JOIN repository_blob rb ON rb.repository_id = r.id "
                    "JOIN blob b ON b.digest = rb.digest WHERE r.name = ?1 AND rb.digest = ?2",
-    [Q_MANIFEST_BY_TAG] = "SELECT m.digest, m.media_type, m.content FROM repository r JOIN tag t ON t.repository_id = r.id "
+    [Q_MANIFEST_BY_TAG] = "SELECT m.digest, m.media_type, m.content, t.checked_at FROM repository r "
+                          "JOIN tag t ON t.repository_id = r.id "
                           "JOIN manifest m ON m.id = t.manifest_id WHERE r.name = ?1 AND t.name = ?2",
     [Q_MANIFEST_BY_DIGEST] = "SELECT m.digest, m.media_type, m.content FROM repository r "
                              "JOIN manifest m ON m.repository_id = r.id WHERE r.name = ?1 AND m.digest = ?2",
     [Q_REPO_ID] = "SELECT id FROM repository WHERE name = ?1",
-    [Q_REPO_INSERT] = "INSERT INTO repository(name, created_at, public) VALUES (?1, ?2, ?3)",
+    [Q_REPO_INSERT] = "INSERT INTO repository(name, created_at, public, mirror) VALUES (?1, ?2, ?3, ?4)",
     [Q_TAGS] = "SELECT t.name FROM tag t WHERE t.repository_id = ?1 AND t.name > ?2 ORDER BY t.name LIMIT ?3",
     [Q_CATALOG] = "SELECT name FROM repository WHERE name > ?1 ORDER BY name LIMIT ?2",
     [Q_BLOB_INSERT] = "INSERT INTO blob(digest, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(digest) DO NOTHING",
@@ -56,9 +59,10 @@ static const char *queries[Q__COUNT] = {
     [Q_MANIFEST_ID] = "SELECT id FROM manifest WHERE repository_id = ?1 AND digest = ?2",
     [Q_REF_INSERT] = "INSERT INTO manifest_ref(manifest_id, kind, digest, size, media_type, foreign_layer) "
                      "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    [Q_TAG_UPSERT] = "INSERT INTO tag(repository_id, name, manifest_id, updated_at) VALUES (?1, ?2, ?3, ?4) "
+    [Q_TAG_UPSERT] = "INSERT INTO tag(repository_id, name, manifest_id, updated_at, checked_at) VALUES (?1, ?2, ?3, ?4, ?5) "
                      "ON CONFLICT(repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, "
-                     "updated_at = excluded.updated_at",
+                     "updated_at = CASE WHEN manifest_id = excluded.manifest_id THEN updated_at ELSE excluded.updated_at END, "
+                     "checked_at = excluded.checked_at",
     [Q_MANIFEST_DELETE] = "DELETE FROM manifest WHERE repository_id = (SELECT id FROM repository WHERE name = ?1) "
                           "AND digest = ?2",
     [Q_TAG_DELETE] = "DELETE FROM tag WHERE repository_id = (SELECT id FROM repository WHERE name = ?1) AND name = ?2",
@@ -71,6 +75,9 @@ static const char *queries[Q__COUNT] = {
     [Q_REFERRERS_TYPE] = "SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM repository r "
                          "JOIN manifest m ON m.repository_id = r.id WHERE r.name = ?1 AND m.subject = ?2 "
                          "AND m.artifact_type = ?3 ORDER BY m.digest",
+    [Q_REPO_ORIGIN] = "SELECT mirror FROM repository WHERE name = ?1",
+    [Q_TAG_CHECKED] = "UPDATE tag SET checked_at = ?3 WHERE repository_id = (SELECT id FROM repository WHERE name = ?1) "
+                      "AND name = ?2",
 };
 
 int metastore_new_repos_public;
@@ -239,6 +246,7 @@ int metastore_manifest_get(metastore_t *m, const char *repo, const char *tag, co
         out->size = (size_t)sqlite3_column_bytes(s, 2);
         out->content = malloc(out->size ? out->size : 1);
         memcpy(out->content, sqlite3_column_blob(s, 2), out->size);
+        out->checked_at = tag ? sqlite3_column_int64(s, 3) : 0;
         rc = 0;
     } else {
         rc = rc == SQLITE_DONE ? BERTH_ENOTFOUND : step_error(m, q);
@@ -318,7 +326,8 @@ static int run(metastore_t *m, int q, sqlite3_stmt *s)
     return rc == SQLITE_DONE ? 0 : step_error(m, q);
 }
 
-static int repo_ensure(metastore_t *m, const char *repo, int64_t *id)
+/* The id of `repo`, creating it (pushed here, or by a mirror: then public whatever the mode) if absent. */
+static int repo_ensure(metastore_t *m, const char *repo, int mirror, int64_t *id)
 {
     int rc = repo_id(m, repo, id);
     if (rc != BERTH_ENOTFOUND)
@@ -328,17 +337,18 @@ static int repo_ensure(metastore_t *m, const char *repo, int64_t *id)
         return BERTH_ERROR;
     bind_text(s, 1, repo);
     sqlite3_bind_int64(s, 2, time(NULL));
-    sqlite3_bind_int(s, 3, metastore_new_repos_public);
+    sqlite3_bind_int(s, 3, mirror || metastore_new_repos_public);
+    sqlite3_bind_int(s, 4, mirror);
     if (run(m, Q_REPO_INSERT, s) != 0)
         return BERTH_ERROR;
     *id = sqlite3_last_insert_rowid(m->db);
     return 0;
 }
 
-int metastore_blob_link(metastore_t *m, const char *repo, const digest_t *d, uint64_t size)
+static int blob_link(metastore_t *m, const char *repo, int mirror, const digest_t *d, uint64_t size)
 {
     int64_t id, now = time(NULL);
-    if (repo_ensure(m, repo, &id) != 0)
+    if (repo_ensure(m, repo, mirror, &id) != 0)
         return BERTH_ERROR;
     sqlite3_stmt *s = stmt(m, Q_BLOB_INSERT);
     if (s == NULL)
@@ -356,6 +366,16 @@ int metastore_blob_link(metastore_t *m, const char *repo, const digest_t *d, uin
     return run(m, Q_REPO_BLOB_INSERT, s);
 }
 
+int metastore_blob_link(metastore_t *m, const char *repo, const digest_t *d, uint64_t size)
+{
+    return blob_link(m, repo, 0, d, size);
+}
+
+int metastore_mirror_blob_link(metastore_t *m, const char *repo, const digest_t *d, uint64_t size)
+{
+    return blob_link(m, repo, 1, d, size);
+}
+
 /* 1 if the statement q with (id, digest) returns a row, 0 if not, BERTH_ERROR. */
 static int exists(metastore_t *m, int q, int64_t id, const char *digest)
 {
@@ -371,13 +391,15 @@ static int exists(metastore_t *m, int q, int64_t id, const char *digest)
     return rc == SQLITE_DONE ? 0 : step_error(m, q);
 }
 
-int metastore_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
-                           size_t len, const char *const *tags, size_t ntags, digest_t *missing)
+/* A push checks that everything the manifest references is here; a mirror (checked_at != 0: when the upstream
+ * served it) stores what the upstream serves and fetches the rest when asked for it. */
+static int manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body, size_t len,
+                        const char *const *tags, size_t ntags, int64_t checked_at, digest_t *missing)
 {
     int64_t rid, mid, now = time(NULL);
-    if (repo_ensure(m, repo, &rid) != 0)
+    if (repo_ensure(m, repo, checked_at != 0, &rid) != 0)
         return BERTH_ERROR;
-    for (size_t i = 0; i < mf->nrefs; ++i) {
+    for (size_t i = 0; i < mf->nrefs && checked_at == 0; ++i) {
         const manifest_ref_t *r = &mf->refs[i];
         if (r->foreign)
             continue;
@@ -436,10 +458,49 @@ int metastore_manifest_put(metastore_t *m, const char *repo, const digest_t *d, 
         bind_text(s, 2, tags[i]);
         sqlite3_bind_int64(s, 3, mid);
         sqlite3_bind_int64(s, 4, now);
+        sqlite3_bind_int64(s, 5, checked_at);
         if (run(m, Q_TAG_UPSERT, s) != 0)
             return BERTH_ERROR;
     }
     return 0;
+}
+
+int metastore_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
+                           size_t len, const char *const *tags, size_t ntags, digest_t *missing)
+{
+    return manifest_put(m, repo, d, mf, body, len, tags, ntags, 0, missing);
+}
+
+int metastore_mirror_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
+                                  size_t len, const char *tag, int64_t checked_at)
+{
+    digest_t unused;
+    return manifest_put(m, repo, d, mf, body, len, &tag, tag != NULL, checked_at > 0 ? checked_at : 1, &unused);
+}
+
+int metastore_tag_checked(metastore_t *m, const char *repo, const char *tag, int64_t checked_at)
+{
+    sqlite3_stmt *s = stmt(m, Q_TAG_CHECKED);
+    if (s == NULL)
+        return BERTH_ERROR;
+    bind_text(s, 1, repo);
+    bind_text(s, 2, tag);
+    sqlite3_bind_int64(s, 3, checked_at);
+    if (run(m, Q_TAG_CHECKED, s) != 0)
+        return BERTH_ERROR;
+    return sqlite3_changes(m->db) > 0 ? 0 : BERTH_ENOTFOUND;
+}
+
+int metastore_repo_origin(metastore_t *m, const char *repo)
+{
+    sqlite3_stmt *s = stmt(m, Q_REPO_ORIGIN);
+    if (s == NULL)
+        return BERTH_ERROR;
+    bind_text(s, 1, repo);
+    int rc = sqlite3_step(s);
+    rc = rc == SQLITE_ROW ? sqlite3_column_int(s, 0) != 0 : rc == SQLITE_DONE ? BERTH_ENOTFOUND : step_error(m, Q_REPO_ORIGIN);
+    sqlite3_reset(s);
+    return rc;
 }
 
 /* Run a DELETE of (repo, key): 0 if it removed a row, BERTH_ENOTFOUND if none. */

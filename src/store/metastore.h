@@ -49,6 +49,7 @@ typedef struct {
     char *media_type; /* malloc'd */
     void *content;    /* malloc'd */
     size_t size;
+    int64_t checked_at; /* by tag: when a mirror last confirmed the tag upstream (0: pushed here) */
 } metastore_manifest_t;
 
 /**
@@ -86,6 +87,9 @@ int metastore_tags_list(metastore_t *m, const char *repo, const char *last, long
 /** Repository names in byte order, as metastore_tags_list. */
 int metastore_catalog(metastore_t *m, const char *last, long limit, metastore_name_cb cb, void *ctx);
 
+/** Where repository `repo` comes from: 0 pushed here, 1 created by a pull-through mirror, BERTH_ENOTFOUND, BERTH_ERROR. */
+int metastore_repo_origin(metastore_t *m, const char *repo);
+
 /* ---- writes (only inside a metastore_write callback) ---- */
 
 /** Record blob `d` of `size` bytes (already in the blob store) and link it to `repo`. */
@@ -98,6 +102,17 @@ int metastore_blob_link(metastore_t *m, const char *repo, const digest_t *d, uin
  */
 int metastore_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
                            size_t len, const char *const *tags, size_t ntags, digest_t *missing);
+
+/*
+ * A pull-through mirror records what it fetched as if it had been pushed, except that a manifest need not have
+ * its blobs yet (they are fetched when asked for). The repository is created as a mirrored, public one.
+ */
+int metastore_mirror_blob_link(metastore_t *m, const char *repo, const digest_t *d, uint64_t size);
+/** Store manifest `d` fetched from upstream, and point `tag` (unless NULL) at it, confirmed at `checked_at`. */
+int metastore_mirror_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
+                                  size_t len, const char *tag, int64_t checked_at);
+/** The upstream confirmed `tag` of `repo` at `checked_at`: 0 or BERTH_ENOTFOUND. */
+int metastore_tag_checked(metastore_t *m, const char *repo, const char *tag, int64_t checked_at);
 
 /** Delete manifest `d` of `repo` with its tags: 0 or BERTH_ENOTFOUND. */
 int metastore_manifest_delete(metastore_t *m, const char *repo, const digest_t *d);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+#include "oci/name.h"
 #include "util/config.h"
 
 typedef enum { CONFIG_STRING, CONFIG_SIZE, CONFIG_DURATION, CONFIG_UINT, CONFIG_BOOL } config_type_t;
@@ -511,8 +512,160 @@ static int parse_mapping(struct loader *ld, yaml_parser_t *parser, const char *p
     }
 }
 
+/* ---- the mirrors list ---- */
+
+/* Set one key of a mirror from the scalar `v` (NULL: YAML null). */
+static int set_mirror_key(struct loader *ld, config_mirror_t *mr, const char *key, const char *v, size_t line)
+{
+    char **str = strcmp(key, "prefix") == 0     ? &mr->prefix
+                 : strcmp(key, "upstream") == 0 ? &mr->upstream
+                 : strcmp(key, "ns") == 0       ? &mr->ns
+                 : strcmp(key, "username") == 0 ? &mr->username
+                 : strcmp(key, "password") == 0 ? &mr->password
+                                                : NULL;
+    if (str != NULL) {
+        if (v == NULL)
+            v = "";
+        if (str == &mr->prefix && *v != '\0' && !name_valid(v, strlen(v)))
+            return fail(ld, "%s:%zu: mirrors: prefix \"%s\" is not a repository name (or \"\" for every name)", ld->path,
+                        line, v);
+        if (str == &mr->upstream && strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+            return fail(ld, "%s:%zu: mirrors: upstream \"%s\" must be an http:// or https:// URL", ld->path, line, v);
+        if (str == &mr->ns && (*v == '\0' || strpbrk(v, "/ ?&#") != NULL))
+            return fail(ld, "%s:%zu: mirrors: ns \"%s\" must be a registry host such as docker.io", ld->path, line, v);
+        free(*str);
+        if ((*str = strdup(v)) == NULL)
+            return fail(ld, "config: out of memory");
+        if (str == &mr->upstream)
+            for (size_t n = strlen(*str); n > 0 && (*str)[n - 1] == '/'; --n)
+                (*str)[n - 1] = '\0';
+        return 0;
+    }
+    if (strcmp(key, "tag_ttl") == 0 || strcmp(key, "timeout") == 0) {
+        uint64_t *ms = key[0] == 't' && key[1] == 'a' ? &mr->tag_ttl_ms : &mr->timeout_ms;
+        if (v == NULL || config_parse_duration_ms(v, ms) != 0 || (ms == &mr->timeout_ms && *ms < 1000))
+            return fail(ld, "%s:%zu: mirrors: %s: invalid duration \"%s\"%s", ld->path, line, key, v ? v : "",
+                        ms == &mr->timeout_ms ? " (at least 1s)" : "");
+        return 0;
+    }
+    if (strcmp(key, "library") == 0) {
+        if (v == NULL || parse_bool(v, &mr->library) != 0)
+            return fail(ld, "%s:%zu: mirrors: library: invalid boolean \"%s\" (true or false)", ld->path, line, v ? v : "");
+        return 0;
+    }
+    return fail(ld, "%s:%zu: mirrors: unknown key \"%s\" (prefix, upstream, ns, username, password, tag_ttl, timeout, library)",
+                ld->path, line, key);
+}
+
+/* The upstream's host[:port], the default ns: Docker Hub's API host is registry-1.docker.io, its name docker.io. */
+static char *upstream_host(const char *url)
+{
+    const char *h = strstr(url, "://") + 3;
+    size_t n = strcspn(h, "/");
+    if ((n == 20 && strncmp(h, "registry-1.docker.io", n) == 0) || (n == 16 && strncmp(h, "index.docker.io", n) == 0))
+        return strdup("docker.io");
+    return strndup(h, n);
+}
+
+/* One list item: a mapping of mirror keys (after its MAPPING_START). */
+static int parse_mirror(struct loader *ld, yaml_parser_t *parser, config_mirror_t *mr, size_t item_line)
+{
+    *mr = (config_mirror_t){.tag_ttl_ms = 5 * 60 * 1000, .timeout_ms = 30 * 1000, .library = -1};
+    for (;;) {
+        yaml_event_t k, v;
+        if (next_event(ld, parser, &k) != 0)
+            return -1;
+        if (k.type == YAML_MAPPING_END_EVENT) {
+            yaml_event_delete(&k);
+            break;
+        }
+        size_t line = k.start_mark.line + 1;
+        if (k.type != YAML_SCALAR_EVENT || has_nul(&k)) {
+            yaml_event_delete(&k);
+            return fail(ld, "%s:%zu: mirrors: keys must be plain names", ld->path, line);
+        }
+        if (next_event(ld, parser, &v) != 0) {
+            yaml_event_delete(&k);
+            return -1;
+        }
+        int r = v.type != YAML_SCALAR_EVENT || has_nul(&v)
+                    ? fail(ld, "%s:%zu: mirrors: %s: expected a value", ld->path, line, (const char *)k.data.scalar.value)
+                    : set_mirror_key(ld, mr, (const char *)k.data.scalar.value,
+                                     is_null(&v) ? NULL : (const char *)v.data.scalar.value, line);
+        yaml_event_delete(&k);
+        yaml_event_delete(&v);
+        if (r != 0)
+            return -1;
+    }
+    if (mr->upstream == NULL || *mr->upstream == '\0')
+        return fail(ld, "%s:%zu: mirrors: upstream is required", ld->path, item_line);
+    if (mr->prefix == NULL && (mr->prefix = strdup("")) == NULL)
+        return fail(ld, "config: out of memory");
+    if ((mr->ns == NULL || *mr->ns == '\0') && (free(mr->ns), mr->ns = upstream_host(mr->upstream)) == NULL)
+        return fail(ld, "config: out of memory");
+    if (mr->library < 0)
+        mr->library = strcmp(mr->ns, "docker.io") == 0;
+    for (size_t i = 0; i < ld->cfg->nmirrors; ++i) {
+        const config_mirror_t *o = &ld->cfg->mirrors[i];
+        if (strcmp(o->prefix, mr->prefix) == 0 || strcmp(o->ns, mr->ns) == 0)
+            return fail(ld, "%s:%zu: mirrors: two mirrors with the same %s \"%s\"", ld->path, item_line,
+                        strcmp(o->prefix, mr->prefix) == 0 ? "prefix" : "ns",
+                        strcmp(o->prefix, mr->prefix) == 0 ? mr->prefix : mr->ns);
+    }
+    return 0;
+}
+
+static void mirror_dispose(config_mirror_t *mr)
+{
+    free(mr->prefix);
+    free(mr->upstream);
+    free(mr->ns);
+    free(mr->username);
+    if (mr->password != NULL)
+        explicit_bzero(mr->password, strlen(mr->password));
+    free(mr->password);
+}
+
+/* "mirrors:" followed by a list of mappings (or null for none). */
+static int parse_mirrors(struct loader *ld, yaml_parser_t *parser, size_t line)
+{
+    yaml_event_t ev;
+    if (ld->cfg->nmirrors != 0)
+        return fail(ld, "%s:%zu: mirrors: set twice", ld->path, line);
+    if (next_event(ld, parser, &ev) != 0)
+        return -1;
+    int type = ev.type, null = type == YAML_SCALAR_EVENT && is_null(&ev);
+    yaml_event_delete(&ev);
+    if (null)
+        return 0;
+    if (type != YAML_SEQUENCE_START_EVENT)
+        return fail(ld, "%s:%zu: mirrors: expected a list of mirrors", ld->path, line);
+    for (;;) {
+        if (next_event(ld, parser, &ev) != 0)
+            return -1;
+        type = ev.type;
+        size_t item_line = ev.start_mark.line + 1;
+        yaml_event_delete(&ev);
+        if (type == YAML_SEQUENCE_END_EVENT)
+            return 0;
+        if (type != YAML_MAPPING_START_EVENT)
+            return fail(ld, "%s:%zu: mirrors: each mirror is a mapping (prefix, upstream, ...)", ld->path, item_line);
+        config_mirror_t mr, *grown = realloc(ld->cfg->mirrors, (ld->cfg->nmirrors + 1) * sizeof(mr));
+        if (grown == NULL)
+            return fail(ld, "config: out of memory");
+        ld->cfg->mirrors = grown;
+        if (parse_mirror(ld, parser, &mr, item_line) != 0) {
+            mirror_dispose(&mr);
+            return -1;
+        }
+        ld->cfg->mirrors[ld->cfg->nmirrors++] = mr;
+    }
+}
+
 static int parse_value(struct loader *ld, yaml_parser_t *parser, const char *name, size_t line)
 {
+    if (strcmp(name, "mirrors") == 0)
+        return parse_mirrors(ld, parser, line);
     const struct config_key *k = find_key(name);
     int section = k == NULL && is_section(name), ret = -1;
     yaml_event_t ev;
@@ -679,6 +832,11 @@ Error:
 
 void config_dispose(config_t *cfg)
 {
+    for (size_t i = 0; i < cfg->nmirrors; ++i)
+        mirror_dispose(&cfg->mirrors[i]);
+    free(cfg->mirrors);
+    cfg->mirrors = NULL;
+    cfg->nmirrors = 0;
     for (size_t i = 0; i < NKEYS; ++i) {
         if (keys[i].type == CONFIG_STRING) {
             char **field = FIELD(cfg, &keys[i], char *);
@@ -708,5 +866,13 @@ void config_print(const config_t *cfg)
         env_name(&keys[i], name, sizeof(name));
         printf("%-*s  %-*s  %-*s  %s\n", wk, keys[i].key, wv, name, wval, format_value(cfg, &keys[i], buf, sizeof(buf)),
                keys[i].doc);
+    }
+    for (size_t i = 0; i < cfg->nmirrors; ++i) {
+        const config_mirror_t *mr = &cfg->mirrors[i];
+        char ttl[32], to[32];
+        printf("mirrors[%zu]  prefix \"%s\"  upstream %s  ns %s  tag_ttl %s  timeout %s  library %s  credentials %s\n", i,
+               mr->prefix, mr->upstream, mr->ns, format_duration(mr->tag_ttl_ms, ttl, sizeof(ttl)),
+               format_duration(mr->timeout_ms, to, sizeof(to)), mr->library ? "true" : "false",
+               mr->username && *mr->username ? "(set)" : "none");
     }
 }

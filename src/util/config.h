@@ -9,6 +9,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/** One pull-through mirror (the "mirrors" list; see docs/mirror.md). */
+typedef struct {
+    char *prefix;        /* prefix   ""  the repository names it serves: "" = every name not hosted here */
+    char *upstream;      /* upstream     base URL of the upstream registry (required) */
+    char *ns;            /* ns           containerd's ?ns= value selecting it; default: the upstream's host,
+                                         "docker.io" for registry-1.docker.io */
+    char *username;      /* username     upstream credentials (optional) */
+    char *password;      /* password */
+    uint64_t tag_ttl_ms; /* tag_ttl  5m  how long a tag is served before it is revalidated upstream */
+    uint64_t timeout_ms; /* timeout  30s connecting, and waiting for an answer */
+    int library;         /* library      one-word names get "library/"; default: true when ns is docker.io */
+} config_mirror_t;
+
 typedef struct {
     /* http */
     char *http_addr;                  /* http.addr            "127.0.0.1:5000" (host:port; [v6]:port) */
@@ -45,6 +58,9 @@ typedef struct {
     uint64_t auth_login_backoff_ms;   /* auth.login_backoff   1s */
     char *auth_trusted_proxies;       /* auth.trusted_proxies "" */
     uint64_t auth_credential_cache_ttl_ms; /* auth.credential_cache_ttl 60s */
+    /* pull-through mirrors, from the file only (a list has no environment variable) */
+    config_mirror_t *mirrors;
+    size_t nmirrors;
 } config_t;
 
 /**

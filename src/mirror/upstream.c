@@ -1,0 +1,442 @@
+#include <ctype.h>
+#include <curl/curl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include "mirror/upstream.h"
+#include "util/log.h"
+
+#define TOKENS 32          /* cached upstream tokens per mirror, one per repository scope */
+#define TOKEN_MAX (64 * 1024)
+
+struct upstream {
+    char *base;     /* "https://registry-1.docker.io", no trailing slash */
+    char *username; /* NULL: anonymous */
+    char *password;
+    long timeout_ms;
+    pthread_mutex_t mu;
+    struct {
+        char *scope;   /* "repository:library/alpine:pull" */
+        char *token;   /* NULL: use Basic credentials */
+        time_t until;
+    } tokens[TOKENS];
+    unsigned next; /* the slot to replace when all are taken */
+};
+
+/* One transfer's state, for curl's callbacks. */
+typedef struct {
+    CURL *c;
+    const upstream_sink_t *sink;
+    upstream_resp_t *resp;
+    int state; /* 0 no body yet, 1 a 2xx body going to the sink, 2 an error body, 3 the sink aborted */
+    size_t errlen;
+    char challenge[1024]; /* WWW-Authenticate of a 401 */
+} xfer_t;
+
+static pthread_key_t curl_key;
+
+static void free_handle(void *c)
+{
+    curl_easy_cleanup(c);
+}
+
+void upstream_global_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    pthread_key_create(&curl_key, free_handle);
+}
+
+/* This thread's handle: kept for the thread's life so that its connections to the upstream are reused. */
+static CURL *handle(void)
+{
+    CURL *c = pthread_getspecific(curl_key);
+    if (c == NULL && (c = curl_easy_init()) != NULL)
+        pthread_setspecific(curl_key, c);
+    return c;
+}
+
+upstream_t *upstream_new(const config_mirror_t *cfg)
+{
+    upstream_t *u = calloc(1, sizeof(*u));
+    u->base = strdup(cfg->upstream);
+    if (cfg->username != NULL && *cfg->username != '\0') {
+        u->username = strdup(cfg->username);
+        u->password = strdup(cfg->password ? cfg->password : "");
+    }
+    u->timeout_ms = (long)cfg->timeout_ms;
+    pthread_mutex_init(&u->mu, NULL);
+    return u;
+}
+
+static void forget_token(upstream_t *u, unsigned i)
+{
+    free(u->tokens[i].scope);
+    if (u->tokens[i].token != NULL)
+        explicit_bzero(u->tokens[i].token, strlen(u->tokens[i].token));
+    free(u->tokens[i].token);
+    u->tokens[i].scope = u->tokens[i].token = NULL;
+}
+
+void upstream_free(upstream_t *u)
+{
+    if (u == NULL)
+        return;
+    for (unsigned i = 0; i < TOKENS; ++i)
+        forget_token(u, i);
+    free(u->base);
+    free(u->username);
+    if (u->password != NULL)
+        explicit_bzero(u->password, strlen(u->password));
+    free(u->password);
+    pthread_mutex_destroy(&u->mu);
+    free(u);
+}
+
+/* ---- the token cache ---- */
+
+/* 1 and a malloc'd copy of the token in *token (NULL: Basic) if `scope` has a live entry, else 0. */
+static int cached_token(upstream_t *u, const char *scope, char **token)
+{
+    int found = 0;
+    time_t now = time(NULL);
+    pthread_mutex_lock(&u->mu);
+    for (unsigned i = 0; i < TOKENS; ++i) {
+        if (u->tokens[i].scope != NULL && strcmp(u->tokens[i].scope, scope) == 0) {
+            if (u->tokens[i].until > now) {
+                *token = u->tokens[i].token ? strdup(u->tokens[i].token) : NULL;
+                found = 1;
+            } else {
+                forget_token(u, i);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&u->mu);
+    return found;
+}
+
+static void cache_token(upstream_t *u, const char *scope, const char *token, time_t until)
+{
+    pthread_mutex_lock(&u->mu);
+    unsigned slot = TOKENS;
+    for (unsigned i = 0; i < TOKENS && slot == TOKENS; ++i)
+        if (u->tokens[i].scope != NULL && strcmp(u->tokens[i].scope, scope) == 0)
+            slot = i;
+    for (unsigned i = 0; i < TOKENS && slot == TOKENS; ++i)
+        if (u->tokens[i].scope == NULL)
+            slot = i;
+    if (slot == TOKENS)
+        slot = u->next++ % TOKENS;
+    forget_token(u, slot);
+    u->tokens[slot].scope = strdup(scope);
+    u->tokens[slot].token = token ? strdup(token) : NULL;
+    u->tokens[slot].until = until;
+    pthread_mutex_unlock(&u->mu);
+}
+
+/* ---- curl callbacks ---- */
+
+/* Copy a header's value (trimmed) into buf. */
+static void header_value(const char *v, size_t len, char *buf, size_t size)
+{
+    while (len > 0 && (*v == ' ' || *v == '\t'))
+        ++v, --len;
+    while (len > 0 && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
+        --len;
+    if (len >= size)
+        len = size - 1;
+    memcpy(buf, v, len);
+    buf[len] = '\0';
+}
+
+static size_t on_header(char *buf, size_t size, size_t n, void *p)
+{
+    xfer_t *x = p;
+    size_t len = size * n;
+    if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
+        /* a new response (after a redirect or a 100): forget the previous one's headers */
+        upstream_resp_t *r = x->resp;
+        r->content_type[0] = r->digest[0] = r->retry_after[0] = x->challenge[0] = '\0';
+        r->length = -1;
+        return len;
+    }
+    const char *colon = memchr(buf, ':', len);
+    if (colon == NULL)
+        return len;
+    size_t nlen = (size_t)(colon - buf), vlen = len - nlen - 1;
+    char num[32];
+#define IS(s) (nlen == sizeof(s) - 1 && strncasecmp(buf, s, nlen) == 0)
+    if (IS("content-type"))
+        header_value(colon + 1, vlen, x->resp->content_type, sizeof(x->resp->content_type));
+    else if (IS("docker-content-digest"))
+        header_value(colon + 1, vlen, x->resp->digest, sizeof(x->resp->digest));
+    else if (IS("retry-after"))
+        header_value(colon + 1, vlen, x->resp->retry_after, sizeof(x->resp->retry_after));
+    else if (IS("www-authenticate"))
+        header_value(colon + 1, vlen, x->challenge, sizeof(x->challenge));
+    else if (IS("content-length")) {
+        header_value(colon + 1, vlen, num, sizeof(num));
+        char *end;
+        long long v = strtoll(num, &end, 10);
+        x->resp->length = *num != '\0' && *end == '\0' && v >= 0 ? v : -1;
+    }
+#undef IS
+    return len;
+}
+
+static int start_body(xfer_t *x)
+{
+    curl_easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &x->resp->status);
+    if (x->resp->status / 100 != 2) {
+        x->state = 2;
+        return 0;
+    }
+    x->state = 1;
+    if (x->sink != NULL && x->sink->start != NULL && x->sink->start(x->sink->ctx, x->resp) != 0) {
+        x->state = 3;
+        return -1;
+    }
+    return 0;
+}
+
+static size_t on_body(char *buf, size_t size, size_t n, void *p)
+{
+    xfer_t *x = p;
+    size_t len = size * n;
+    if (x->state == 0 && start_body(x) != 0)
+        return 0;
+    if (x->state == 1) {
+        if (x->sink != NULL && x->sink->data != NULL && x->sink->data(x->sink->ctx, buf, len) != 0) {
+            x->state = 3;
+            return 0;
+        }
+    } else if (x->state == 2) {
+        /* the start of an error body, printable, for the log */
+        for (size_t i = 0; i < len && x->errlen + 1 < sizeof(x->resp->error); ++i)
+            x->resp->error[x->errlen++] = isprint((unsigned char)buf[i]) ? buf[i] : ' ';
+        x->resp->error[x->errlen] = '\0';
+    }
+    return len;
+}
+
+/* ---- requests ---- */
+
+/* One request; `bearer` (or Basic credentials when `basic`) authorizes it. 0 if answered, -1 if not. */
+static int perform(upstream_t *u, xfer_t *x, const char *method, const char *url, const char *accept, const char *bearer,
+                   int basic, int whole_timeout)
+{
+    CURL *c = handle();
+    char errbuf[CURL_ERROR_SIZE] = "", line[TOKEN_MAX + 32];
+    struct curl_slist *hdrs = NULL;
+    if (c == NULL) {
+        snprintf(x->resp->error, sizeof(x->resp->error), "cannot create an HTTP client");
+        return -1;
+    }
+    curl_easy_reset(c);
+    x->c = c;
+    x->state = 0;
+    x->errlen = 0;
+    x->resp->status = 0;
+    x->resp->error[0] = x->resp->content_type[0] = x->resp->digest[0] = x->resp->retry_after[0] = x->challenge[0] = '\0';
+    x->resp->length = -1;
+
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    if (strcmp(method, "HEAD") == 0)
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L); /* Docker Hub sends blobs from a CDN */
+    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_USERAGENT, "berth-mirror/" PACKAGE_VERSION);
+    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, u->timeout_ms);
+    if (whole_timeout) {
+        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, u->timeout_ms);
+    } else { /* a blob may take long; a stalled one may not */
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, u->timeout_ms / 1000 > 0 ? u->timeout_ms / 1000 : 1L);
+    }
+    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+    if (accept != NULL) {
+        snprintf(line, sizeof(line), "Accept: %s", accept);
+        hdrs = curl_slist_append(hdrs, line);
+    }
+    if (bearer != NULL) {
+        /* curl sends custom headers to redirect targets on other hosts only with CURLOPT_UNRESTRICTED_AUTH */
+        snprintf(line, sizeof(line), "Authorization: Bearer %s", bearer);
+        hdrs = curl_slist_append(hdrs, line);
+        explicit_bzero(line, sizeof(line));
+    } else if (basic && u->username != NULL) {
+        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        curl_easy_setopt(c, CURLOPT_USERNAME, u->username);
+        curl_easy_setopt(c, CURLOPT_PASSWORD, u->password);
+    }
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    CURLcode rc = curl_easy_perform(c);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    curl_slist_free_all(hdrs); /* it held the token: its strings are freed, and the stack copy is wiped */
+    if (rc == CURLE_OK && x->state == 0)
+        start_body(x); /* HEAD, or an empty body */
+    if (rc != CURLE_OK) {
+        if (x->state != 3)
+            snprintf(x->resp->error, sizeof(x->resp->error), "%s", *errbuf ? errbuf : curl_easy_strerror(rc));
+        else
+            snprintf(x->resp->error, sizeof(x->resp->error), "transfer aborted");
+        if (x->state != 1)
+            x->resp->status = 0; /* no usable answer */
+        return -1;
+    }
+    return 0;
+}
+
+/* The value of `key` in a challenge's parameters (key="value" or key=token), into buf; 0 if found. */
+static int challenge_param(const char *ch, const char *key, char *buf, size_t size)
+{
+    size_t klen = strlen(key);
+    for (const char *p = ch; *p != '\0';) {
+        while (*p == ' ' || *p == ',')
+            ++p;
+        const char *eq = strchr(p, '=');
+        if (eq == NULL)
+            return -1;
+        int match = (size_t)(eq - p) == klen && strncasecmp(p, key, klen) == 0;
+        size_t n = 0;
+        p = eq + 1;
+        if (*p == '"') {
+            for (++p; *p != '\0' && *p != '"'; ++p) {
+                if (*p == '\\' && p[1] != '\0')
+                    ++p;
+                if (match && n + 1 < size)
+                    buf[n++] = *p;
+            }
+            if (*p == '"')
+                ++p;
+        } else {
+            for (; *p != '\0' && *p != ','; ++p)
+                if (match && n + 1 < size)
+                    buf[n++] = *p;
+        }
+        if (match) {
+            buf[n] = '\0';
+            return 0;
+        }
+    }
+    return -1;
+}
+
+typedef struct {
+    char *buf;
+    size_t len;
+} membuf_t;
+
+static int mem_data(void *ctx, const void *p, size_t n)
+{
+    membuf_t *m = ctx;
+    if (m->len + n > TOKEN_MAX)
+        return -1;
+    memcpy(m->buf + m->len, p, n);
+    m->len += n;
+    return 0;
+}
+
+/* Answer a Bearer challenge: ask its realm for a token for `scope`. 0 and the malloc'd token in *token. */
+static int fetch_token(upstream_t *u, const char *challenge, const char *scope, char **token, time_t *until, upstream_resp_t *resp)
+{
+    char realm[512], service[256] = "", want[512], *url = NULL;
+    if (challenge_param(challenge, "realm", realm, sizeof(realm)) != 0 ||
+        (strncmp(realm, "https://", 8) != 0 && strncmp(realm, "http://", 7) != 0)) {
+        snprintf(resp->error, sizeof(resp->error), "the upstream's challenge has no usable realm");
+        return -1;
+    }
+    challenge_param(challenge, "service", service, sizeof(service));
+    if (challenge_param(challenge, "scope", want, sizeof(want)) != 0)
+        snprintf(want, sizeof(want), "%s", scope);
+    CURL *c = handle();
+    char *esc_service = curl_easy_escape(c, service, 0), *esc_scope = curl_easy_escape(c, want, 0);
+    int n = asprintf(&url, "%s%cservice=%s&scope=%s", realm, strchr(realm, '?') ? '&' : '?', esc_service, esc_scope);
+    curl_free(esc_service);
+    curl_free(esc_scope);
+    if (n < 0)
+        return -1;
+
+    membuf_t m = {malloc(TOKEN_MAX), 0};
+    upstream_sink_t sink = {NULL, mem_data, &m};
+    xfer_t x = {.sink = &sink, .resp = resp};
+    int rc = perform(u, &x, "GET", url, "application/json", NULL, u->username != NULL, 1);
+    free(url);
+    if (rc == 0 && resp->status != 200) {
+        snprintf(resp->error, sizeof(resp->error), "the upstream's token service answered %ld", resp->status);
+        rc = -1;
+    }
+    json_t *j = rc == 0 ? json_loadb(m.buf, m.len, 0, NULL) : NULL;
+    explicit_bzero(m.buf, m.len);
+    free(m.buf);
+    const char *t = json_string_value(json_object_get(j, "token"));
+    if (t == NULL)
+        t = json_string_value(json_object_get(j, "access_token"));
+    if (rc == 0 && (t == NULL || *t == '\0' || strlen(t) > TOKEN_MAX - 64)) {
+        snprintf(resp->error, sizeof(resp->error), "the upstream's token service sent no token");
+        rc = -1;
+    }
+    if (rc == 0) {
+        json_int_t ttl = json_integer_value(json_object_get(j, "expires_in"));
+        if (ttl <= 0)
+            ttl = 60; /* the token specification's default */
+        *until = time(NULL) + (ttl > 20 ? ttl - 10 : ttl / 2);
+        *token = strdup(t);
+    }
+    json_decref(j);
+    return rc;
+}
+
+int upstream_fetch(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref, const char *accept,
+                   int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp)
+{
+    char *url = NULL, scope[512], *token = NULL;
+    int basic = 0, rc = -1;
+    if (asprintf(&url, "%s/v2/%s/%s/%s", u->base, name, kind, ref) < 0)
+        return -1;
+    snprintf(scope, sizeof(scope), "repository:%s:pull", name);
+    int cached = cached_token(u, scope, &token);
+    basic = cached && token == NULL;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        xfer_t x = {.sink = sink, .resp = resp};
+        rc = perform(u, &x, method, url, accept, token, basic, whole_timeout);
+        if (rc != 0 || resp->status != 401 || attempt == 1)
+            break;
+        /* challenged: get what it asks for, once */
+        time_t until = time(NULL) + 300;
+        if (token != NULL)
+            explicit_bzero(token, strlen(token));
+        free(token);
+        token = NULL;
+        char challenge[sizeof(x.challenge)];
+        memcpy(challenge, x.challenge, sizeof(challenge));
+        if (strncasecmp(challenge, "Bearer ", 7) == 0) {
+            if (fetch_token(u, challenge + 7, scope, &token, &until, resp) != 0) {
+                log_warn("mirror %s: cannot get a token for %s: %s", u->base, scope, resp->error);
+                resp->status = 0;
+                rc = -1;
+                break;
+            }
+        } else if (strncasecmp(challenge, "Basic", 5) == 0 && u->username != NULL && !basic) {
+            basic = 1;
+        } else {
+            break; /* nothing to answer with: the 401 stands */
+        }
+        cache_token(u, scope, token, until);
+    }
+    if (token != NULL)
+        explicit_bzero(token, strlen(token));
+    free(token);
+    free(url);
+    return rc;
+}

@@ -1,0 +1,50 @@
+/*
+ * The HTTP client of a pull-through mirror: GET and HEAD of an upstream registry's manifests and blobs with
+ * libcurl, following the upstream's auth challenge (Docker's token protocol, or Basic) with the configured
+ * credentials or none, and caching the upstream's tokens until they expire. Blocking: call on a worker thread.
+ * Each thread keeps one curl handle, so connections to the upstream are reused.
+ */
+#ifndef BERTH_MIRROR_UPSTREAM_H
+#define BERTH_MIRROR_UPSTREAM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "util/config.h"
+
+typedef struct upstream upstream_t;
+
+/** What the upstream answered. */
+typedef struct {
+    long status;            /* the final HTTP status; 0 if there was no answer (see error) */
+    char error[256];        /* why there was no answer, or the start of an error body, for the log */
+    char content_type[256];
+    char digest[160];       /* Docker-Content-Digest, "" if absent */
+    int64_t length;         /* Content-Length, -1 if absent */
+    char retry_after[32];   /* Retry-After, "" if absent */
+} upstream_resp_t;
+
+/** Where a 2xx body goes: `start` once the status and headers are known, then `data` for each piece; either
+ * returns 0 to go on or -1 to abort the transfer. For a HEAD (or an empty body) only `start` is called. */
+typedef struct {
+    int (*start)(void *ctx, const upstream_resp_t *resp);
+    int (*data)(void *ctx, const void *p, size_t n);
+    void *ctx;
+} upstream_sink_t;
+
+/** Once per process, before threads start. */
+void upstream_global_init(void);
+
+upstream_t *upstream_new(const config_mirror_t *cfg);
+void upstream_free(upstream_t *u);
+
+/**
+ * `method` ("GET" or "HEAD") /v2/<name>/<kind>/<ref> of the upstream (`kind` "manifests" or "blobs"), with
+ * `accept` as the Accept header (NULL: none). A 401 is answered once by fetching a token (or sending Basic
+ * credentials) and retrying. `whole_timeout`: the mirror's timeout bounds the whole transfer (manifests); else
+ * only connecting and a stalled transfer (blobs). Returns 0 if the upstream answered (status in resp->status; the
+ * body of a 2xx went to `sink`), -1 if not (resp->error says why; also when the sink aborted).
+ */
+int upstream_fetch(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref, const char *accept,
+                   int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp);
+
+#endif
