@@ -1,7 +1,11 @@
 /* GET /v2/, the health endpoints, and small helpers shared by the handlers. */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 #include "http/api.h"
+#include "mirror/mirror.h"
 
 void api_base(route_t *r)
 {
@@ -27,6 +31,34 @@ void api_readyz(h2o_req_t *req)
     } else {
         res_bytes(req, 200, "text/plain", H2O_STRLIT("ok\n"));
     }
+}
+
+/* Prometheus text format: the mirrors' counters (more to come). */
+void api_metrics(h2o_req_t *req)
+{
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } counters[] = {
+        {"berth_mirror_fetches_total", "Objects fetched from the upstream (or revalidated tags that moved).",
+         offsetof(mirror_t, fetches)},
+        {"berth_mirror_stale_total", "Cached tags served because the upstream failed.", offsetof(mirror_t, stale)},
+        {"berth_mirror_errors_total", "Fetches that failed other than by a 404 upstream.", offsetof(mirror_t, errors)},
+    };
+    char *out = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&out, &len);
+    for (size_t c = 0; c < sizeof(counters) / sizeof(counters[0]); ++c) {
+        fprintf(fp, "# HELP %s %s\n# TYPE %s counter\n", counters[c].name, counters[c].help, counters[c].name);
+        for (size_t i = 0; i < nmirrors; ++i) {
+            uint64_t v = __atomic_load_n((uint64_t *)((char *)&mirrors[i] + counters[c].off), __ATOMIC_RELAXED);
+            fprintf(fp, "%s{upstream=\"%s\",prefix=\"%s\"} %llu\n", counters[c].name, mirrors[i].cfg->upstream,
+                    mirrors[i].cfg->prefix, (unsigned long long)v);
+        }
+    }
+    fclose(fp);
+    res_bytes(req, 200, "text/plain; version=0.0.4", out, len);
+    free(out);
 }
 
 int api_digest_arg(h2o_req_t *req, const char *s, digest_t *out)

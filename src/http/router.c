@@ -145,6 +145,8 @@ int router_on_req(h2o_handler_t *self, h2o_req_t *req)
         api_healthz(req);
     } else if (h2o_memis(p, plen, H2O_STRLIT("/readyz"))) {
         api_readyz(req);
+    } else if (h2o_memis(p, plen, H2O_STRLIT("/metrics"))) {
+        api_metrics(req);
     } else {
         res_error(req, ERR_NOT_FOUND, NULL, NULL);
     }
