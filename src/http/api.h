@@ -54,6 +54,8 @@ void api_referrers(route_t *r);
 /* api_tags.c */
 void api_tags_list(route_t *r);
 void api_catalog(route_t *r);
+/** Free this loop thread's cache of list pages (as the thread ends). */
+void api_tags_thread_dispose(void);
 
 /* api_mirror.c: pull-through mirrors */
 /**

@@ -7,6 +7,70 @@
 
 #define LIST_MAX 10000 /* the most names one answer carries, whatever n asks */
 
+/*
+ * Each loop remembers the pages it answered (the whole path with its query -> body and Link), valid while the
+ * store's write generation stays the same. Not for a filtered catalog, whose page depends on the caller.
+ */
+#define PAGE_SLOTS 256
+#define PAGE_MAX (256 * 1024)
+typedef struct {
+    uint64_t gen;
+    char *key;
+    char *body, *link;
+    size_t len;
+} page_t;
+static __thread page_t *pages;
+
+void api_tags_thread_dispose(void)
+{
+    for (size_t i = 0; pages != NULL && i < PAGE_SLOTS; ++i) {
+        free(pages[i].key);
+        free(pages[i].body);
+        free(pages[i].link);
+    }
+    free(pages);
+    pages = NULL;
+}
+
+static page_t *page_slot(h2o_req_t *req)
+{
+    if (pages == NULL && (pages = calloc(PAGE_SLOTS, sizeof(*pages))) == NULL)
+        return NULL;
+    uint64_t h = 14695981039346656037ull;
+    for (size_t i = 0; i < req->path.len; ++i)
+        h = (h ^ (unsigned char)req->path.base[i]) * 1099511628211ull;
+    return &pages[h % PAGE_SLOTS];
+}
+
+static int page_hit(page_t *p, h2o_req_t *req)
+{
+    return p != NULL && p->gen == metastore_generation() && p->key != NULL && strlen(p->key) == req->path.len &&
+           memcmp(p->key, req->path.base, req->path.len) == 0;
+}
+
+static void page_send(h2o_req_t *req, const page_t *p)
+{
+    if (p->link != NULL)
+        res_header(req, "link", p->link);
+    res_bytes(req, 200, "application/json", p->body, p->len);
+}
+
+static void page_keep(page_t *p, h2o_req_t *req, uint64_t gen, const char *body, size_t len)
+{
+    if (p == NULL || len > PAGE_MAX)
+        return;
+    free(p->key);
+    free(p->body);
+    free(p->link);
+    ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("link"), -1);
+    p->key = strndup(req->path.base, req->path.len);
+    p->body = malloc(len ? len : 1);
+    memcpy(p->body, body, len);
+    p->len = len;
+    p->link = i >= 0 ? strndup(req->res.headers.entries[i].value.base, req->res.headers.entries[i].value.len) : NULL;
+    p->gen = p->key && p->body ? gen : 0;
+}
+
 typedef struct {
     json_t *arr;
     const char *last;
@@ -49,6 +113,13 @@ static void add_link(h2o_req_t *req, const char *path, long n, const char *last)
 static void list(route_t *r, const char *name, const char *path)
 {
     h2o_req_t *req = r->req;
+    int cacheable = name != NULL || auth_mode() == MODE_OPEN;
+    uint64_t gen = metastore_generation();
+    page_t *page = cacheable ? page_slot(req) : NULL;
+    if (page_hit(page, req)) {
+        page_send(req, page);
+        return;
+    }
     long n = parse_n(req);
     if (n == -2)
         return;
@@ -88,7 +159,15 @@ static void list(route_t *r, const char *name, const char *path)
         add_link(req, path, n < 0 ? limit : n, l.last);
     }
     json_t *body = name ? json_pack("{s:s,s:o}", "name", name, "tags", l.arr) : json_pack("{s:o}", "repositories", l.arr);
-    res_json(req, 200, body);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL) {
+        res_error(req, ERR_INTERNAL, NULL, NULL);
+        return;
+    }
+    page_keep(page, req, gen, text, strlen(text));
+    res_bytes(req, 200, "application/json", text, strlen(text));
+    free(text);
 }
 
 void api_tags_list(route_t *r)

@@ -152,6 +152,7 @@ static void *thread_main(void *arg)
         if (count_conns(tc) == 0 || now_ms() >= deadline)
             break;
     }
+    api_tags_thread_dispose();
     return NULL;
 }
 
@@ -323,6 +324,7 @@ int server_run(config_t *cfg)
         threads[i].max_conns = (berth.cfg.http_max_connections + nthreads - 1) / nthreads;
         if ((threads[i].db = metastore_open(berth.db_path, 0)) == NULL)
             return 1;
+        metastore_enable_cache(threads[i].db);
         threads[i].auth = auth_thread_new();
         pthread_create(&threads[i].thread, NULL, thread_main, &threads[i]);
     }

@@ -82,10 +82,99 @@ static const char *queries[Q__COUNT] = {
 
 int metastore_new_repos_public;
 
+/*
+ * The read cache: a loop's connection remembers manifests and blob sizes it read, each stamped with the
+ * generation in effect before the query. The writer bumps the generation after every commit that changed a row
+ * (before anyone is told the write is done), which invalidates every entry at once: a client never reads back
+ * older data than it wrote, and the hot path of a pull (manifest by tag, HEAD blob) costs no SQLite query and
+ * none of its file locking while nothing is written.
+ */
+#define CACHE_SLOTS 1024          /* per connection, direct-mapped */
+#define CACHE_MAX_CONTENT 65536   /* larger manifests are read from SQLite every time */
+static uint64_t generation = 1;
+
+typedef struct {
+    uint64_t gen; /* 0: empty */
+    uint64_t hash;
+    char *key;    /* kind, repository, '\n', reference */
+    digest_t digest;
+    char *media_type;
+    void *content;
+    size_t size;    /* manifest bytes, or the blob's size */
+    int64_t checked_at;
+} cache_entry_t;
+
 struct metastore {
     sqlite3 *db;
     sqlite3_stmt *stmts[Q__COUNT];
+    cache_entry_t *cache; /* NULL: no cache (the writer's connection) */
 };
+
+static uint64_t current_generation(void)
+{
+    return __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
+}
+
+uint64_t metastore_generation(void)
+{
+    return current_generation();
+}
+
+void metastore_enable_cache(metastore_t *m)
+{
+    if (m->cache == NULL)
+        m->cache = calloc(CACHE_SLOTS, sizeof(*m->cache));
+}
+
+static void cache_clear(cache_entry_t *e)
+{
+    free(e->key);
+    free(e->media_type);
+    free(e->content);
+    memset(e, 0, sizeof(*e));
+}
+
+/* FNV-1a over kind, repo, '\n', ref. */
+static uint64_t cache_hash(char kind, const char *repo, const char *ref)
+{
+    uint64_t h = 14695981039346656037ull;
+    h = (h ^ (unsigned char)kind) * 1099511628211ull;
+    for (const char *p = repo; *p; ++p)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ '\n') * 1099511628211ull;
+    for (const char *p = ref; *p; ++p)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h;
+}
+
+static int cache_key_is(const cache_entry_t *e, char kind, const char *repo, const char *ref)
+{
+    size_t rl = strlen(repo);
+    return e->key[0] == kind && strncmp(e->key + 1, repo, rl) == 0 && e->key[1 + rl] == '\n' && strcmp(e->key + 2 + rl, ref) == 0;
+}
+
+/* The live entry for (kind, repo, ref), or NULL; *slot is where it belongs. */
+static cache_entry_t *cache_find(metastore_t *m, char kind, const char *repo, const char *ref, cache_entry_t **slot)
+{
+    uint64_t h = cache_hash(kind, repo, ref);
+    cache_entry_t *e = &m->cache[h % CACHE_SLOTS];
+    *slot = e;
+    if (e->gen == current_generation() && e->hash == h && cache_key_is(e, kind, repo, ref))
+        return e;
+    return NULL;
+}
+
+/* Fill `e` (the slot cache_find named) with a key; the caller fills the rest. */
+static void cache_fill(cache_entry_t *e, uint64_t gen, char kind, const char *repo, const char *ref)
+{
+    cache_clear(e);
+    if (asprintf(&e->key, "%c%s\n%s", kind, repo, ref) < 0) {
+        e->key = NULL;
+        return;
+    }
+    e->hash = cache_hash(kind, repo, ref);
+    e->gen = gen;
+}
 
 static int exec(metastore_t *m, const char *sql)
 {
@@ -177,6 +266,11 @@ void metastore_close(metastore_t *m)
 {
     if (m == NULL)
         return;
+    if (m->cache != NULL) {
+        for (size_t i = 0; i < CACHE_SLOTS; ++i)
+            cache_clear(&m->cache[i]);
+        free(m->cache);
+    }
     for (int i = 0; i < Q__COUNT; ++i)
         sqlite3_finalize(m->stmts[i]);
     /* other modules keep statements on the connection too (store/accounts.c); sqlite3_close refuses while any live */
@@ -210,6 +304,12 @@ int metastore_ping(metastore_t *m)
 
 int metastore_blob_get(metastore_t *m, const char *repo, const digest_t *d, uint64_t *size)
 {
+    cache_entry_t *slot = NULL, *e;
+    uint64_t gen = current_generation();
+    if (m->cache != NULL && (e = cache_find(m, 'b', repo, d->str, &slot)) != NULL) {
+        *size = e->size;
+        return 0;
+    }
     sqlite3_stmt *s = stmt(m, Q_BLOB_GET);
     if (s == NULL)
         return BERTH_ERROR;
@@ -218,6 +318,10 @@ int metastore_blob_get(metastore_t *m, const char *repo, const digest_t *d, uint
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *size = (uint64_t)sqlite3_column_int64(s, 0);
+        if (slot != NULL) {
+            cache_fill(slot, gen, 'b', repo, d->str);
+            slot->size = *size;
+        }
         rc = 0;
     } else {
         rc = rc == SQLITE_DONE ? BERTH_ENOTFOUND : step_error(m, Q_BLOB_GET);
@@ -229,6 +333,13 @@ int metastore_blob_get(metastore_t *m, const char *repo, const digest_t *d, uint
 int metastore_manifest_get(metastore_t *m, const char *repo, const char *tag, const digest_t *d, metastore_manifest_t *out)
 {
     int q = tag ? Q_MANIFEST_BY_TAG : Q_MANIFEST_BY_DIGEST;
+    cache_entry_t *slot = NULL, *e;
+    uint64_t gen = current_generation();
+    if (m->cache != NULL && (e = cache_find(m, tag ? 't' : 'd', repo, tag ? tag : d->str, &slot)) != NULL) {
+        /* lent, not copied: valid until the next call on this connection */
+        *out = (metastore_manifest_t){e->digest, e->media_type, e->content, e->size, e->checked_at, 1};
+        return 0;
+    }
     sqlite3_stmt *s = stmt(m, q);
     if (s == NULL)
         return BERTH_ERROR;
@@ -247,6 +358,17 @@ int metastore_manifest_get(metastore_t *m, const char *repo, const char *tag, co
         out->content = malloc(out->size ? out->size : 1);
         memcpy(out->content, sqlite3_column_blob(s, 2), out->size);
         out->checked_at = tag ? sqlite3_column_int64(s, 3) : 0;
+        out->lent = 0;
+        if (slot != NULL && out->size <= CACHE_MAX_CONTENT) {
+            /* the cache takes the copies and lends them */
+            cache_fill(slot, gen, tag ? 't' : 'd', repo, tag ? tag : d->str);
+            slot->digest = out->digest;
+            slot->media_type = out->media_type;
+            slot->content = out->content;
+            slot->size = out->size;
+            slot->checked_at = out->checked_at;
+            out->lent = 1;
+        }
         rc = 0;
     } else {
         rc = rc == SQLITE_DONE ? BERTH_ENOTFOUND : step_error(m, q);
@@ -257,8 +379,10 @@ int metastore_manifest_get(metastore_t *m, const char *repo, const char *tag, co
 
 void metastore_manifest_dispose(metastore_manifest_t *mf)
 {
-    free(mf->media_type);
-    free(mf->content);
+    if (!mf->lent) {
+        free(mf->media_type);
+        free(mf->content);
+    }
     mf->media_type = NULL;
     mf->content = NULL;
 }
@@ -599,6 +723,7 @@ struct metastore_writer {
 static void *writer_main(void *p)
 {
     metastore_writer_t *w = p;
+    sqlite3_int64 changes = sqlite3_total_changes64(w->m->db);
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (w->head == NULL && !w->stopping)
@@ -626,6 +751,10 @@ static void *writer_main(void *p)
             exec(w->m, "ROLLBACK");
             for (write_job_t *j = batch; j; j = j->next)
                 j->rc = BERTH_ERROR;
+        } else if (ok && sqlite3_total_changes64(w->m->db) != changes) {
+            /* committed: the read caches' entries are stale from now on, before any writer hears "done" */
+            changes = sqlite3_total_changes64(w->m->db);
+            __atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);
         }
 
         pthread_mutex_lock(&w->mu);

@@ -36,6 +36,14 @@ int metastore_schema_version(metastore_t *m);
 struct sqlite3;
 struct sqlite3 *metastore_db(metastore_t *m);
 
+/**
+ * Give a read connection (one event loop's) a cache of manifests and blob sizes, invalidated whenever the
+ * writer commits a change. Reads on it then cost no query while nothing is written.
+ */
+void metastore_enable_cache(metastore_t *m);
+/** The write generation: it moves after every commit that changed something (for caches above the store). */
+uint64_t metastore_generation(void);
+
 /** A trivial query, for readiness checks: 0 if the database answers. */
 int metastore_ping(metastore_t *m);
 
@@ -50,11 +58,13 @@ typedef struct {
     void *content;    /* malloc'd */
     size_t size;
     int64_t checked_at; /* by tag: when a mirror last confirmed the tag upstream (0: pushed here) */
+    int lent;           /* media_type and content belong to the connection's cache (see below) */
 } metastore_manifest_t;
 
 /**
  * A manifest of `repo` by tag (when `tag` is non-NULL) or by digest. 0 (fill *out; free with
- * metastore_manifest_dispose), BERTH_ENOTFOUND or BERTH_ERROR.
+ * metastore_manifest_dispose), BERTH_ENOTFOUND or BERTH_ERROR. On a connection with a cache, the strings may be
+ * lent by the cache: use them before the next call on the connection.
  */
 int metastore_manifest_get(metastore_t *m, const char *repo, const char *tag, const digest_t *d, metastore_manifest_t *out);
 void metastore_manifest_dispose(metastore_manifest_t *mf);
