@@ -12,7 +12,8 @@ int mirror_init(const config_t *cfg)
 {
     if (cfg->nmirrors == 0)
         return 0;
-    upstream_global_init();
+    if (upstream_global_init() != 0)
+        return -1;
     if ((mirrors = calloc(cfg->nmirrors, sizeof(*mirrors))) == NULL)
         return -1;
     for (size_t i = 0; i < cfg->nmirrors; ++i) {

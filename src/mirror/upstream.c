@@ -1,5 +1,7 @@
+#define CURL_DISABLE_TYPECHECK /* the calls go through C below, not curl's macros */
 #include <ctype.h>
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -37,24 +39,62 @@ typedef struct {
     char challenge[1024]; /* WWW-Authenticate of a 401 */
 } xfer_t;
 
+/*
+ * libcurl is opened when the first mirror is set up, not linked: with its TLS, Kerberos and LDAP libraries it
+ * would add about 3.5 MiB to the resident size of every berth, mirror or not.
+ */
+static struct {
+    CURLcode (*global_init)(long flags);
+    CURL *(*easy_init)(void);
+    void (*easy_cleanup)(CURL *c);
+    void (*easy_reset)(CURL *c);
+    CURLcode (*easy_setopt)(CURL *c, CURLoption opt, ...);
+    CURLcode (*easy_perform)(CURL *c);
+    CURLcode (*easy_getinfo)(CURL *c, CURLINFO info, ...);
+    const char *(*easy_strerror)(CURLcode rc);
+    char *(*easy_escape)(CURL *c, const char *s, int len);
+    void (*free)(void *p);
+    struct curl_slist *(*slist_append)(struct curl_slist *l, const char *s);
+    void (*slist_free_all)(struct curl_slist *l);
+} C;
+
 static pthread_key_t curl_key;
 
 static void free_handle(void *c)
 {
-    curl_easy_cleanup(c);
+    C.easy_cleanup(c);
 }
 
-void upstream_global_init(void)
+int upstream_global_init(void)
 {
-    curl_global_init(CURL_GLOBAL_DEFAULT);
+    if (C.global_init != NULL)
+        return 0;
+    void *lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (lib == NULL) {
+        log_error("mirrors need libcurl (Debian package libcurl4): %s", dlerror());
+        return -1;
+    }
+    static const char *const names[] = {"curl_global_init",   "curl_easy_init",     "curl_easy_cleanup", "curl_easy_reset",
+                                        "curl_easy_setopt",   "curl_easy_perform",  "curl_easy_getinfo", "curl_easy_strerror",
+                                        "curl_easy_escape",   "curl_free",          "curl_slist_append", "curl_slist_free_all"};
+    void **slots = (void **)&C;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) {
+        if ((slots[i] = dlsym(lib, names[i])) == NULL) {
+            log_error("libcurl.so.4 lacks %s", names[i]);
+            memset(&C, 0, sizeof(C));
+            return -1;
+        }
+    }
+    C.global_init(CURL_GLOBAL_DEFAULT);
     pthread_key_create(&curl_key, free_handle);
+    return 0;
 }
 
 /* This thread's handle: kept for the thread's life so that its connections to the upstream are reused. */
 static CURL *handle(void)
 {
     CURL *c = pthread_getspecific(curl_key);
-    if (c == NULL && (c = curl_easy_init()) != NULL)
+    if (c == NULL && (c = C.easy_init()) != NULL)
         pthread_setspecific(curl_key, c);
     return c;
 }
@@ -190,7 +230,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *p)
 
 static int start_body(xfer_t *x)
 {
-    curl_easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &x->resp->status);
+    C.easy_getinfo(x->c, CURLINFO_RESPONSE_CODE, &x->resp->status);
     if (x->resp->status / 100 != 2) {
         x->state = 2;
         return 0;
@@ -236,7 +276,7 @@ static int perform(upstream_t *u, xfer_t *x, const char *method, const char *url
         snprintf(x->resp->error, sizeof(x->resp->error), "cannot create an HTTP client");
         return -1;
     }
-    curl_easy_reset(c);
+    C.easy_reset(c);
     x->c = c;
     x->state = 0;
     x->errlen = 0;
@@ -244,50 +284,50 @@ static int perform(upstream_t *u, xfer_t *x, const char *method, const char *url
     x->resp->error[0] = x->resp->content_type[0] = x->resp->digest[0] = x->resp->retry_after[0] = x->challenge[0] = '\0';
     x->resp->length = -1;
 
-    curl_easy_setopt(c, CURLOPT_URL, url);
+    C.easy_setopt(c, CURLOPT_URL, url);
     if (strcmp(method, "HEAD") == 0)
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L); /* Docker Hub sends blobs from a CDN */
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_USERAGENT, "berth-mirror/" PACKAGE_VERSION);
-    curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, u->timeout_ms);
+        C.easy_setopt(c, CURLOPT_NOBODY, 1L);
+    C.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    C.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L); /* Docker Hub sends blobs from a CDN */
+    C.easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
+    C.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    C.easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    C.easy_setopt(c, CURLOPT_USERAGENT, "berth-mirror/" PACKAGE_VERSION);
+    C.easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, u->timeout_ms);
     if (whole_timeout) {
-        curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, u->timeout_ms);
+        C.easy_setopt(c, CURLOPT_TIMEOUT_MS, u->timeout_ms);
     } else { /* a blob may take long; a stalled one may not */
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, u->timeout_ms / 1000 > 0 ? u->timeout_ms / 1000 : 1L);
+        C.easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+        C.easy_setopt(c, CURLOPT_LOW_SPEED_TIME, u->timeout_ms / 1000 > 0 ? u->timeout_ms / 1000 : 1L);
     }
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+    C.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    C.easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    C.easy_setopt(c, CURLOPT_HEADERDATA, x);
+    C.easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    C.easy_setopt(c, CURLOPT_WRITEDATA, x);
     if (accept != NULL) {
         snprintf(line, sizeof(line), "Accept: %s", accept);
-        hdrs = curl_slist_append(hdrs, line);
+        hdrs = C.slist_append(hdrs, line);
     }
     if (bearer != NULL) {
         /* curl sends custom headers to redirect targets on other hosts only with CURLOPT_UNRESTRICTED_AUTH */
         snprintf(line, sizeof(line), "Authorization: Bearer %s", bearer);
-        hdrs = curl_slist_append(hdrs, line);
+        hdrs = C.slist_append(hdrs, line);
         explicit_bzero(line, sizeof(line));
     } else if (basic && u->username != NULL) {
-        curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-        curl_easy_setopt(c, CURLOPT_USERNAME, u->username);
-        curl_easy_setopt(c, CURLOPT_PASSWORD, u->password);
+        C.easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+        C.easy_setopt(c, CURLOPT_USERNAME, u->username);
+        C.easy_setopt(c, CURLOPT_PASSWORD, u->password);
     }
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-    CURLcode rc = curl_easy_perform(c);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
-    curl_slist_free_all(hdrs); /* it held the token: its strings are freed, and the stack copy is wiped */
+    C.easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    CURLcode rc = C.easy_perform(c);
+    C.easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    C.slist_free_all(hdrs); /* it held the token: its strings are freed, and the stack copy is wiped */
     if (rc == CURLE_OK && x->state == 0)
         start_body(x); /* HEAD, or an empty body */
     if (rc != CURLE_OK) {
         if (x->state != 3)
-            snprintf(x->resp->error, sizeof(x->resp->error), "%s", *errbuf ? errbuf : curl_easy_strerror(rc));
+            snprintf(x->resp->error, sizeof(x->resp->error), "%s", *errbuf ? errbuf : C.easy_strerror(rc));
         else
             snprintf(x->resp->error, sizeof(x->resp->error), "transfer aborted");
         if (x->state != 1)
@@ -360,10 +400,10 @@ static int fetch_token(upstream_t *u, const char *challenge, const char *scope, 
     if (challenge_param(challenge, "scope", want, sizeof(want)) != 0)
         snprintf(want, sizeof(want), "%s", scope);
     CURL *c = handle();
-    char *esc_service = curl_easy_escape(c, service, 0), *esc_scope = curl_easy_escape(c, want, 0);
+    char *esc_service = C.easy_escape(c, service, 0), *esc_scope = C.easy_escape(c, want, 0);
     int n = asprintf(&url, "%s%cservice=%s&scope=%s", realm, strchr(realm, '?') ? '&' : '?', esc_service, esc_scope);
-    curl_free(esc_service);
-    curl_free(esc_scope);
+    C.free(esc_service);
+    C.free(esc_scope);
     if (n < 0)
         return -1;
 

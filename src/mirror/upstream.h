@@ -31,8 +31,8 @@ typedef struct {
     void *ctx;
 } upstream_sink_t;
 
-/** Once per process, before threads start. */
-void upstream_global_init(void);
+/** Once per process, before threads start: loads libcurl. 0, or -1 if it cannot (logged). */
+int upstream_global_init(void);
 
 upstream_t *upstream_new(const config_mirror_t *cfg);
 void upstream_free(upstream_t *u);
