@@ -735,6 +735,17 @@ int api_mirror_route(route_t *r, int push)
         res_error(req, ERR_DENIED, msg, json_pack("{s:s}", "name", local));
         return -1;
     }
+    /* the mirror's name for it may be a repository pushed here ("foo" is library/foo): serve that one, never fetch
+     * into it (a revalidation would move its tags to the upstream's manifests, or delete them) */
+    int origin = metastore_repo_origin(r->tc->db, local);
+    if (origin == 0) {
+        r->name = local;
+        return 0;
+    }
+    if (origin == BERTH_ERROR) {
+        res_error(req, ERR_INTERNAL, NULL, NULL);
+        return -1;
+    }
     r->mirror = m;
     r->name = local;
     r->upstream_name = up;
