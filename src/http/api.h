@@ -60,8 +60,8 @@ void api_tags_thread_dispose(void);
 /* api_mirror.c: pull-through mirrors */
 /**
  * Decide whether a mirror serves the request's repository; if so set r->mirror, r->upstream_name and r->name (berth's
- * name for it, e.g. with "library/" added). A `push` to a mirrored repository is answered 403 DENIED: returns -1 when
- * it answered, else 0.
+ * name for it, e.g. with "library/" added). A `push` to a mirrored repository is answered 403 DENIED, and a request
+ * whose ?ns= no mirror serves for a mirrored repository 404 NAME_UNKNOWN: returns -1 when it answered, else 0.
  */
 int api_mirror_route(route_t *r, int push);
 void api_mirror_manifest_get(route_t *r); /* GET and HEAD, fetching from the upstream what is missing or stale */

@@ -709,8 +709,16 @@ int api_mirror_route(route_t *r, int push)
     char *local = h2o_mem_alloc_pool(&req->pool, NAME_MAX_LEN + 1), *up = h2o_mem_alloc_pool(&req->pool, NAME_MAX_LEN + 1);
     const char *ns = req_query(req, "ns", 0);
     const mirror_t *m = mirror_select(r->name, ns, local, up);
-    if (m == NULL)
+    if (m == NULL) {
+        /* ?ns= names a registry no mirror here serves: a repository hosted here may answer, never a copy mirrored
+         * from another upstream (docker.io's library/x is not quay.io's) */
+        if (ns != NULL && metastore_repo_origin(r->tc->db, r->name) == 1) {
+            res_error(req, ERR_NAME_UNKNOWN, "no mirror here serves that registry",
+                      json_pack("{s:s,s:s}", "name", r->name, "ns", ns));
+            return -1;
+        }
         return 0;
+    }
     if (*m->cfg->prefix == '\0') {
         /* a mirror of every name not hosted here: is this one hosted here, or about to be by this push? */
         int origin = metastore_repo_origin(r->tc->db, r->name);
@@ -725,6 +733,17 @@ int api_mirror_route(route_t *r, int push)
         char msg[512];
         snprintf(msg, sizeof(msg), "%s mirrors %s: pushes to it are not accepted", local, m->cfg->upstream);
         res_error(req, ERR_DENIED, msg, json_pack("{s:s}", "name", local));
+        return -1;
+    }
+    /* the mirror's name for it may be a repository pushed here ("foo" is library/foo): serve that one, never fetch
+     * into it (a revalidation would move its tags to the upstream's manifests, or delete them) */
+    int origin = metastore_repo_origin(r->tc->db, local);
+    if (origin == 0) {
+        r->name = local;
+        return 0;
+    }
+    if (origin == BERTH_ERROR) {
+        res_error(req, ERR_INTERNAL, NULL, NULL);
         return -1;
     }
     r->mirror = m;

@@ -2,6 +2,7 @@
 # Runs alone too:  BERTH=/path/berth bash tests/integration/blobs.sh   (SRCDIR/BUILDDIR are guessed)
 #
 # TAP:     check DESC CMD...   is DESC GOT WANT   isnt DESC GOT UNWANTED   like DESC GOT REGEX
+#          (a DESC with "# TODO reason" marks a known problem: reported "not ok", not counted as a failure)
 #          pass DESC   fail DESC [DIAG...]   diag TEXT...   is_error DESC STATUS CODE   done_testing
 # Server:  start_berth [VAR=VALUE...]   stop_berth   restart_berth   kill_berth   wait_berth
 #          start_berth_again
@@ -67,7 +68,8 @@ _result() { # OK? DESC
     if [[ $1 == 1 ]]; then
         printf 'ok %d - %s\n' "$_n" "$2"
     else
-        _failed=$((_failed + 1))
+        # TAP: a failing point marked "# TODO" is a known problem, not a failure of the file (as tests/run counts it)
+        [[ $2 =~ \#[[:space:]]*[Tt][Oo][Dd][Oo] ]] || _failed=$((_failed + 1))
         printf 'not ok %d - %s\n' "$_n" "$2"
         # The caller's caller is the test file line that made the assertion.
         local i
