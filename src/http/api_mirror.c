@@ -697,6 +697,14 @@ void api_mirror_blob_get(route_t *r)
         res_error(r->req, ERR_INTERNAL, NULL, NULL);
         return;
     }
+    if (method_is(r->req, "HEAD") && *r->mirror->cfg->prefix == '\0' &&
+        metastore_repo_origin(r->tc->db, r->name) == BERTH_ENOTFOUND) {
+        /* Under the mirror of every name, a name not here yet may be about to be pushed: clients HEAD each blob
+         * before they upload it. Fetching here would turn the name into a mirrored repository and refuse the push
+         * (and download what the client is about to send). A pull asks with GET, or for a manifest first. */
+        res_error(r->req, ERR_BLOB_UNKNOWN, NULL, json_pack("{s:s}", "digest", d.str));
+        return;
+    }
     follow(r, 1, &d, 0, NULL);
 }
 

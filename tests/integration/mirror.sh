@@ -365,10 +365,14 @@ is "... and library/own:1 still points at what was pushed here (a pull never rew
     "$STATUS $(hdr Docker-Content-Digest)" "200 $SOLO"
 is "... the upstream was never asked for library/own's manifests" \
     "$(grep -F '"berth-mirror/' "$UP_SRV/access.log" | grep -c 'library/own/manifests')" 0
-# a client pushing checks its blobs first (HEAD): under the catch-all, a name not here yet is the upstream's, so the
-# mirror fetches them from the upstream and records the repository as mirrored; the manifest PUT is then refused
-check "admin: skopeo copy oci:SRC:shared -> MIRROR/team/shared:1 (new here; the upstream has the same image) # TODO blob HEADs of the push make it a mirrored repository: 403 on the manifest" \
+# a client pushing checks its blobs first (HEAD): under the catch-all, a HEAD of a blob of a name not here yet is
+# answered from here (404), never fetched, or the name would become a mirrored repository and the push be refused
+api HEAD "$MR_URL/v2/team/shared/blobs/$(jq -r '.layers[0].digest' "$(layout_blob "$SRC" "$SHARED")")"
+is "HEAD a blob of team/shared (not here; the upstream has it) -> 404, nothing fetched" "$STATUS" 404
+check "admin: skopeo copy oci:SRC:shared -> MIRROR/team/shared:1 (new here; the upstream has the same image)" \
     sko copy "${NOTLS[@]}" --dest-creds "admin:$MR_PW" "oci:$SRC:shared" "docker://$MR_REG/team/shared:1"
+is "... the mirror asked the upstream for none of team/shared's blobs" \
+    "$(grep -F '"berth-mirror/' "$UP_SRV/access.log" | grep -c 'team/shared/blobs')" 0
 api PUT "$MR_URL/v2/myone/manifests/1" -u "admin:$MR_PW" -H "Content-Type: $MT_OCI_MANIFEST" \
     --data-binary "@$(layout_blob "$SRC" "$SOLO")"
 is "admin: PUT /v2/myone/manifests/1 (a new one-word name, blobs not there) -> 400 MANIFEST_BLOB_UNKNOWN, not 403" \
