@@ -123,8 +123,17 @@ static void route_top(h2o_req_t *req, void (*handler)(route_t *), int catalog)
     auth_require(r, 0, catalog, handler);
 }
 
+static void on_req_done(void *p)
+{
+    --**(size_t **)p;
+}
+
 int router_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
+    size_t **inflight = h2o_mem_alloc_shared(&req->pool, sizeof(*inflight), on_req_done);
+    *inflight = &thread_ctx_of(req)->inflight;
+    ++**inflight;
+
     /* the raw path, not h2o's normalised one: "a/../b" must be refused, never resolved */
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     const char *p = req->path.base;

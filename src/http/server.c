@@ -85,6 +85,33 @@ static size_t count_conns(thread_ctx_t *tc)
     return n;
 }
 
+typedef struct {
+    h2o_linklist_t link;
+    h2o_socket_t *sock;
+} tracked_t;
+
+static void on_sock_close(void *data)
+{
+    tracked_t *t = data;
+    h2o_linklist_unlink(&t->link);
+    free(t);
+}
+
+/* Whether a connection of the loop received or sent data within the last second (the kernel's TCP_INFO keeps
+ * the time): at shutdown, a connection that did not is idle, unless a request of it is being handled. */
+static int recent_io(thread_ctx_t *tc)
+{
+    for (h2o_linklist_t *l = tc->socks.next; l != &tc->socks; l = l->next) {
+        tracked_t *t = H2O_STRUCT_FROM_MEMBER(tracked_t, link, l);
+        struct tcp_info ti;
+        socklen_t len = sizeof(ti);
+        if (getsockopt(h2o_socket_get_fd(t->sock), IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+            ti.tcpi_last_data_recv < 1000 || ti.tcpi_last_data_sent < 1000)
+            return 1;
+    }
+    return 0;
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     thread_ctx_t *tc = listener->data;
@@ -92,10 +119,16 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     if (err != NULL)
         return;
     for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; ++i) {
-        if (count_conns(tc) >= tc->max_conns) { /* over the cap: refuse rather than queue without bound */
+        tracked_t *t;
+        if (count_conns(tc) >= tc->max_conns || (t = calloc(1, sizeof(*t))) == NULL) {
+            /* over the cap: refuse rather than queue without bound */
             h2o_socket_close(sock);
             continue;
         }
+        t->sock = sock;
+        h2o_linklist_insert(&tc->socks, &t->link);
+        sock->on_close.cb = on_sock_close;
+        sock->on_close.data = t;
         h2o_accept(&tc->accept_ctx, sock);
     }
 }
@@ -132,6 +165,7 @@ static void *thread_main(void *arg)
     h2o_loop_t *loop = h2o_evloop_create();
     h2o_context_init(&tc->ctx, loop, &berth.globalconf);
     h2o_timeout_init(loop, &tc->zero_timeout, 0);
+    h2o_linklist_init_anchor(&tc->socks);
     h2o_multithread_register_receiver(tc->ctx.queue, &tc->work_done, work_on_done);
     h2o_multithread_register_receiver(tc->ctx.queue, &tc->mirror_wake, api_mirror_on_wake);
     h2o_multithread_register_receiver(tc->ctx.queue, &tc->shutdown, on_shutdown);
@@ -142,14 +176,18 @@ static void *thread_main(void *arg)
     tc->listener->data = tc;
     h2o_socket_read_start(tc->listener, on_accept);
 
+    /* After SIGTERM: run until every connection is gone, or no request is being handled and no connection moved
+     * data for a second (idle keep-alive connections do not hold the exit; a body still arriving does), or the
+     * timeout. */
     uint64_t deadline = 0;
     for (;;) {
         h2o_evloop_run(loop, tc->stopping ? 100 : INT32_MAX);
         if (!tc->stopping)
             continue;
+        uint64_t now = now_ms();
         if (deadline == 0)
-            deadline = now_ms() + berth.cfg.http_shutdown_timeout_ms;
-        if (count_conns(tc) == 0 || now_ms() >= deadline)
+            deadline = now + berth.cfg.http_shutdown_timeout_ms;
+        if (count_conns(tc) == 0 || (tc->inflight == 0 && !recent_io(tc)) || now >= deadline)
             break;
     }
     api_tags_thread_dispose();

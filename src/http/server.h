@@ -37,6 +37,8 @@ typedef struct {
     int listen_fd;
     h2o_socket_t *listener;
     unsigned max_conns;
+    h2o_linklist_t socks;                   /* accepted sockets, to tell busy connections from idle ones at shutdown */
+    size_t inflight;                        /* requests being handled (router.c) */
     int stopping;
     pthread_t thread;
 } thread_ctx_t;

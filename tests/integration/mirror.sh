@@ -685,9 +685,8 @@ t0=$(now)
 stop_berth # SIGTERM: exit 0, no sanitizer report (checked by wait_berth)
 e=$(elapsed "$t0")
 use mirror
-# berth waits for idle HTTP/1 keep-alive connections (here the mirror's pooled ones) as if they were requests in
-# flight: it exits only at http.shutdown_timeout (2 s here, 30 s by default)
-like "the upstream exits within 1.5 s of SIGTERM (took $e s) # TODO idle keep-alive connections hold berth's shutdown until http.shutdown_timeout" \
+# the mirror keeps pooled keep-alive connections to the upstream: idle, they must not hold its exit
+like "the upstream exits within 1.5 s of SIGTERM (took $e s), though the mirror keeps idle connections to it" \
     "$(awk -v e="$e" 'BEGIN { print (e < 1.5 ? "fast" : "slow") }')" '^fast$'
 
 api GET "$UP_URL/v2/"
