@@ -463,7 +463,8 @@ int upstream_fetch(upstream_t *u, const char *method, const char *name, const ch
         if (strncasecmp(challenge, "Bearer ", 7) == 0) {
             if (fetch_token(u, challenge + 7, scope, &token, &until, resp) != 0) {
                 log_warn("mirror %s: cannot get a token for %s: %s", u->base, scope, resp->error);
-                resp->status = 0;
+                if (resp->status != 429) /* a rate limit stays one, with its Retry-After */
+                    resp->status = 0;
                 rc = -1;
                 break;
             }
