@@ -12,6 +12,7 @@
 # Missing podman or containerd is a TAP "# SKIP" point, not a failure. Mirrors are set up for the made-up
 # name upstream.example.com whose own address is a dead loopback port: nothing is sent off this machine.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ctrlib.bash"
 
 command -v skopeo >/dev/null || skip_all "skopeo is not installed"
 start_berth
@@ -444,60 +445,9 @@ EOF2
 fi
 
 # ================================================================ containerd (ctr)
-CTD_PID=
-CTD_SKIP=
-stop_containerd() {
-    [[ -n $CTD_PID ]] || return 0
-    kill -TERM "$CTD_PID" 2>/dev/null
-    local i
-    for ((i = 0; i < 100; i++)); do
-        _alive "$CTD_PID" || break
-        sleep 0.1
-    done
-    kill -KILL "$CTD_PID" 2>/dev/null
-    wait "$CTD_PID" 2>/dev/null
-    CTD_PID=
-    # containerd unmounts what it mounted; make sure nothing under $T stays mounted before it is removed
-    awk -v t="$T/" 'index($2, t) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r mp; do
-        umount -l "$mp" 2>/dev/null
-    done
-}
 trap 'stop_containerd; _cleanup' EXIT
 
-if ! command -v ctr >/dev/null || ! command -v containerd >/dev/null; then
-    CTD_SKIP="containerd/ctr not installed"
-elif ((EUID != 0)); then
-    CTD_SKIP="containerd needs root"
-else
-    K=$T/ctd
-    mkdir -p "$K"
-    cat >"$K/config.toml" <<EOF
-version = 2
-root = "$K/root"
-state = "$K/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.opt",
-  "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$K/ctd.sock"
-[ttrpc]
-  address = "$K/ctd.sock.ttrpc"
-[debug]
-  address = "$K/debug.sock"
-EOF
-    containerd --config "$K/config.toml" >"$K/containerd.log" 2>&1 &
-    CTD_PID=$!
-    CT=(ctr --address "$K/ctd.sock" --namespace berth-test)
-    for ((i = 0; i < 100; i++)); do
-        "${CT[@]}" version >/dev/null 2>&1 && break
-        _alive "$CTD_PID" || break
-        sleep 0.1
-    done
-    if ! "${CT[@]}" version >/dev/null 2>&1; then
-        CTD_SKIP="containerd did not start here: $(tail -n 1 "$K/containerd.log")"
-        stop_containerd
-    fi
-fi
+start_containerd
 if [[ -n $CTD_SKIP ]]; then
     skip_test "ctr images pull/push" "$CTD_SKIP"
 else

@@ -14,6 +14,7 @@
 #     they can run here. Their fallback to the real docker.io goes to a dead proxy: nothing leaves this machine.
 # Also prints (diag) the wall time of a warm pull through the mirror against a direct pull from the upstream.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/ctrlib.bash"
 
 command -v skopeo >/dev/null || skip_all "skopeo is not installed"
 
@@ -55,23 +56,6 @@ use() {
 }
 
 PROXY_PID=
-CTD_PID=
-stop_containerd() {
-    [[ -n $CTD_PID ]] || return 0
-    kill -TERM "$CTD_PID" 2>/dev/null
-    local i
-    for ((i = 0; i < 100; i++)); do
-        _alive "$CTD_PID" || break
-        sleep 0.1
-    done
-    kill -KILL "$CTD_PID" 2>/dev/null
-    wait "$CTD_PID" 2>/dev/null
-    CTD_PID=
-    # containerd unmounts what it mounted; make sure nothing under $T stays mounted before it is removed
-    awk -v t="$T/" 'index($2, t) == 1 { print $2 }' /proc/self/mounts | sort -r | while read -r mp; do
-        umount -l "$mp" 2>/dev/null
-    done
-}
 cleanup_all() {
     stop_containerd
     [[ -n $PROXY_PID ]] && kill -TERM "$PROXY_PID" 2>/dev/null
@@ -600,59 +584,28 @@ EOF
     fi
 fi
 
-if ! command -v ctr >/dev/null || ! command -v containerd >/dev/null; then
-    skip_test "ctr images pull docker.io/... through the mirror" "containerd/ctr not installed"
-elif ((EUID != 0)); then
-    skip_test "ctr images pull docker.io/... through the mirror" "containerd needs root"
+if ! start_containerd env HTTP_PROXY="$DEAD_PROXY" HTTPS_PROXY="$DEAD_PROXY"; then
+    skip_test "ctr images pull docker.io/... through the mirror" "$CTD_SKIP"
 else
-    K=$T/ctd
-    mkdir -p "$K"
-    cat >"$K/config.toml" <<EOF
-version = 2
-root = "$K/root"
-state = "$K/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs", "io.containerd.internal.v1.opt",
-  "io.containerd.tracing.processor.v1.otlp"]
-[grpc]
-  address = "$K/ctd.sock"
-[ttrpc]
-  address = "$K/ctd.sock.ttrpc"
-[debug]
-  address = "$K/debug.sock"
-EOF
-    containerd --config "$K/config.toml" >"$K/containerd.log" 2>&1 &
-    CTD_PID=$!
-    CT=(env HTTP_PROXY=$DEAD_PROXY HTTPS_PROXY=$DEAD_PROXY ctr --address "$K/ctd.sock" --namespace berth-test)
-    for ((i = 0; i < 100; i++)); do
-        "${CT[@]}" version >/dev/null 2>&1 && break
-        _alive "$CTD_PID" || break
-        sleep 0.1
+    mkdir -p "$K/hosts/docker.io"
+    printf 'server = "https://registry-1.docker.io"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$MR_REG" \
+        >"$K/hosts/docker.io/hosts.toml"
+    check "ctr images pull --hosts-dir: docker.io/library/ctrimg:1 through the mirror (?ns=docker.io)" \
+        "${CT[@]}" images pull --hosts-dir "$K/hosts" docker.io/library/ctrimg:1
+    is "... containerd records the upstream's manifest digest" \
+        "$("${CT[@]}" images ls | awk '$1 == "docker.io/library/ctrimg:1" { print $3 }')" "$CTRI"
+    check "... the mirror answered ?ns=docker.io requests with 200: the tag (HEAD) and the manifest by digest" bash -c "
+        grep -qE '\"HEAD /v2/library/ctrimg/manifests/1\\?ns=docker.io HTTP/1.1\" 200 ' '$MR_SRV/access.log' &&
+        grep -qF '\"GET /v2/library/ctrimg/manifests/$CTRI?ns=docker.io HTTP/1.1\" 200 ' '$MR_SRV/access.log'"
+    mapfile -t CTR_BLOBS < <(all_digests "$SRC" "$CTRI" | tail -n +2)
+    ok=1
+    for d in "${CTR_BLOBS[@]}"; do
+        grep -qF "\"GET /v2/library/ctrimg/blobs/$d?ns=docker.io HTTP/1.1\" 200 " "$MR_SRV/access.log" || ok=0
     done
-    if ! "${CT[@]}" version >/dev/null 2>&1; then
-        skip_test "ctr images pull docker.io/... through the mirror" "containerd did not start here: $(tail -n 1 "$K/containerd.log")"
-        stop_containerd
-    else
-        mkdir -p "$K/hosts/docker.io"
-        printf 'server = "https://registry-1.docker.io"\n\n[host."http://%s"]\n  capabilities = ["pull", "resolve"]\n' "$MR_REG" \
-            >"$K/hosts/docker.io/hosts.toml"
-        check "ctr images pull --hosts-dir: docker.io/library/ctrimg:1 through the mirror (?ns=docker.io)" \
-            "${CT[@]}" images pull --hosts-dir "$K/hosts" docker.io/library/ctrimg:1
-        is "... containerd records the upstream's manifest digest" \
-            "$("${CT[@]}" images ls | awk '$1 == "docker.io/library/ctrimg:1" { print $3 }')" "$CTRI"
-        check "... the mirror answered ?ns=docker.io requests with 200: the tag (HEAD) and the manifest by digest" bash -c "
-            grep -qE '\"HEAD /v2/library/ctrimg/manifests/1\\?ns=docker.io HTTP/1.1\" 200 ' '$MR_SRV/access.log' &&
-            grep -qF '\"GET /v2/library/ctrimg/manifests/$CTRI?ns=docker.io HTTP/1.1\" 200 ' '$MR_SRV/access.log'"
-        mapfile -t CTR_BLOBS < <(all_digests "$SRC" "$CTRI" | tail -n +2)
-        ok=1
-        for d in "${CTR_BLOBS[@]}"; do
-            grep -qF "\"GET /v2/library/ctrimg/blobs/$d?ns=docker.io HTTP/1.1\" 200 " "$MR_SRV/access.log" || ok=0
-        done
-        is "... and its config and layer (GET blobs/<digest>?ns=docker.io -> 200)" "$ok" 1
-        check "... which the mirror fetched from the upstream as library/ctrimg" \
-            grep -qF '"GET /v2/library/ctrimg/manifests/1 HTTP/1.1" 200 ' "$UP_SRV/access.log"
-        stop_containerd
-    fi
+    is "... and its config and layer (GET blobs/<digest>?ns=docker.io -> 200)" "$ok" 1
+    check "... which the mirror fetched from the upstream as library/ctrimg" \
+        grep -qF '"GET /v2/library/ctrimg/manifests/1 HTTP/1.1" 200 ' "$UP_SRV/access.log"
+    stop_containerd
 fi
 
 # ================================================================ credentials never in a response
