@@ -78,8 +78,10 @@ void api_blob_get(route_t *r)
         res_error(req, ERR_INTERNAL, NULL, NULL);
         return;
     }
-    int fd = blobstore_open(&berth.blobs, &d, &fsize);
-    if (fd < 0 || fsize != size) {
+    /* a HEAD answers from the database: blob files are immutable, and their presence was checked when they
+     * were recorded (a GET still checks the file) */
+    int head = method_is(req, "HEAD"), fd = -1;
+    if (!head && ((fd = blobstore_open(&berth.blobs, &d, &fsize)) < 0 || fsize != size)) {
         log_error("blob %s is in the database but its file is %s", d.str, fd < 0 ? strerror(errno) : "the wrong size");
         if (fd >= 0)
             close(fd);
@@ -104,7 +106,8 @@ void api_blob_get(route_t *r)
                         (unsigned long long)size);
             break;
         case RANGE_UNSATISFIABLE:
-            close(fd);
+            if (fd >= 0)
+                close(fd);
             res_headerf(req, "content-range", "bytes */%llu", (unsigned long long)size);
             res_error(req, ERR_RANGE_INVALID, "requested range not satisfiable", NULL);
             return;
@@ -118,9 +121,10 @@ void api_blob_get(route_t *r)
     req->res.content_length = end - start;
     h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, H2O_STRLIT("application/octet-stream"), 1);
 
-    if (method_is(req, "HEAD") || start == end) {
+    if (head || start == end) {
         static h2o_generator_t none = {NULL, NULL};
-        close(fd);
+        if (fd >= 0)
+            close(fd);
         h2o_start_response(req, &none);
         h2o_send(req, NULL, 0, H2O_SEND_STATE_FINAL);
         return;
