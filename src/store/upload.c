@@ -239,6 +239,12 @@ int upload_append(upload_t *up, const void *data, size_t len)
     return 0;
 }
 
+void upload_writeback(upload_t *up, uint64_t offset, uint64_t len)
+{
+    if (len > 0)
+        (void)sync_file_range(up->fd, (off64_t)offset, (off64_t)len, SYNC_FILE_RANGE_WRITE);
+}
+
 int upload_truncate(upload_t *up, uint64_t offset)
 {
     if (offset == up->offset)
@@ -294,10 +300,20 @@ static int rehash(upload_t *up, digest_algo_t algo, digest_t *out)
     return rc;
 }
 
-int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size)
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size,
+                  upload_phases_t *phases)
 {
     digest_t got;
     char path[BLOBSTORE_PATH_MAX];
+    upload_phases_t ph;
+    double t = mono_now(), t1;
     if (up->hasher != NULL && digest_hasher_algo(up->hasher) == expect->algo) {
         digest_hasher_final(up->hasher, &got);
         digest_hasher_free(up->hasher);
@@ -310,16 +326,25 @@ int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_
         remove_session(u, up);
         return BERTH_EDIGEST;
     }
+    t1 = mono_now();
+    ph.hash = t1 - t;
+    t = t1;
     if (fsync(up->fd) != 0) {
         log_error("upload %s: fsync: %s", up->uuid, strerror(errno));
         upload_release(u, up);
         return BERTH_ERROR;
     }
+    t1 = mono_now();
+    ph.fsync = t1 - t;
+    t = t1;
     session_path(u, up->uuid, "data", path, sizeof(path));
     if (blobstore_commit(bs, path, expect) != 0) {
         upload_release(u, up);
         return BERTH_ERROR;
     }
+    ph.commit = mono_now() - t;
+    if (phases != NULL)
+        *phases = ph;
     *size = up->offset;
     remove_session(u, up);
     return 0;

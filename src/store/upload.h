@@ -52,15 +52,27 @@ void upload_release(uploads_t *u, upload_t *up);
 /** Append `len` bytes at the session's offset, hashing them. 0 or -1 (errno; the offset is unchanged). */
 int upload_append(upload_t *up, const void *data, size_t len);
 
+/**
+ * Start writing `len` bytes at `offset` of the data to disk without waiting (sync_file_range), so that dirty
+ * pages do not pile up and the fsync in upload_finish has little left to do. A hint: errors are ignored.
+ */
+void upload_writeback(upload_t *up, uint64_t offset, uint64_t len);
+
 /** Cut the data back to `offset` bytes (after a failed or interrupted chunk); the hash is recomputed later. */
 int upload_truncate(upload_t *up, uint64_t offset);
+
+/** Seconds spent in each step of upload_finish (for the debug log). */
+typedef struct {
+    double hash, fsync, commit;
+} upload_phases_t;
 
 /**
  * Finish a busy session: fsync, check the data against `expect` (re-hashing the file when needed), move it
  * into the blob store. On success the session is gone and *size is the blob's size. On BERTH_EDIGEST the session
- * is gone too and nothing was stored. Blocking: call on a worker thread.
+ * is gone too and nothing was stored. `phases` (may be NULL) receives the time of each step. Blocking: call on a worker thread.
  */
-int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size);
+int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size,
+                  upload_phases_t *phases);
 
 /** Remove a busy session and its files. */
 void upload_cancel(uploads_t *u, upload_t *up);

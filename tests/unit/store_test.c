@@ -50,7 +50,7 @@ static void test_uploads(blobstore_t *bs)
     upload_release(&u, up);
     ok(upload_acquire(&u, uuid, "lib/alpine", &up) == 0, "acquire again");
     digest_compute(&wrong, DIGEST_SHA256, "hello there", 11);
-    ok(upload_finish(&u, up, &wrong, bs, &size) == BERTH_EDIGEST, "a wrong digest is refused");
+    ok(upload_finish(&u, up, &wrong, bs, &size, NULL) == BERTH_EDIGEST, "a wrong digest is refused");
     blobstore_path(bs, &wrong, path, sizeof(path));
     ok(access(path, F_OK) != 0, "and no blob file appears for it");
     ok(upload_peek(&u, uuid, "lib/alpine", &off) == BERTH_ENOTFOUND, "and the session is gone");
@@ -61,7 +61,7 @@ static void test_uploads(blobstore_t *bs)
     ok(upload_truncate(up, 5) == 0 && up->offset == 5 && up->hasher == NULL, "truncate drops the running hash");
     upload_append(up, " world", 6);
     digest_compute(&d, DIGEST_SHA512, "hello world", 11);
-    ok(upload_finish(&u, up, &d, bs, &size) == 0 && size == 11, "finish with sha512 (re-hashed)");
+    ok(upload_finish(&u, up, &d, bs, &size, NULL) == 0 && size == 11, "finish with sha512 (re-hashed)");
     blobstore_path(bs, &d, path, sizeof(path));
     ok(file_equals(path, "hello world", 11), "the blob file holds the bytes: %s", path);
     uploads_dispose(&u);
