@@ -90,7 +90,7 @@ int metastore_new_repos_public;
  * none of its file locking while nothing is written.
  */
 #define CACHE_SLOTS 1024          /* per connection, direct-mapped */
-#define CACHE_MAX_CONTENT 65536   /* larger manifests are read from SQLite every time */
+#define CACHE_MAX_CONTENT 16384   /* larger manifests are read from SQLite every time (bounds the cache: 16 MiB) */
 static uint64_t generation = 1;
 
 typedef struct {
