@@ -12,7 +12,6 @@
  */
 #include <errno.h>
 #include <stdarg.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -727,9 +726,11 @@ int api_mirror_route(route_t *r, int push)
         }
         return 0;
     }
+    int origin = 0, asked = 0; /* where r->name comes from, once asked */
     if (*m->cfg->prefix == '\0') {
+        asked = 1;
         /* a mirror of every name not hosted here: is this one hosted here, or about to be by this push? */
-        int origin = metastore_repo_origin(r->tc->db, r->name);
+        origin = metastore_repo_origin(r->tc->db, r->name);
         if (origin == 0 || (origin == BERTH_ENOTFOUND && push && metastore_repo_origin(r->tc->db, local) != 1))
             return 0;
         if (origin == BERTH_ERROR) {
@@ -744,8 +745,10 @@ int api_mirror_route(route_t *r, int push)
         return -1;
     }
     /* the mirror's name for it may be a repository pushed here ("foo" is library/foo): serve that one, never fetch
-     * into it (a revalidation would move its tags to the upstream's manifests, or delete them) */
-    int origin = metastore_repo_origin(r->tc->db, local);
+     * into it (a revalidation would move its tags to the upstream's manifests, or delete them); under the
+     * catch-all the name is often the same, and already asked about */
+    if (!asked || strcmp(local, r->name) != 0)
+        origin = metastore_repo_origin(r->tc->db, local);
     if (origin == 0) {
         r->name = local;
         return 0;
