@@ -23,7 +23,7 @@ sources() {
     name) echo "src/oci/name.c" ;;
     range) echo "src/oci/range.c" ;;
     manifest) echo "src/oci/manifest.c src/oci/digest.c -ljansson -lcrypto" ;;
-    config) echo "src/util/config.c -lyaml" ;;
+    config) echo "src/config/config.c src/oci/name.c -lyaml" ;;
     *) echo "unknown fuzz target $1" >&2; exit 2 ;;
     esac
 }

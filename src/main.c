@@ -4,7 +4,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "http/server.h"
-#include "util/config.h"
+#include "config/config.h"
 #include "util/log.h"
 
 static int usage(FILE *out)

@@ -7,7 +7,8 @@
 #define BERTH_AUTH_ACCESS_H
 
 #include <stdint.h>
-#include "auth/scope.h"
+#include "oci/scope.h"
+#include "store/accounts.h"
 
 typedef enum { MODE_PRIVATE = 0, MODE_PUBLIC = 1, MODE_CLOUD = 2, MODE_OPEN = 3 } access_mode_t;
 
@@ -21,14 +22,8 @@ typedef struct {
     unsigned scope_limit; /* an access token's scope on this repository (ACTION_ALL when not a token) */
 } access_principal_t;
 
-/** What is known about one repository, from the caller's point of view. */
-typedef struct {
-    int exists;          /* the repository exists */
-    int is_public;       /* its visibility is public */
-    unsigned ns_actions; /* from namespace ownership: the caller's own namespace (ACTION_ALL) or an organisation's
-                            namespace through a team (the team's permission); 0 otherwise */
-    unsigned granted;    /* from explicit grants on the repository or a pattern covering it (direct or via teams) */
-} access_repo_t;
+/** What is known about one repository, from the caller's point of view (gathered by store/accounts.h). */
+typedef accounts_repo_facts_t access_repo_t;
 
 typedef struct {
     access_mode_t mode;

@@ -8,6 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include "auth/password.h"
+#include "util/secret.h"
 
 /* crypt_ra's buffer holds the password-derived state: clear it before it goes back to malloc. */
 static void crypt_data_free(void *data, int size)
@@ -46,7 +47,7 @@ int password_verify(const char *password, const char *hash)
     /* Compare whole outputs: crypt re-derives the same setting prefix, so equal means the same hash, and a
      * failure token ("*0") can never equal a stored hash that starts with '$'. */
     if ((h = crypt_ra(password, hash, &data, &size)) != NULL && h[0] != '*')
-        ok = password_equal(h, strlen(h), hash, strlen(hash));
+        ok = secret_equal(h, strlen(h), hash, strlen(hash));
     crypt_data_free(data, size);
     return ok;
 }
@@ -112,50 +113,4 @@ int password_htpasswd_line(const char *line, char **user, char **hash)
     }
     *user = strndup(p, (size_t)(colon - p));
     return 0;
-}
-
-char *password_random_secret(size_t nbytes)
-{
-    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    unsigned char *raw;
-    char *out;
-    size_t o = 0, i = 0;
-
-    if (nbytes > 1024 * 1024)
-        return NULL;
-    raw = malloc(nbytes + 1);
-    out = malloc((nbytes + 2) / 3 * 4 + 1);
-    if (raw == NULL || out == NULL || RAND_bytes(raw, (int)nbytes) != 1) {
-        free(raw);
-        free(out);
-        return NULL;
-    }
-    for (; i + 3 <= nbytes; i += 3) {
-        unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8 | raw[i + 2];
-        out[o++] = abc[v >> 18];
-        out[o++] = abc[(v >> 12) & 63];
-        out[o++] = abc[(v >> 6) & 63];
-        out[o++] = abc[v & 63];
-    }
-    if (nbytes - i == 1) {
-        unsigned v = (unsigned)raw[i] << 16;
-        out[o++] = abc[v >> 18];
-        out[o++] = abc[(v >> 12) & 63];
-    } else if (nbytes - i == 2) {
-        unsigned v = (unsigned)raw[i] << 16 | (unsigned)raw[i + 1] << 8;
-        out[o++] = abc[v >> 18];
-        out[o++] = abc[(v >> 12) & 63];
-        out[o++] = abc[(v >> 6) & 63];
-    }
-    out[o] = '\0';
-    OPENSSL_cleanse(raw, nbytes);
-    free(raw);
-    return out;
-}
-
-int password_equal(const void *a, size_t alen, const void *b, size_t blen)
-{
-    size_t n = alen < blen ? alen : blen;
-    /* the lengths are not secret (a hash's length follows from its scheme); the bytes are */
-    return (CRYPTO_memcmp(a, b, n) == 0) & (alen == blen);
 }

@@ -25,10 +25,4 @@ int password_hash_supported(const char *hash);
  */
 int password_htpasswd_line(const char *line, char **user, char **hash);
 
-/** A random secret of `nbytes` bytes (at most 1 MiB), base64url without padding; malloc'd, or NULL. */
-char *password_random_secret(size_t nbytes);
-
-/** Compare two byte strings in constant time (for their common length); 1 if equal. */
-int password_equal(const void *a, size_t alen, const void *b, size_t blen);
-
 #endif

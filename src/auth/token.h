@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "auth/scope.h"
+#include "oci/scope.h"
 
 #define TOKEN_LEEWAY 60  /* seconds of clock skew tolerated on exp, nbf, iat */
 #define TOKEN_MAX_ACCESS 16

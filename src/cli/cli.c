@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include <termios.h>
 #include <unistd.h>
 #include <openssl/crypto.h>
+#include "auth/admin.h"
 #include "auth/password.h"
 #include "cli/cli.h"
 #include "cli/cli_int.h"
@@ -202,21 +202,23 @@ int cli_open(cli_t *c, int write)
     if ((c->m = metastore_open(path, 1)) == NULL)
         return cli_fail("cannot open the database %s", path);
     /* the CLI never generates the admin password (it would have nowhere safe to show it) */
-    int rc = accounts_ensure_admin(c->m, c->cfg->admin_password, NULL);
+    int rc = admin_ensure(c->m, c->cfg->admin_password, NULL);
     if (rc < 0)
         return cli_fail("cannot create the admin account");
     if (rc == 1)
         fprintf(stderr, "berth: created the site administrator \"admin\" with the configured admin_password\n");
-    if (sqlite3_exec(metastore_db(c->m), write ? "BEGIN IMMEDIATE" : "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
-        return cli_fail("cannot start a transaction on %s: %s", path, sqlite3_errmsg(metastore_db(c->m)));
+    const char *err;
+    if (metastore_begin(c->m, write, &err) != 0)
+        return cli_fail("cannot start a transaction on %s: %s", path, err);
     c->in_tx = 1;
     return 0;
 }
 
 int cli_commit(cli_t *c)
 {
-    if (sqlite3_exec(metastore_db(c->m), "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        int rc = cli_fail("cannot commit: %s", sqlite3_errmsg(metastore_db(c->m)));
+    const char *err;
+    if (metastore_commit(c->m, &err) != 0) {
+        int rc = cli_fail("cannot commit: %s", err);
         return cli_rollback(c, rc);
     }
     c->in_tx = 0;
@@ -226,7 +228,7 @@ int cli_commit(cli_t *c)
 int cli_rollback(cli_t *c, int status)
 {
     if (c->in_tx && c->m)
-        sqlite3_exec(metastore_db(c->m), "ROLLBACK", NULL, NULL, NULL);
+        metastore_rollback(c->m);
     c->in_tx = 0;
     return status;
 }

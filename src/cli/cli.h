@@ -7,7 +7,7 @@
 #define BERTH_CLI_CLI_H
 
 #include <stdio.h>
-#include "util/config.h"
+#include "config/config.h"
 
 /** 1 if `cmd` is one of the administration commands (user, org, robot, team, repo, token). */
 int cli_is_command(const char *cmd);

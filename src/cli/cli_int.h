@@ -3,7 +3,7 @@
 #define BERTH_CLI_CLI_INT_H
 
 #include "store/accounts.h"
-#include "util/config.h"
+#include "config/config.h"
 
 typedef struct {
     config_t *cfg;

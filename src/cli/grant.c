@@ -1,5 +1,4 @@
 /* `berth org|robot|team|repo …`: organisations and their teams, robots, repository visibility and grants. */
-#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include "cli/cli_int.h"
@@ -40,21 +39,6 @@ int cli_org(cli_t *c, int argc, char **argv)
 int cli_robot(cli_t *c, int argc, char **argv)
 {
     return account_add(c, argc, argv, ACCOUNT_ROBOT);
-}
-
-/* 1 if team org/team exists, 0 if not, -1 on error (for precise messages: the accounts calls say only ENOTFOUND). */
-static int team_exists(cli_t *c, const char *org, const char *team)
-{
-    sqlite3_stmt *s;
-    sqlite3 *db = metastore_db(c->m);
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM team t JOIN account o ON o.id = t.org_id WHERE o.name = ?1 AND o.kind = 1 "
-                               "AND t.name = ?2", -1, &s, NULL) != SQLITE_OK)
-        return -1;
-    sqlite3_bind_text(s, 1, org, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, team, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : -1;
 }
 
 /* A user or robot `name`: 0, or CLI_FAIL (reported). */
@@ -111,7 +95,7 @@ static int team_member(cli_t *c, int argc, char **argv)
         return rc;
     if ((rc = need_person(c, pos[2])) != 0)
         return cli_rollback(c, rc);
-    if ((rc = team_exists(c, pos[0], pos[1])) <= 0)
+    if ((rc = accounts_team_exists(c->m, pos[0], pos[1])) <= 0)
         return cli_rollback(c, rc == 0 ? cli_fail("no team %s/%s", pos[0], pos[1]) : cli_fail("cannot look the team up"));
     rc = accounts_team_member(c->m, pos[0], pos[1], pos[2], !remove);
     if (rc == BERTH_ENOTFOUND)
@@ -175,7 +159,7 @@ static int grantee_explain(cli_t *c, const char *g)
     if (slash != NULL) {
         char org[ACCOUNT_NAME_MAX + 1];
         snprintf(org, sizeof(org), "%.*s", (int)(slash - g), g);
-        return team_exists(c, org, slash + 1) == 1 ? 0 : cli_fail("no team %s", g);
+        return accounts_team_exists(c->m, org, slash + 1) == 1 ? 0 : cli_fail("no team %s", g);
     }
     account_t a;
     int rc = accounts_get(c->m, g, &a);

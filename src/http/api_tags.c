@@ -4,6 +4,7 @@
 #include "http/api.h"
 #include "http/auth.h"
 #include "util/status.h"
+#include "util/hash.h"
 
 #define LIST_MAX 10000 /* the most names one answer carries, whatever n asks */
 
@@ -36,10 +37,7 @@ static page_t *page_slot(h2o_req_t *req)
 {
     if (pages == NULL && (pages = calloc(PAGE_SLOTS, sizeof(*pages))) == NULL)
         return NULL;
-    uint64_t h = 14695981039346656037ull;
-    for (size_t i = 0; i < req->path.len; ++i)
-        h = (h ^ (unsigned char)req->path.base[i]) * 1099511628211ull;
-    return &pages[h % PAGE_SLOTS];
+    return &pages[hash_fnv(HASH_FNV_INIT, req->path.base, req->path.len) % PAGE_SLOTS];
 }
 
 static int page_hit(page_t *p, h2o_req_t *req)

@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <openssl/crypto.h>
-#include "auth/password.h"
+#include "util/secret.h"
 #include "http/auth.h"
 #include "http/work.h"
 #include "util/log.h"
@@ -113,7 +113,7 @@ static void issue(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
         refresh_t *r = calloc(1, sizeof(*r));
         r->account_id = who->account_id;
         r->expires = now + (int64_t)(berth.cfg.auth_refresh_ttl_ms / 1000);
-        r->secret = password_random_secret(32);
+        r->secret = secret_random(32);
         json_object_set_new(body, "refresh_token", json_string(r->secret));
         r->body = json_dumps(body, JSON_COMPACT);
         json_decref(body);

@@ -28,6 +28,7 @@
 #include "oci/range.h"
 #include "util/log.h"
 #include "util/status.h"
+#include "util/time.h"
 
 #define SLICE (4 * 1024 * 1024) /* bytes copied per turn of the loop */
 #define PIECE (256 * 1024)      /* bytes written, then hashed while still in the CPU cache */
@@ -60,13 +61,6 @@ typedef struct {
     double t_recv, t_copy, queued_at, t_queued, t_db; /* phases in seconds, for the debug log */
     upload_phases_t phases;
 } finish_t;
-
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* How long the body took to arrive, from its first byte (or the request's) to the handler. */
 static double body_seconds(h2o_req_t *req)
@@ -164,7 +158,7 @@ static void copy_body(route_t *r, upload_t *up, const digest_t *digest, copy_cb 
         c->digest = *digest;
     c->timer.cb = copy_step;
     c->t_recv = body_seconds(r->req);
-    c->t_start = mono_now();
+    c->t_start = time_mono_s();
     c->slot = h2o_mem_alloc_shared(&r->req->pool, sizeof(*c->slot), on_copy_req_dispose);
     *c->slot = c;
     if (r->req->entity.len == 0) {
@@ -187,13 +181,13 @@ static int link_blob(metastore_t *m, void *arg)
 static void finish_run(work_t *w)
 {
     finish_t *f = (finish_t *)w;
-    double t0 = mono_now();
+    double t0 = time_mono_s();
     f->t_queued = t0 - f->queued_at;
     f->rc = upload_finish(&berth.uploads, f->up, &f->digest, &berth.blobs, &f->size, &f->phases);
     if (f->rc == 0) {
-        double t1 = mono_now();
+        double t1 = time_mono_s();
         f->rc = metastore_write(berth.writer, link_blob, f);
-        f->t_db = mono_now() - t1;
+        f->t_db = time_mono_s() - t1;
     }
 }
 
@@ -227,8 +221,8 @@ static void finish_after_copy(copy_t *c)
     f->name = c->name;
     f->digest = c->digest;
     f->t_recv = c->t_recv;
-    f->t_copy = mono_now() - c->t_start;
-    f->queued_at = mono_now();
+    f->t_copy = time_mono_s() - c->t_start;
+    f->queued_at = time_mono_s();
     c->name = NULL;
     h2o_req_t *req = c->req;
     copy_free(c);
@@ -239,7 +233,7 @@ static void patch_after_copy(copy_t *c)
 {
     h2o_req_t *req = c->req;
     log_debug("upload %s: chunk of %zu bytes; receive %.3f s, copy+hash %.3f s", c->up->uuid, c->done, c->t_recv,
-              mono_now() - c->t_start);
+              time_mono_s() - c->t_start);
     set_upload_headers(req, c->name, c->up->uuid, c->up->offset);
     upload_release(&berth.uploads, c->up);
     copy_free(c);

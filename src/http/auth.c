@@ -15,6 +15,7 @@
 #include "http/work.h"
 #include "util/log.h"
 #include "util/status.h"
+#include "util/time.h"
 
 #define CACHE_SLOTS 128
 #define LIMIT_SLOTS 1024
@@ -40,18 +41,6 @@ struct auth_thread {
         auth_principal_t who;
     } creds[CACHE_SLOTS], tokens[CACHE_SLOTS];
 };
-
-static int64_t now_s(void)
-{
-    return (int64_t)time(NULL);
-}
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int auth_init(char **err)
 {
@@ -190,7 +179,7 @@ static unsigned limit_slot(const unsigned char *key)
 /* Milliseconds the caller must still wait, or 0. */
 static int64_t limit_wait(const unsigned char *key)
 {
-    int64_t wait = 0, now = now_ms();
+    int64_t wait = 0, now = (int64_t)time_mono_ms();
     pthread_mutex_lock(&auth.limit_mu);
     unsigned s = limit_slot(key);
     if (memcmp(auth.limits[s].key, key, 32) == 0 && auth.limits[s].until_ms > now)
@@ -221,7 +210,7 @@ static void limit_record(const unsigned char *key, int success)
             backoff *= 2;
         if (backoff > MAX_BACKOFF_MS)
             backoff = MAX_BACKOFF_MS;
-        auth.limits[s].until_ms = now_ms() + backoff;
+        auth.limits[s].until_ms = (int64_t)time_mono_ms() + backoff;
     }
 Exit:
     pthread_mutex_unlock(&auth.limit_mu);
@@ -271,7 +260,7 @@ static void login_done(work_t *w)
         if (l->ok && berth.cfg.auth_credential_cache_ttl_ms > 0) {
             unsigned s = l->cache_key[0] % CACHE_SLOTS;
             memcpy(tc->auth->creds[s].key, l->cache_key, 32);
-            tc->auth->creds[s].until = now_s() + (int64_t)(berth.cfg.auth_credential_cache_ttl_ms / 1000);
+            tc->auth->creds[s].until = time_now_s() + (int64_t)(berth.cfg.auth_credential_cache_ttl_ms / 1000);
             tc->auth->creds[s].who = l->who;
         }
         if (l->ok) {
@@ -304,7 +293,7 @@ void auth_login(h2o_req_t *req, const char *user, const char *password, void *ct
     if (strncmp(password, "berth_", 6) == 0) {
         access_token_t t;
         account_t a = {0};
-        if (accounts_token_check(tc->db, password, now_s(), &t) == 0 && accounts_get_by_id(tc->db, t.account_id, &a) == 0 &&
+        if (accounts_token_check(tc->db, password, time_now_s(), &t) == 0 && accounts_get_by_id(tc->db, t.account_id, &a) == 0 &&
             !a.disabled && strcmp(a.name, user) == 0) {
             fill_principal(who, &a);
             who->via_token = 1;
@@ -324,7 +313,7 @@ void auth_login(h2o_req_t *req, const char *user, const char *password, void *ct
     char addr[64];
     hmac(ck, user, strlen(user), password, strlen(password));
     unsigned s = ck[0] % CACHE_SLOTS;
-    if (tc->auth->creds[s].until > now_s() && memcmp(tc->auth->creds[s].key, ck, 32) == 0) {
+    if (tc->auth->creds[s].until > time_now_s() && memcmp(tc->auth->creds[s].key, ck, 32) == 0) {
         *who = tc->auth->creds[s].who;
         done(req, who, ctx, 0);
         return;
@@ -362,7 +351,7 @@ static int verify_bearer(thread_ctx_t *tc, const char *tok, size_t len, auth_pri
 {
     unsigned char key[32];
     char err[128];
-    int64_t now = now_s();
+    int64_t now = time_now_s();
     check_generation(tc);
     hmac(key, "bearer", 6, tok, len);
     unsigned s = key[0] % CACHE_SLOTS;

@@ -19,11 +19,13 @@
 #include "http/api.h"
 #include "http/auth.h"
 #include "http/router.h"
+#include "auth/admin.h"
 #include "store/accounts.h"
 #include "http/server.h"
 #include "http/work.h"
 #include "mirror/mirror.h"
 #include "util/log.h"
+#include "util/time.h"
 
 berth_t berth;
 
@@ -152,13 +154,6 @@ static void on_shutdown(h2o_multithread_receiver_t *receiver, h2o_linklist_t *me
     h2o_context_request_shutdown(&tc->ctx);
 }
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void *thread_main(void *arg)
 {
     thread_ctx_t *tc = arg;
@@ -184,7 +179,7 @@ static void *thread_main(void *arg)
         h2o_evloop_run(loop, tc->stopping ? 100 : INT32_MAX);
         if (!tc->stopping)
             continue;
-        uint64_t now = now_ms();
+        uint64_t now = time_mono_ms();
         if (deadline == 0)
             deadline = now + berth.cfg.http_shutdown_timeout_ms;
         if (count_conns(tc) == 0 || (tc->inflight == 0 && !recent_io(tc)) || now >= deadline)
@@ -306,7 +301,7 @@ int server_run(config_t *cfg)
     if (m == NULL)
         return 1;
     char *generated = NULL;
-    int created = accounts_ensure_admin(m, berth.cfg.admin_password, &generated);
+    int created = admin_ensure(m, berth.cfg.admin_password, &generated);
     metastore_close(m);
     if (created < 0)
         return 1;

@@ -9,7 +9,7 @@
 #include "store/blobstore.h"
 #include "store/metastore.h"
 #include "store/upload.h"
-#include "util/config.h"
+#include "config/config.h"
 
 /** Process-wide state, set up by server_run. */
 typedef struct {

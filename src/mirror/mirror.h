@@ -12,7 +12,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "util/config.h"
+#include "config/config.h"
 
 struct upstream;
 

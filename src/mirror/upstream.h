@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "util/config.h"
+#include "config/config.h"
 
 typedef struct upstream upstream_t;
 

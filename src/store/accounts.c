@@ -18,11 +18,11 @@
 #include <string.h>
 #include <time.h>
 #include <openssl/crypto.h>
-#include "auth/password.h"
 #include "oci/digest.h"
 #include "oci/name.h"
 #include "store/accounts.h"
 #include "util/log.h"
+#include "util/secret.h"
 #include "util/status.h"
 
 #define ACCOUNT_COLS "id, name, kind, password_hash, admin, disabled, generation"
@@ -773,7 +773,7 @@ Exit:
     return wtx_end(&t, rc);
 }
 
-int accounts_repo_facts(metastore_t *m, int64_t account_id, const char *repo, access_repo_t *out)
+int accounts_repo_facts(metastore_t *m, int64_t account_id, const char *repo, accounts_repo_facts_t *out)
 {
     sqlite3 *db = metastore_db(m);
     const char *slash = strchr(repo, '/');
@@ -844,7 +844,7 @@ int accounts_token_create(metastore_t *m, const char *owner, const char *name, c
     int rc = account_of_kinds(t.db, owner, KINDS_PERSON, &account_id);
     if (rc != 0)
         goto Exit;
-    if ((raw = password_random_secret(32)) == NULL) {
+    if ((raw = secret_random(32)) == NULL) {
         rc = BERTH_ERROR;
         goto Exit;
     }
@@ -903,7 +903,7 @@ int accounts_token_check(metastore_t *m, const char *presented, int64_t now, acc
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         const char *stored = (const char *)sqlite3_column_text(s, 7);
-        int match = stored != NULL && password_equal(stored, strlen(stored), hex, 64);
+        int match = stored != NULL && secret_equal(stored, strlen(stored), hex, 64);
         token_from_row(s, out);
         rc = match && !out->revoked && (out->expires_at == 0 || now < out->expires_at) && !sqlite3_column_int(s, 8)
                  ? 0
@@ -1050,50 +1050,16 @@ int accounts_refresh_check(metastore_t *m, const char *secret, int64_t now, int6
     return rc;
 }
 
-/* ---- the first administrator ---- */
-
-int accounts_ensure_admin(metastore_t *m, const char *password, char **generated)
+int accounts_team_exists(metastore_t *m, const char *org, const char *team)
 {
+    sqlite3_stmt *s;
     sqlite3 *db = metastore_db(m);
-    char *secret = NULL, *hash = NULL;
-    int64_t id;
-    int kind, rc;
-    wtx_t t;
-
-    if (generated)
-        *generated = NULL;
-    if ((rc = account_lookup(db, "admin", &id, &kind)) != BERTH_ENOTFOUND)
-        return rc; /* 0: it exists (whatever its kind); or an error */
-    if (password != NULL && password[0] == '\0')
-        password = NULL;
-    if (password == NULL && generated == NULL)
-        return 0;
-    if (password == NULL && (password = secret = password_random_secret(18)) == NULL)
+    if (sqlite3_prepare_v2(db, "SELECT 1 FROM team t JOIN account o ON o.id = t.org_id WHERE o.name = ?1 AND o.kind = 1 "
+                               "AND t.name = ?2", -1, &s, NULL) != SQLITE_OK)
         return BERTH_ERROR;
-    /* hash before taking the write lock: yescrypt is slow on purpose */
-    if ((hash = password_hash(password)) == NULL) {
-        rc = BERTH_ERROR;
-        goto Exit;
-    }
-    if (wtx_begin(&t, m) != 0) {
-        rc = BERTH_ERROR;
-        goto Exit;
-    }
-    rc = account_insert(t.db, "admin", ACCOUNT_USER, hash, 1);
-    if (rc == BERTH_EEXISTS)
-        rc = 0; /* another process made it meanwhile */
-    else if (rc == 0)
-        rc = 1;
-    rc = wtx_end(&t, rc);
-    if (rc == 1 && secret != NULL) {
-        *generated = secret;
-        secret = NULL;
-    }
-Exit:
-    if (secret) {
-        OPENSSL_cleanse(secret, strlen(secret));
-        free(secret);
-    }
-    free(hash);
-    return rc;
+    sqlite3_bind_text(s, 1, org, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, team, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    sqlite3_finalize(s);
+    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : BERTH_ERROR;
 }

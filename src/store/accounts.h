@@ -19,7 +19,7 @@
 #define BERTH_STORE_ACCOUNTS_H
 
 #include <stdint.h>
-#include "auth/access.h"
+#include "oci/scope.h"
 #include "store/metastore.h"
 
 typedef enum { ACCOUNT_USER = 0, ACCOUNT_ORG = 1, ACCOUNT_ROBOT = 2 } account_kind_t;
@@ -36,6 +36,15 @@ typedef struct {
 } account_t;
 
 void account_dispose(account_t *a);
+
+/** What is known about one repository, from the caller's point of view. */
+typedef struct {
+    int exists;          /* the repository exists */
+    int is_public;       /* its visibility is public */
+    unsigned ns_actions; /* from namespace ownership: the caller's own namespace (ACTION_ALL) or an organisation's
+                            namespace through a team (the team's permission); 0 otherwise */
+    unsigned granted;    /* from explicit grants on the repository or a pattern covering it (direct or via teams) */
+} accounts_repo_facts_t;
 
 /** 1 if `name` is a valid account/organisation/team name (a single repository path component, ≤ 64). */
 int accounts_name_valid(const char *name);
@@ -84,7 +93,7 @@ unsigned accounts_token_scope_actions(const access_token_t *t, scope_type_t type
  * account is -> the union of those teams' permissions); granted (grants to the account or its teams whose
  * pattern covers `repo`). Never fails on a missing repository (exists = 0). 0 or BERTH_ERROR.
  */
-int accounts_repo_facts(metastore_t *m, int64_t account_id, const char *repo, access_repo_t *out);
+int accounts_repo_facts(metastore_t *m, int64_t account_id, const char *repo, accounts_repo_facts_t *out);
 
 /* ---- refresh tokens (offline_token / OAuth2 refresh_token grant): opaque secrets, stored as SHA-256 ---- */
 
@@ -120,6 +129,8 @@ int accounts_org_add(metastore_t *m, const char *name);
 int accounts_robot_add(metastore_t *m, const char *name);
 /** write: add team `team` to organisation `org` with `permission` (ACTION_* bits on all the organisation's repositories). */
 int accounts_team_add(metastore_t *m, const char *org, const char *team, unsigned permission);
+/** 1 if team `team` of organisation `org` exists, 0 if not, BERTH_ERROR (for precise messages in the CLI). */
+int accounts_team_exists(metastore_t *m, const char *org, const char *team);
 /** write: add (idempotent) or remove (BERTH_ENOTFOUND if not a member; bumps the generation) a user or robot. */
 int accounts_team_member(metastore_t *m, const char *org, const char *team, const char *user, int add);
 
@@ -158,16 +169,5 @@ int accounts_pattern_valid(const char *pattern);
  * access_token_t.scope.
  */
 int accounts_scope_valid(const char *scope);
-
-/* ---- the first administrator ---- */
-
-/**
- * write: in a transaction, create the account "admin" (a user and administrator) if no account of that name
- * exists, with password_hash(password), or, when `password` is NULL or empty and `generated` is non-NULL, with a
- * generated password (password_random_secret(18)) returned malloc'd in *generated (shown once by the caller; NULL
- * otherwise). With neither, nothing is created. The password is hashed before the write lock is taken.
- * Returns 1 if created, 0 if it existed (or nothing was created), BERTH_ERROR.
- */
-int accounts_ensure_admin(metastore_t *m, const char *password, char **generated);
 
 #endif

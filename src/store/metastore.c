@@ -7,6 +7,7 @@
 #include "store/metastore.h"
 #include "util/log.h"
 #include "util/status.h"
+#include "util/hash.h"
 
 /* Prepared statements, made on first use and kept for the connection's life. */
 enum {
@@ -134,17 +135,13 @@ static void cache_clear(cache_entry_t *e)
     memset(e, 0, sizeof(*e));
 }
 
-/* FNV-1a over kind, repo, '\n', ref. */
+/* over kind, repo, '\n', ref */
 static uint64_t cache_hash(char kind, const char *repo, const char *ref)
 {
-    uint64_t h = 14695981039346656037ull;
-    h = (h ^ (unsigned char)kind) * 1099511628211ull;
-    for (const char *p = repo; *p; ++p)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    h = (h ^ '\n') * 1099511628211ull;
-    for (const char *p = ref; *p; ++p)
-        h = (h ^ (unsigned char)*p) * 1099511628211ull;
-    return h;
+    uint64_t h = hash_fnv(HASH_FNV_INIT, &kind, 1);
+    h = hash_fnv(h, repo, strlen(repo));
+    h = hash_fnv(h, "\n", 1);
+    return hash_fnv(h, ref, strlen(ref));
 }
 
 static int cache_key_is(const cache_entry_t *e, char kind, const char *repo, const char *ref)
@@ -295,6 +292,30 @@ int metastore_schema_version(metastore_t *m)
 sqlite3 *metastore_db(metastore_t *m)
 {
     return m->db;
+}
+
+static int tx_exec(metastore_t *m, const char *sql, const char **err)
+{
+    if (sqlite3_exec(m->db, sql, NULL, NULL, NULL) == SQLITE_OK)
+        return 0;
+    if (err)
+        *err = sqlite3_errmsg(m->db);
+    return BERTH_ERROR;
+}
+
+int metastore_begin(metastore_t *m, int write, const char **err)
+{
+    return tx_exec(m, write ? "BEGIN IMMEDIATE" : "BEGIN", err);
+}
+
+int metastore_commit(metastore_t *m, const char **err)
+{
+    return tx_exec(m, "COMMIT", err);
+}
+
+void metastore_rollback(metastore_t *m)
+{
+    tx_exec(m, "ROLLBACK", NULL);
 }
 
 int metastore_ping(metastore_t *m)

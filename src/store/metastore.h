@@ -32,7 +32,16 @@ metastore_t *metastore_open(const char *path, int migrate);
 void metastore_close(metastore_t *m);
 /** The schema version the database is at (0 if none). */
 int metastore_schema_version(metastore_t *m);
-/** The SQLite handle, for modules that keep their own queries on this connection (store/accounts.c). */
+/**
+ * A transaction of the caller's own on `m` (the CLI's: BEGIN IMMEDIATE when `write`, so that it waits for the server's
+ * writer instead of failing later). 0, or BERTH_ERROR with the database's message in *err (valid until the next call
+ * on `m`; err may be NULL).
+ */
+int metastore_begin(metastore_t *m, int write, const char **err);
+int metastore_commit(metastore_t *m, const char **err);
+void metastore_rollback(metastore_t *m);
+
+/** The SQLite handle, for the store's own modules that keep queries on this connection (store/accounts.c). */
 struct sqlite3;
 struct sqlite3 *metastore_db(metastore_t *m);
 

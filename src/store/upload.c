@@ -11,6 +11,7 @@
 #include "store/upload.h"
 #include "util/log.h"
 #include "util/status.h"
+#include "util/time.h"
 
 static unsigned bucket_of(const char *uuid)
 {
@@ -300,20 +301,13 @@ static int rehash(upload_t *up, digest_algo_t algo, digest_t *out)
     return rc;
 }
 
-static double mono_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size,
                   upload_phases_t *phases)
 {
     digest_t got;
     char path[BLOBSTORE_PATH_MAX];
     upload_phases_t ph;
-    double t = mono_now(), t1;
+    double t = time_mono_s(), t1;
     if (up->hasher != NULL && digest_hasher_algo(up->hasher) == expect->algo) {
         digest_hasher_final(up->hasher, &got);
         digest_hasher_free(up->hasher);
@@ -326,7 +320,7 @@ int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_
         remove_session(u, up);
         return BERTH_EDIGEST;
     }
-    t1 = mono_now();
+    t1 = time_mono_s();
     ph.hash = t1 - t;
     t = t1;
     if (fsync(up->fd) != 0) {
@@ -334,7 +328,7 @@ int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_
         upload_release(u, up);
         return BERTH_ERROR;
     }
-    t1 = mono_now();
+    t1 = time_mono_s();
     ph.fsync = t1 - t;
     t = t1;
     session_path(u, up->uuid, "data", path, sizeof(path));
@@ -342,7 +336,7 @@ int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_
         upload_release(u, up);
         return BERTH_ERROR;
     }
-    ph.commit = mono_now() - t;
+    ph.commit = time_mono_s() - t;
     if (phases != NULL)
         *phases = ph;
     *size = up->offset;

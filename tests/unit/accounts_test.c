@@ -7,6 +7,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "auth/password.h"
+#include "auth/admin.h"
 #include "store/accounts.h"
 #include "store/metastore.h"
 #include "util/status.h"
@@ -47,9 +48,9 @@ static int64_t count(const char *sql)
     return n;
 }
 
-static access_repo_t facts(const char *who, const char *repo)
+static accounts_repo_facts_t facts(const char *who, const char *repo)
 {
-    access_repo_t f;
+    accounts_repo_facts_t f;
     memset(&f, 0xff, sizeof(f));
     int64_t id = who ? id_of(who) : 0;
     if (accounts_repo_facts(m, id, repo, &f) != 0)
@@ -60,7 +61,7 @@ static access_repo_t facts(const char *who, const char *repo)
 /* ns_actions and granted of `who` on `repo` as "ns/granted" */
 static int facts_are(const char *who, const char *repo, unsigned ns, unsigned granted)
 {
-    access_repo_t f = facts(who, repo);
+    accounts_repo_facts_t f = facts(who, repo);
     if (f.ns_actions != ns || f.granted != granted) {
         printf("# %s on %s: ns %u granted %u (expected %u %u)\n", who ? who : "anonymous", repo, f.ns_actions, f.granted, ns,
                granted);
@@ -197,7 +198,7 @@ static void test_facts(void)
         accounts_repo_set_public(m, repos[i], 0);
     ok(count("SELECT count(*) FROM repository") == 10, "repositories created by set_public");
 
-    access_repo_t f = facts("alice", "alice/app");
+    accounts_repo_facts_t f = facts("alice", "alice/app");
     ok(f.exists == 1 && f.is_public == 0 && f.ns_actions == ACTION_ALL && f.granted == 0, "own namespace: everything");
     ok(facts_are("bob", "alice/app", 0, 0), "another user's namespace: nothing");
     f = facts("alice", "alice/missing");
@@ -517,7 +518,7 @@ static int open_fds(void)
 static void test_statement_cache(const char *path)
 {
     account_t a;
-    access_repo_t f;
+    accounts_repo_facts_t f;
     int fds = open_fds();
     metastore_t *m2 = metastore_open(path, 0);
     int64_t g = accounts_generation(m2);
@@ -549,18 +550,18 @@ static void test_ensure_admin(void)
     account_t a;
     snprintf(path, sizeof(path), "%s/admin1.db", root);
     metastore_t *m1 = metastore_open(path, 1);
-    ok(accounts_ensure_admin(m1, NULL, NULL) == 0 && accounts_get(m1, "admin", &a) == BERTH_ENOTFOUND,
+    ok(admin_ensure(m1, NULL, NULL) == 0 && accounts_get(m1, "admin", &a) == BERTH_ENOTFOUND,
        "no password and nowhere to show one: no admin");
-    ok(accounts_ensure_admin(m1, "", NULL) == 0 && accounts_get(m1, "admin", &a) == BERTH_ENOTFOUND, "an empty password is none");
-    ok(accounts_ensure_admin(m1, NULL, &gen) == 1, "a generated password: created");
+    ok(admin_ensure(m1, "", NULL) == 0 && accounts_get(m1, "admin", &a) == BERTH_ENOTFOUND, "an empty password is none");
+    ok(admin_ensure(m1, NULL, &gen) == 1, "a generated password: created");
     ok(gen != NULL && strlen(gen) == 24, "the password is 18 random bytes (24 characters)");
     ok(accounts_get(m1, "admin", &a) == 0 && a.kind == ACCOUNT_USER && a.admin && password_verify(gen, a.password_hash),
        "admin is a user, an administrator, and the generated password verifies");
     char *first = a.password_hash ? strdup(a.password_hash) : NULL;
     account_dispose(&a);
     char *gen2 = (char *)"x";
-    ok(accounts_ensure_admin(m1, "other", &gen2) == 0 && gen2 == NULL, "a second call: it existed, no password");
-    ok(accounts_ensure_admin(m1, NULL, &gen2) == 0 && gen2 == NULL, "also without a password");
+    ok(admin_ensure(m1, "other", &gen2) == 0 && gen2 == NULL, "a second call: it existed, no password");
+    ok(admin_ensure(m1, NULL, &gen2) == 0 && gen2 == NULL, "also without a password");
     ok(accounts_get(m1, "admin", &a) == 0 && first && strcmp(a.password_hash, first) == 0 && password_verify(gen, a.password_hash),
        "never overwritten");
     account_dispose(&a);
@@ -571,10 +572,10 @@ static void test_ensure_admin(void)
     snprintf(path, sizeof(path), "%s/admin2.db", root);
     m1 = metastore_open(path, 1);
     gen = (char *)"x";
-    ok(accounts_ensure_admin(m1, "s3cret", &gen) == 1 && gen == NULL, "a configured password: created, nothing generated");
+    ok(admin_ensure(m1, "s3cret", &gen) == 1 && gen == NULL, "a configured password: created, nothing generated");
     ok(accounts_get(m1, "admin", &a) == 0 && a.admin && password_verify("s3cret", a.password_hash), "it verifies");
     account_dispose(&a);
-    ok(accounts_ensure_admin(m1, "changed", NULL) == 0, "again with another password: 0");
+    ok(admin_ensure(m1, "changed", NULL) == 0, "again with another password: 0");
     ok(accounts_get(m1, "admin", &a) == 0 && password_verify("s3cret", a.password_hash), "the first password stays");
     account_dispose(&a);
     metastore_close(m1);
@@ -582,7 +583,7 @@ static void test_ensure_admin(void)
     snprintf(path, sizeof(path), "%s/admin3.db", root);
     m1 = metastore_open(path, 1);
     accounts_org_add(m1, "admin");
-    ok(accounts_ensure_admin(m1, "pw", NULL) == 0, "an organisation named admin: it exists, nothing created");
+    ok(admin_ensure(m1, "pw", NULL) == 0, "an organisation named admin: it exists, nothing created");
     metastore_close(m1);
 }
 

@@ -1,10 +1,10 @@
-/* Unit tests for src/util/config.c: defaults, YAML forms, environment overrides, value syntax and validation. */
+/* Unit tests for src/config/config.c: defaults, YAML forms, environment overrides, value syntax and validation. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "util/config.h"
+#include "config/config.h"
 #include "tap.h"
 
 extern char **environ;

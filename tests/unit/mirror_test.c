@@ -1,11 +1,11 @@
-/* Unit tests for the mirrors list (src/util/config.c) and the choice of mirror and names (src/mirror/mirror.c). */
+/* Unit tests for the mirrors list (src/config/config.c) and the choice of mirror and names (src/mirror/mirror.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "mirror/mirror.h"
 #include "oci/name.h"
-#include "util/config.h"
+#include "config/config.h"
 #include "tap.h"
 
 static char path[] = "/tmp/berth-mirror-test.XXXXXX";

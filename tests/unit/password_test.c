@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "auth/password.h"
+#include "util/secret.h"
 #include "tap.h"
 
 /* Published bcrypt vectors (Openwall crypt_blowfish's test suite): an implementation other than the one tested. */
@@ -198,12 +199,12 @@ static void test_secrets(void)
     int distinct = 1, charset = 1;
 
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); ++i) {
-        char *s = password_random_secret(sizes[i]);
+        char *s = secret_random(sizes[i]);
         ok(s != NULL && strlen(s) == lens[i], "%zu bytes -> %zu characters", sizes[i], lens[i]);
         free(s);
     }
     for (int i = 0; i < 100; ++i) {
-        seen[i] = password_random_secret(32);
+        seen[i] = secret_random(32);
         charset &= strspn(seen[i], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == strlen(seen[i]);
         for (int j = 0; j < i; ++j)
             distinct &= strcmp(seen[i], seen[j]) != 0;
@@ -216,13 +217,13 @@ static void test_secrets(void)
 
 static void test_equal(void)
 {
-    ok(password_equal("abc", 3, "abc", 3) == 1, "equal");
-    ok(password_equal("abc", 3, "abd", 3) == 0, "last byte differs");
-    ok(password_equal("xbc", 3, "abc", 3) == 0, "first byte differs");
-    ok(password_equal("abc", 3, "abcd", 4) == 0, "prefix is not equal");
-    ok(password_equal("abcd", 4, "abc", 3) == 0, "longer is not equal");
-    ok(password_equal("", 0, "", 0) == 1, "empty equals empty");
-    ok(password_equal("a\0b", 3, "a\0c", 3) == 0, "bytes after a NUL count");
+    ok(secret_equal("abc", 3, "abc", 3) == 1, "equal");
+    ok(secret_equal("abc", 3, "abd", 3) == 0, "last byte differs");
+    ok(secret_equal("xbc", 3, "abc", 3) == 0, "first byte differs");
+    ok(secret_equal("abc", 3, "abcd", 4) == 0, "prefix is not equal");
+    ok(secret_equal("abcd", 4, "abc", 3) == 0, "longer is not equal");
+    ok(secret_equal("", 0, "", 0) == 1, "empty equals empty");
+    ok(secret_equal("a\0b", 3, "a\0c", 3) == 0, "bytes after a NUL count");
 }
 
 static void *hash_worker(void *arg)

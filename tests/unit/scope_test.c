@@ -1,7 +1,7 @@
-/* Unit tests for src/auth/scope.c: the scope strings registry clients send. */
+/* Unit tests for src/oci/scope.c: the scope strings registry clients send. */
 #include <stdlib.h>
 #include <string.h>
-#include "auth/scope.h"
+#include "oci/scope.h"
 #include "tap.h"
 
 /* Parse from an exact-size heap copy so that ASan catches any read past the end. */

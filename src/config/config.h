@@ -3,8 +3,8 @@
  * BERTH_<KEY PATH IN CAPITALS, '.' -> '_'>, e.g. http.addr -> BERTH_HTTP_ADDR. Keys, types, defaults and
  * documentation live in one table in config.c; conf/berth.yaml documents the same keys.
  */
-#ifndef BERTH_UTIL_CONFIG_H
-#define BERTH_UTIL_CONFIG_H
+#ifndef BERTH_CONFIG_CONFIG_H
+#define BERTH_CONFIG_CONFIG_H
 
 #include <stddef.h>
 #include <stdint.h>

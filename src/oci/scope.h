@@ -2,8 +2,8 @@
  * Scopes of the Docker registry token protocol: "repository:<name>:<actions>" and "registry:catalog:*".
  * Actions are pull, push, delete and "*" (all of them); unknown actions are ignored, as distribution does.
  */
-#ifndef BERTH_AUTH_SCOPE_H
-#define BERTH_AUTH_SCOPE_H
+#ifndef BERTH_OCI_SCOPE_H
+#define BERTH_OCI_SCOPE_H
 
 #include <stddef.h>
 

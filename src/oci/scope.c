@@ -5,7 +5,7 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include "auth/scope.h"
+#include "oci/scope.h"
 #include "oci/name.h"
 
 static int span_is(const char *s, size_t len, const char *lit)

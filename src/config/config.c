@@ -14,7 +14,7 @@
 #include <string.h>
 #include <yaml.h>
 #include "oci/name.h"
-#include "util/config.h"
+#include "config/config.h"
 
 typedef enum { CONFIG_STRING, CONFIG_SIZE, CONFIG_DURATION, CONFIG_UINT, CONFIG_BOOL } config_type_t;
 
