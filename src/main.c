@@ -2,10 +2,70 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
+#include "auth/admin.h"
 #include "cli/cli.h"
-#include "http/server.h"
 #include "config/config.h"
+#include "http/api.h"
+#include "http/auth.h"
+#include "http/server.h"
+#include "mirror/mirror.h"
+#include "store/store.h"
 #include "util/log.h"
+
+/* The modules of the HTTP layer that keep state per event loop, or stop work at shutdown. */
+static const server_hooks_t *const http_hooks[] = {&auth_hooks, &api_mirror_hooks, &api_tags_hooks, NULL};
+
+/* The site administrator, at the first start: a generated password is shown on the terminal, never logged. */
+static int ensure_admin(store_t *store, const config_t *cfg)
+{
+    metastore_t *m = metastore_open(store->db_path, 0);
+    char *generated = NULL;
+    int created = m != NULL ? admin_ensure(m, cfg->admin_password, &generated) : -1;
+    if (m != NULL)
+        metastore_close(m);
+    if (created < 0)
+        return -1;
+    if (created && generated != NULL) {
+        fprintf(stderr, "\n  created the site administrator \"admin\" with password: %s\n"
+                        "  (shown once; change it with: berth user passwd admin)\n\n", generated);
+        OPENSSL_cleanse(generated, strlen(generated));
+        free(generated);
+    } else if (created) {
+        log_info("created the site administrator \"admin\" with the password from BERTH_ADMIN_PASSWORD");
+    }
+    return 0;
+}
+
+/* berth serve: open the store, set up accounts, tokens and mirrors, serve until a signal; then undo it all. */
+static int serve(const config_t *cfg)
+{
+    store_t store;
+    char *err = NULL;
+    int status = 1, authed = 0, mirrored = 0;
+    server_block_signals(); /* before the store starts its threads */
+    if (store_open(&store, cfg) != 0)
+        return 1;
+    if (ensure_admin(&store, cfg) != 0)
+        goto Exit;
+    if (auth_init(cfg, &err) != 0) {
+        log_error("auth: %s", err);
+        free(err);
+        goto Exit;
+    }
+    authed = 1;
+    if (mirror_init(cfg) != 0)
+        goto Exit;
+    mirrored = 1;
+    status = server_run(cfg, &store, http_hooks);
+Exit:
+    if (mirrored)
+        mirror_dispose();
+    if (authed)
+        auth_dispose();
+    store_close(&store);
+    return status;
+}
 
 static int usage(FILE *out)
 {
@@ -76,8 +136,7 @@ int main(int argc, char **argv)
         config_print(&cfg);
         status = 0;
     } else if (strcmp(cmd, "serve") == 0) {
-        free(rest);
-        return server_run(&cfg);
+        status = serve(&cfg);
     } else {
         fprintf(stderr, "berth: unknown command %s\n", cmd);
         status = usage(stderr);

@@ -54,8 +54,8 @@ void api_referrers(route_t *r);
 /* api_tags.c */
 void api_tags_list(route_t *r);
 void api_catalog(route_t *r);
-/** Free this loop thread's cache of list pages (as the thread ends). */
-void api_tags_thread_dispose(void);
+/** Frees each loop's cache of list pages as the loop ends. */
+extern const server_hooks_t api_tags_hooks;
 
 /* api_mirror.c: pull-through mirrors */
 /**
@@ -66,10 +66,8 @@ void api_tags_thread_dispose(void);
 int api_mirror_route(route_t *r, int push);
 void api_mirror_manifest_get(route_t *r); /* GET and HEAD, fetching from the upstream what is missing or stale */
 void api_mirror_blob_get(route_t *r);
-/** The receiver of fetch progress each loop registers (thread_ctx_t.mirror_wake). */
-void api_mirror_on_wake(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
-/** Make running fetches stop (at shutdown). */
-void api_mirror_stop(void);
+/** Each loop's receiver of fetch progress; running fetches told to stop at shutdown. */
+extern const server_hooks_t api_mirror_hooks;
 
 /* api_token.c: the token service (GET/POST /token) and its JWKS */
 void api_token(h2o_req_t *req);

@@ -26,7 +26,7 @@ void api_readyz(h2o_req_t *req)
         res_bytes(req, 503, "text/plain", H2O_STRLIT("shutting down\n"));
     } else if (metastore_ping(tc->db) != 0) {
         res_bytes(req, 503, "text/plain", H2O_STRLIT("database unavailable\n"));
-    } else if (statvfs(berth.blobs.root, &st) != 0 || (st.f_flag & ST_RDONLY)) {
+    } else if (statvfs(berth.store->blobs.root, &st) != 0 || (st.f_flag & ST_RDONLY)) {
         res_bytes(req, 503, "text/plain", H2O_STRLIT("storage unavailable\n"));
     } else {
         res_bytes(req, 200, "text/plain", H2O_STRLIT("ok\n"));

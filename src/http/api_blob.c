@@ -81,7 +81,7 @@ void api_blob_get(route_t *r)
     /* a HEAD answers from the database: blob files are immutable, and their presence was checked when they
      * were recorded (a GET still checks the file) */
     int head = method_is(req, "HEAD"), fd = -1;
-    if (!head && ((fd = blobstore_open(&berth.blobs, &d, &fsize)) < 0 || fsize != size)) {
+    if (!head && ((fd = blobstore_open(&berth.store->blobs, &d, &fsize)) < 0 || fsize != size)) {
         log_error("blob %s is in the database but its file is %s", d.str, fd < 0 ? strerror(errno) : "the wrong size");
         if (fd >= 0)
             close(fd);

@@ -237,14 +237,14 @@ static void fetch_manifest(flight_t *f)
         if (rc == 0 && resp.status / 100 == 2 && digest_parse(&d, resp.digest, strlen(resp.digest)) == DIGEST_OK &&
             digest_equal(&d, &f->cached_digest)) {
             tag_op_t t = {f, now};
-            metastore_write(berth.writer, tag_checked, &t);
+            metastore_write(berth.store->writer, tag_checked, &t);
             flight_end(f, FL_DONE);
             return;
         }
         if (rc == 0 && resp.status == 404) {
             tag_op_t t = {f, now};
             log_info("mirror %s: tag %s:%s is gone upstream", f->m->cfg->upstream, f->up, f->ref);
-            metastore_write(berth.writer, tag_gone, &t);
+            metastore_write(berth.store->writer, tag_gone, &t);
             flight_fail(f, ERR_MANIFEST_UNKNOWN, NULL, "the upstream registry no longer has %s:%s", f->up, f->ref);
             return;
         }
@@ -292,7 +292,7 @@ static void fetch_manifest(flight_t *f)
         return;
     }
     store_manifest_t s = {f, &d, mf, &body, now};
-    rc = metastore_write(berth.writer, store_manifest, &s);
+    rc = metastore_write(berth.store->writer, store_manifest, &s);
     manifest_free(mf);
     free(body.buf);
     if (rc != 0) {
@@ -382,7 +382,7 @@ static void confirm_blob(flight_t *f, int fd, uint64_t size)
         return;
     }
     link_t l = {f, size};
-    if (metastore_write(berth.writer, link_blob, &l) != 0) {
+    if (metastore_write(berth.store->writer, link_blob, &l) != 0) {
         close(fd);
         flight_fail(f, ERR_INTERNAL, NULL, "cannot record the blob");
         return;
@@ -397,7 +397,7 @@ static void confirm_blob(flight_t *f, int fd, uint64_t size)
 static void fetch_blob(flight_t *f)
 {
     uint64_t size;
-    int fd = blobstore_open(&berth.blobs, &f->digest, &size);
+    int fd = blobstore_open(&berth.store->blobs, &f->digest, &size);
     if (fd >= 0) {
         confirm_blob(f, fd, size);
         return;
@@ -430,8 +430,8 @@ static void fetch_blob(flight_t *f)
         flight_fail(f, ERR_UNAVAILABLE, NULL, "the upstream registry sent a blob that does not match its digest");
         return;
     }
-    if (fsync(f->fd) != 0 || blobstore_commit(&berth.blobs, b.tmp, &f->digest) != 0 ||
-        metastore_write(berth.writer, link_blob, &l) != 0) {
+    if (fsync(f->fd) != 0 || blobstore_commit(&berth.store->blobs, b.tmp, &f->digest) != 0 ||
+        metastore_write(berth.store->writer, link_blob, &l) != 0) {
         log_error("mirror: cannot store blob %s: %s", f->digest.str, strerror(errno));
         unlink(b.tmp);
         flight_fail(f, ERR_INTERNAL, NULL, "cannot store the blob");
@@ -578,7 +578,7 @@ static void follower_pump(follower_t *fo)
     }
 }
 
-void api_mirror_on_wake(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+static void on_wake(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
 {
     while (!h2o_linklist_is_empty(messages)) {
         follower_t *fo = H2O_STRUCT_FROM_MEMBER(follower_t, msg.link, messages->next);
@@ -763,7 +763,14 @@ int api_mirror_route(route_t *r, int push)
     return 0;
 }
 
-void api_mirror_stop(void)
+static void on_loop_init(thread_ctx_t *tc)
+{
+    h2o_multithread_register_receiver(tc->ctx.queue, &tc->mirror_wake, on_wake);
+}
+
+static void on_server_stop(void)
 {
     stopping = 1;
 }
+
+const server_hooks_t api_mirror_hooks = {.loop_init = on_loop_init, .stop = on_server_stop};

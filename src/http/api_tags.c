@@ -22,7 +22,7 @@ typedef struct {
 } page_t;
 static __thread page_t *pages;
 
-void api_tags_thread_dispose(void)
+static void on_loop_dispose(thread_ctx_t *tc)
 {
     for (size_t i = 0; pages != NULL && i < PAGE_SLOTS; ++i) {
         free(pages[i].key);
@@ -179,3 +179,5 @@ void api_catalog(route_t *r)
 {
     list(r, NULL, "/v2/_catalog");
 }
+
+const server_hooks_t api_tags_hooks = {.loop_dispose = on_loop_dispose};

@@ -116,7 +116,7 @@ static void copy_step(h2o_timeout_entry_t *entry)
     h2o_req_t *req = c->req;
     if (req == NULL) { /* the client went away mid-body: forget the partial chunk */
         upload_truncate(c->up, c->start);
-        upload_release(&berth.uploads, c->up);
+        upload_release(&berth.store->uploads, c->up);
         copy_free(c);
         return;
     }
@@ -127,7 +127,7 @@ static void copy_step(h2o_timeout_entry_t *entry)
         if (upload_append(c->up, req->entity.base + c->done + k, n - k < PIECE ? n - k : PIECE) != 0) {
             log_error("upload %s: write: %s", c->up->uuid, strerror(errno));
             upload_truncate(c->up, c->start);
-            upload_release(&berth.uploads, c->up);
+            upload_release(&berth.store->uploads, c->up);
             res_error(req, ERR_INTERNAL, "cannot store the upload", NULL);
             copy_free(c);
             return;
@@ -183,10 +183,10 @@ static void finish_run(work_t *w)
     finish_t *f = (finish_t *)w;
     double t0 = time_mono_s();
     f->t_queued = t0 - f->queued_at;
-    f->rc = upload_finish(&berth.uploads, f->up, &f->digest, &berth.blobs, &f->size, &f->phases);
+    f->rc = upload_finish(&berth.store->uploads, f->up, &f->digest, &berth.store->blobs, &f->size, &f->phases);
     if (f->rc == 0) {
         double t1 = time_mono_s();
-        f->rc = metastore_write(berth.writer, link_blob, f);
+        f->rc = metastore_write(berth.store->writer, link_blob, f);
         f->t_db = time_mono_s() - t1;
     }
 }
@@ -235,7 +235,7 @@ static void patch_after_copy(copy_t *c)
     log_debug("upload %s: chunk of %zu bytes; receive %.3f s, copy+hash %.3f s", c->up->uuid, c->done, c->t_recv,
               time_mono_s() - c->t_start);
     set_upload_headers(req, c->name, c->up->uuid, c->up->offset);
-    upload_release(&berth.uploads, c->up);
+    upload_release(&berth.store->uploads, c->up);
     copy_free(c);
     res_empty(req, 202);
 }
@@ -246,7 +246,7 @@ static void patch_after_copy(copy_t *c)
 static upload_t *acquire(route_t *r)
 {
     upload_t *up = NULL;
-    switch (upload_acquire(&berth.uploads, r->ref, r->name, &up)) {
+    switch (upload_acquire(&berth.store->uploads, r->ref, r->name, &up)) {
     case 0:
         return up;
     case BERTH_ENOTFOUND:
@@ -271,7 +271,7 @@ static int check_content_range(route_t *r, upload_t *up)
         return 0;
     if (content_range_parse(cr, len, &a, &b) != 0 || a != up->offset || b - a + 1 != r->req->entity.len) {
         set_upload_headers(r->req, r->name, up->uuid, up->offset);
-        upload_release(&berth.uploads, up);
+        upload_release(&berth.store->uploads, up);
         res_error(r->req, ERR_RANGE_INVALID, "Content-Range does not continue the upload", NULL);
         return -1;
     }
@@ -377,7 +377,7 @@ void api_upload_start(route_t *r)
     }
     if (ds != NULL)
         a = d.algo;
-    if (upload_create(&berth.uploads, r->name, a, uuid) != 0) {
+    if (upload_create(&berth.store->uploads, r->name, a, uuid) != 0) {
         res_error(r->req, ERR_INTERNAL, "cannot start an upload", NULL);
         return;
     }
@@ -388,7 +388,7 @@ void api_upload_start(route_t *r)
     }
     /* single-request upload: the body is the whole blob */
     upload_t *up;
-    if (upload_acquire(&berth.uploads, uuid, r->name, &up) != 0) {
+    if (upload_acquire(&berth.store->uploads, uuid, r->name, &up) != 0) {
         res_error(r->req, ERR_INTERNAL, NULL, NULL);
         return;
     }
@@ -398,7 +398,7 @@ void api_upload_start(route_t *r)
 void api_upload_status(route_t *r)
 {
     uint64_t off;
-    if (upload_peek(&berth.uploads, r->ref, r->name, &off) != 0) {
+    if (upload_peek(&berth.store->uploads, r->ref, r->name, &off) != 0) {
         res_error(r->req, ERR_BLOB_UPLOAD_UNKNOWN, NULL, NULL);
         return;
     }
@@ -435,6 +435,6 @@ void api_upload_delete(route_t *r)
     upload_t *up = acquire(r);
     if (up == NULL)
         return;
-    upload_cancel(&berth.uploads, up);
+    upload_cancel(&berth.store->uploads, up);
     res_empty(r->req, 204);
 }

@@ -42,25 +42,25 @@ struct auth_thread {
     } creds[CACHE_SLOTS], tokens[CACHE_SLOTS];
 };
 
-int auth_init(char **err)
+int auth_init(const config_t *cfg, char **err)
 {
     char path[4096];
-    auth.policy.mode = (access_mode_t)access_mode_from_name(berth.cfg.mode);
-    auth.policy.private_default_pull = berth.cfg.auth_private_default_pull;
+    auth.policy.mode = (access_mode_t)access_mode_from_name(cfg->mode);
+    auth.policy.private_default_pull = cfg->auth_private_default_pull;
     metastore_new_repos_public = access_new_repo_public(auth.policy.mode);
     if (RAND_bytes(auth.hmac_key, sizeof(auth.hmac_key)) != 1) {
         *err = strdup("no randomness");
         return -1;
     }
-    if (berth.cfg.auth_key != NULL)
-        snprintf(path, sizeof(path), "%s", berth.cfg.auth_key);
+    if (cfg->auth_key != NULL)
+        snprintf(path, sizeof(path), "%s", cfg->auth_key);
     else
-        snprintf(path, sizeof(path), "%s/keys/token.pem", berth.cfg.storage_root);
-    if (token_keys_init(&auth.keys, path, berth.cfg.auth_issuer, berth.cfg.auth_service, err) != 0)
+        snprintf(path, sizeof(path), "%s/keys/token.pem", cfg->storage_root);
+    if (token_keys_init(&auth.keys, path, cfg->auth_issuer, cfg->auth_service, err) != 0)
         return -1;
-    if (berth.cfg.auth_external_keys != NULL &&
-        token_keys_add_external(&auth.keys, berth.cfg.auth_external_keys,
-                                berth.cfg.auth_external_issuer ? berth.cfg.auth_external_issuer : berth.cfg.auth_issuer, err) != 0)
+    if (cfg->auth_external_keys != NULL &&
+        token_keys_add_external(&auth.keys, cfg->auth_external_keys,
+                                cfg->auth_external_issuer ? cfg->auth_external_issuer : cfg->auth_issuer, err) != 0)
         return -1;
     return 0;
 }
@@ -575,3 +575,16 @@ void auth_require(route_t *r, unsigned actions, int catalog, void (*then)(route_
     }
     auth_challenge(req, NULL, 0);
 }
+
+static void on_loop_init(thread_ctx_t *tc)
+{
+    tc->auth = auth_thread_new();
+}
+
+static void on_loop_dispose(thread_ctx_t *tc)
+{
+    auth_thread_free(tc->auth);
+    tc->auth = NULL;
+}
+
+const server_hooks_t auth_hooks = {.loop_init = on_loop_init, .loop_dispose = on_loop_dispose};

@@ -30,8 +30,8 @@ typedef struct auth_principal {
     access_token_t token;
 } auth_principal_t;
 
-/** Set up keys and policy from berth.cfg; creates the signing key at first start. 0, or -1 with *err. */
-int auth_init(char **err);
+/** Set up keys and policy from `cfg`; creates the signing key at first start. 0, or -1 with *err (malloc'd). */
+int auth_init(const config_t *cfg, char **err);
 void auth_dispose(void);
 
 /** The mode berth runs in, and the token keys (for /token). */
@@ -72,6 +72,9 @@ void auth_login(h2o_req_t *req, const char *user, const char *password, void *ct
 
 /** Decode the base64 part of "Basic …" into `user` and `password` (pool strings). 0, or -1 if malformed. */
 int auth_parse_basic(h2o_req_t *req, const char *v, size_t len, char **user, char **password);
+
+/** Each loop's caches of verified credentials, made and freed with the loop. */
+extern const server_hooks_t auth_hooks;
 
 /** Per-thread caches: set up and drop with the thread. */
 typedef struct auth_thread auth_thread_t;

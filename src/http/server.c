@@ -16,28 +16,18 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
-#include "http/api.h"
-#include "http/auth.h"
 #include "http/router.h"
-#include "auth/admin.h"
-#include "store/accounts.h"
 #include "http/server.h"
 #include "http/work.h"
-#include "mirror/mirror.h"
 #include "util/log.h"
 #include "util/time.h"
 
 berth_t berth;
 
 static struct addrinfo *listen_addr;
-static struct {
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cond;
-    int stop;
-} housekeeper = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 static thread_ctx_t *threads;
 static unsigned nthreads;
+static const server_hooks_t *const *hooks;
 
 static int parse_addr(const char *addr, struct addrinfo **out)
 {
@@ -162,8 +152,10 @@ static void *thread_main(void *arg)
     h2o_timeout_init(loop, &tc->zero_timeout, 0);
     h2o_linklist_init_anchor(&tc->socks);
     h2o_multithread_register_receiver(tc->ctx.queue, &tc->work_done, work_on_done);
-    h2o_multithread_register_receiver(tc->ctx.queue, &tc->mirror_wake, api_mirror_on_wake);
     h2o_multithread_register_receiver(tc->ctx.queue, &tc->shutdown, on_shutdown);
+    for (const server_hooks_t *const *h = hooks; *h != NULL; ++h)
+        if ((*h)->loop_init != NULL)
+            (*h)->loop_init(tc);
     tc->accept_ctx.ctx = &tc->ctx;
     tc->accept_ctx.hosts = berth.globalconf.hosts;
     tc->accept_ctx.ssl_ctx = berth.ssl_ctx;
@@ -185,37 +177,9 @@ static void *thread_main(void *arg)
         if (count_conns(tc) == 0 || (tc->inflight == 0 && !recent_io(tc)) || now >= deadline)
             break;
     }
-    api_tags_thread_dispose();
-    return NULL;
-}
-
-/* Periodic chores off the event loops: expire stale upload sessions. */
-static void *housekeeper_main(void *arg)
-{
-    uint64_t ttl = berth.cfg.storage_upload_ttl_ms, every = ttl / 4;
-    if (every < 1000)
-        every = 1000;
-    if (every > 600000)
-        every = 600000;
-    pthread_mutex_lock(&housekeeper.mu);
-    while (!housekeeper.stop) {
-        pthread_mutex_unlock(&housekeeper.mu);
-        int n = uploads_expire(&berth.uploads, ttl);
-        if (n > 0)
-            log_info("removed %d upload session(s) idle for more than %llu s", n, (unsigned long long)(ttl / 1000));
-        pthread_mutex_lock(&housekeeper.mu);
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += (time_t)(every / 1000);
-        until.tv_nsec += (long)(every % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
-        while (!housekeeper.stop && pthread_cond_timedwait(&housekeeper.cond, &housekeeper.mu, &until) == 0)
-            ;
-    }
-    pthread_mutex_unlock(&housekeeper.mu);
+    for (const server_hooks_t *const *h = hooks; *h != NULL; ++h)
+        if ((*h)->loop_dispose != NULL)
+            (*h)->loop_dispose(tc);
     return NULL;
 }
 
@@ -280,91 +244,89 @@ static int setup_h2o(void)
     return 0;
 }
 
-int server_run(config_t *cfg)
+void server_block_signals(void)
 {
-    char path[BLOBSTORE_PATH_MAX];
-    berth.cfg = *cfg;
-    signal(SIGPIPE, SIG_IGN);
-    raise_nofile();
-    if (parse_addr(berth.cfg.http_addr, &listen_addr) != 0)
-        return 1;
-    if (blobstore_init(&berth.blobs, berth.cfg.storage_root) != 0)
-        return 1;
-    uploads_init(&berth.uploads, berth.cfg.storage_root);
-    snprintf(path, sizeof(path), "%s/berth.db", berth.cfg.storage_root);
-    berth.db_path = strdup(path);
-    /* it holds password hashes: owner-only, and SQLite gives its -wal and -shm files the same mode */
-    int dbfd = open(berth.db_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (dbfd >= 0)
-        close(dbfd);
-    metastore_t *m = metastore_open(berth.db_path, 1);
-    if (m == NULL)
-        return 1;
-    char *generated = NULL;
-    int created = admin_ensure(m, berth.cfg.admin_password, &generated);
-    metastore_close(m);
-    if (created < 0)
-        return 1;
-    if (created && generated != NULL) {
-        /* the only time this password is shown: on the terminal, not in the log file */
-        fprintf(stderr, "\n  created the site administrator \"admin\" with password: %s\n"
-                        "  (shown once; change it with: berth user passwd admin)\n\n", generated);
-        OPENSSL_cleanse(generated, strlen(generated));
-        free(generated);
-    } else if (created) {
-        log_info("created the site administrator \"admin\" with the password from BERTH_ADMIN_PASSWORD");
-    }
-    char *err = NULL;
-    if (auth_init(&err) != 0) {
-        log_error("auth: %s", err);
-        free(err);
-        return 1;
-    }
-    if (auth_mode() == MODE_OPEN) {
-        const struct sockaddr *sa = listen_addr->ai_addr;
-        int loopback = (sa->sa_family == AF_INET && (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127) ||
-                       (sa->sa_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr));
-        if (!loopback)
-            log_warn("mode open: anyone who can reach %s may push, pull and delete without credentials",
-                     berth.cfg.http_addr);
-    }
-    if ((berth.writer = metastore_writer_start(berth.db_path)) == NULL)
-        return 1;
-    if (setup_h2o() != 0)
-        return 1;
-
-    /* signals are taken by this thread alone, with sigwait */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
 
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    if (mirror_init(&berth.cfg) != 0)
-        return 1;
-    work_pool_start(berth.cfg.workers, ncpu > 0 ? (unsigned)ncpu : 1, nmirrors ? berth.cfg.workers : 0);
-    pthread_create(&housekeeper.thread, NULL, housekeeper_main, NULL);
+static int is_loopback(const struct sockaddr *sa)
+{
+    return (sa->sa_family == AF_INET && (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127) ||
+           (sa->sa_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr));
+}
+
+/* Open every loop's listener (before any thread starts: a taken port fails at once), then start the loops. */
+static int start_loops(void)
+{
     nthreads = berth.cfg.http_threads ? berth.cfg.http_threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     if (nthreads < 1)
         nthreads = 1;
     threads = calloc(nthreads, sizeof(*threads));
-    for (unsigned i = 0; i < nthreads; ++i) {
-        if ((threads[i].listen_fd = open_listener()) < 0) /* before any thread starts: a taken port fails at once */
-            return 1;
-    }
+    for (unsigned i = 0; i < nthreads; ++i)
+        threads[i].listen_fd = -1;
+    for (unsigned i = 0; i < nthreads; ++i)
+        if ((threads[i].listen_fd = open_listener()) < 0)
+            return -1;
     for (unsigned i = 0; i < nthreads; ++i) {
         threads[i].max_conns = (berth.cfg.http_max_connections + nthreads - 1) / nthreads;
-        if ((threads[i].db = metastore_open(berth.db_path, 0)) == NULL)
-            return 1;
-        metastore_enable_cache(threads[i].db);
-        threads[i].auth = auth_thread_new();
+        if ((threads[i].db = store_connect(berth.store)) == NULL)
+            return -1;
+    }
+    for (unsigned i = 0; i < nthreads; ++i)
         pthread_create(&threads[i].thread, NULL, thread_main, &threads[i]);
+    return 0;
+}
+
+/* After the loops ended (or never started): close what start_loops opened. */
+static void stop_loops(void)
+{
+    for (unsigned i = 0; i < nthreads; ++i) {
+        if (threads[i].db != NULL)
+            metastore_close(threads[i].db);
+    }
+    free(threads);
+    threads = NULL;
+    freeaddrinfo(listen_addr);
+    listen_addr = NULL;
+}
+
+int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const *modules)
+{
+    berth.cfg = *cfg;
+    berth.store = store;
+    hooks = modules;
+    raise_nofile();
+    if (parse_addr(berth.cfg.http_addr, &listen_addr) != 0)
+        return 1;
+    if (strcmp(berth.cfg.mode, "open") == 0 && !is_loopback(listen_addr->ai_addr))
+        log_warn("mode open: anyone who can reach %s may push, pull and delete without credentials", berth.cfg.http_addr);
+    if (setup_h2o() != 0) {
+        stop_loops();
+        return 1;
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    work_pool_start(berth.cfg.workers, ncpu > 0 ? (unsigned)ncpu : 1, berth.cfg.nmirrors ? berth.cfg.workers : 0);
+    if (start_loops() != 0) {
+        for (unsigned i = 0; i < nthreads; ++i) /* none started: close what was opened */
+            if (threads[i].listen_fd >= 0)
+                close(threads[i].listen_fd);
+        work_pool_stop();
+        stop_loops();
+        return 1;
     }
     log_info("berth listening on %s%s (mode %s, %u threads, storage %s)", berth.cfg.http_addr,
-             berth.ssl_ctx ? " with TLS" : "", access_mode_name(auth_mode()), nthreads, berth.cfg.storage_root);
+             berth.ssl_ctx ? " with TLS" : "", berth.cfg.mode, nthreads, berth.cfg.storage_root);
 
+    sigset_t set;
     int sig;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
     sigwait(&set, &sig);
     log_info("received %s: finishing in-flight requests (up to %llu ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
              (unsigned long long)berth.cfg.http_shutdown_timeout_ms);
@@ -372,17 +334,14 @@ int server_run(config_t *cfg)
         h2o_multithread_send_message(&threads[i].shutdown, calloc(1, sizeof(h2o_multithread_message_t)));
     for (unsigned i = 0; i < nthreads; ++i)
         pthread_join(threads[i].thread, NULL);
-    pthread_mutex_lock(&housekeeper.mu);
-    housekeeper.stop = 1;
-    pthread_cond_signal(&housekeeper.cond);
-    pthread_mutex_unlock(&housekeeper.mu);
-    pthread_join(housekeeper.thread, NULL);
-    api_mirror_stop();
+    for (const server_hooks_t *const *h = hooks; *h != NULL; ++h)
+        if ((*h)->stop != NULL)
+            (*h)->stop();
     work_pool_stop();
-    mirror_dispose();
-    metastore_writer_stop(berth.writer);
-    for (unsigned i = 0; i < nthreads; ++i)
-        metastore_close(threads[i].db);
+    stop_loops();
+    if (berth.ssl_ctx != NULL)
+        SSL_CTX_free(berth.ssl_ctx);
+    berth.ssl_ctx = NULL;
     log_info("berth stopped");
     return 0;
 }

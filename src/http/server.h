@@ -1,23 +1,20 @@
 /*
- * The HTTP server: one h2o event loop per thread, each with its own SO_REUSEPORT listener and its own SQLite
- * read connection; optional TLS with ALPN h2; graceful shutdown on SIGTERM/SIGINT.
+ * The HTTP server: one h2o event loop per thread, each with its own SO_REUSEPORT listener and its own read
+ * connection to the store; the worker pools (http/work.h); optional TLS with ALPN h2; graceful shutdown on
+ * SIGTERM/SIGINT. It names no handler: it hands every request to the router (http/router.h), and modules of the
+ * HTTP layer that keep state per event loop register hooks (server_hooks_t), wired by main.c.
  */
 #ifndef BERTH_HTTP_SERVER_H
 #define BERTH_HTTP_SERVER_H
 
 #include <h2o.h>
-#include "store/blobstore.h"
-#include "store/metastore.h"
-#include "store/upload.h"
 #include "config/config.h"
+#include "store/store.h"
 
-/** Process-wide state, set up by server_run. */
+/** Process-wide state of the HTTP layer, set up by server_run for the handlers. */
 typedef struct {
-    config_t cfg;
-    char *db_path;
-    blobstore_t blobs;
-    uploads_t uploads;
-    metastore_writer_t *writer;
+    config_t cfg;   /* a copy of server_run's (the strings are the caller's) */
+    store_t *store; /* the caller's */
     h2o_globalconf_t globalconf;
     SSL_CTX *ssl_ctx;
 } berth_t;
@@ -48,7 +45,23 @@ static inline thread_ctx_t *thread_ctx_of(h2o_req_t *req)
     return (thread_ctx_t *)req->conn->ctx;
 }
 
-/** Run the server with `cfg` (ownership passes to berth) until a signal stops it. Returns the exit status. */
-int server_run(config_t *cfg);
+/** What a module of the HTTP layer does as the server starts and stops; any hook may be NULL. */
+typedef struct {
+    void (*loop_init)(thread_ctx_t *tc);    /* on each loop's thread, before it accepts connections */
+    void (*loop_dispose)(thread_ctx_t *tc); /* on each loop's thread, after its last request */
+    void (*stop)(void);                     /* once at shutdown, after the loops ended, before the workers stop */
+} server_hooks_t;
+
+/**
+ * Block SIGTERM and SIGINT in the calling thread and every thread it starts from now on, so that server_run alone
+ * takes them: call first, before any thread is started.
+ */
+void server_block_signals(void);
+
+/**
+ * Serve `store` with `cfg` (both must outlive the call) until SIGTERM or SIGINT, calling the `hooks` (a NULL-terminated
+ * list) of the HTTP layer's modules. Returns the exit status.
+ */
+int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const *hooks);
 
 #endif

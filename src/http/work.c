@@ -117,7 +117,7 @@ void work_submit(h2o_req_t *req, work_t *w, work_cb run, work_cb done)
 static void write_run(work_t *w)
 {
     write_work_t *ww = (write_work_t *)w;
-    ww->rc = metastore_write(berth.writer, ww->fn, ww);
+    ww->rc = metastore_write(berth.store->writer, ww->fn, ww);
 }
 
 void work_write(h2o_req_t *req, write_work_t *w, metastore_write_fn fn, work_cb done)

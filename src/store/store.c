@@ -1,0 +1,142 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "store/store.h"
+#include "util/log.h"
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof(buf), "%s/", path) >= (int)sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = buf + 1; *p; ++p) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -1;
+        *p = '/';
+    }
+    return 0;
+}
+
+int store_db_create(const char *root, char *path, size_t len)
+{
+    struct stat st;
+    if (snprintf(path, len, "%s/berth.db", root) >= (int)len) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    if (mkdir_p(root) != 0)
+        return -1;
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno == EEXIST ? 0 : -1;
+    /* root running the CLI on a server's folder must not leave a database the server cannot open */
+    if (geteuid() == 0 && stat(root, &st) == 0 && st.st_uid != 0 && fchown(fd, st.st_uid, st.st_gid) != 0) {
+        close(fd);
+        return -1;
+    }
+    return close(fd);
+}
+
+/* Periodic chores off the event loops: expire stale upload sessions. */
+static void *chores_main(void *arg)
+{
+    store_t *s = arg;
+    uint64_t ttl = s->cfg->storage_upload_ttl_ms, every = ttl / 4;
+    if (every < 1000)
+        every = 1000;
+    if (every > 600000)
+        every = 600000;
+    pthread_mutex_lock(&s->_chores.mu);
+    while (!s->_chores.stop) {
+        pthread_mutex_unlock(&s->_chores.mu);
+        int n = uploads_expire(&s->uploads, ttl);
+        if (n > 0)
+            log_info("removed %d upload session(s) idle for more than %llu s", n, (unsigned long long)(ttl / 1000));
+        pthread_mutex_lock(&s->_chores.mu);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)(every / 1000);
+        until.tv_nsec += (long)(every % 1000) * 1000000;
+        if (until.tv_nsec >= 1000000000) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000;
+        }
+        while (!s->_chores.stop && pthread_cond_timedwait(&s->_chores.cond, &s->_chores.mu, &until) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&s->_chores.mu);
+    return NULL;
+}
+
+int store_open(store_t *s, const config_t *cfg)
+{
+    char path[BLOBSTORE_PATH_MAX];
+    memset(s, 0, sizeof(*s));
+    s->cfg = cfg;
+    pthread_mutex_init(&s->_chores.mu, NULL);
+    pthread_cond_init(&s->_chores.cond, NULL);
+    if (store_db_create(cfg->storage_root, path, sizeof(path)) != 0) {
+        log_error("cannot create %s/berth.db: %s", cfg->storage_root, strerror(errno));
+        goto Error;
+    }
+    s->db_path = strdup(path);
+    if (blobstore_init(&s->blobs, cfg->storage_root) != 0)
+        goto Error;
+    uploads_init(&s->uploads, cfg->storage_root);
+    metastore_t *m = metastore_open(s->db_path, 1); /* applies the schema */
+    if (m == NULL)
+        goto Error;
+    metastore_close(m);
+    if ((s->writer = metastore_writer_start(s->db_path)) == NULL)
+        goto Error;
+    if (pthread_create(&s->_chores.thread, NULL, chores_main, s) != 0) {
+        log_error("cannot start the store's chores thread");
+        goto Error;
+    }
+    s->_chores.started = 1;
+    return 0;
+Error:
+    store_close(s);
+    return -1;
+}
+
+void store_close(store_t *s)
+{
+    if (s->_chores.started) {
+        pthread_mutex_lock(&s->_chores.mu);
+        s->_chores.stop = 1;
+        pthread_cond_signal(&s->_chores.cond);
+        pthread_mutex_unlock(&s->_chores.mu);
+        pthread_join(s->_chores.thread, NULL);
+        s->_chores.started = 0;
+    }
+    if (s->writer != NULL)
+        metastore_writer_stop(s->writer);
+    s->writer = NULL;
+    if (s->uploads.dir != NULL)
+        uploads_dispose(&s->uploads);
+    if (s->blobs.root != NULL)
+        blobstore_dispose(&s->blobs);
+    pthread_mutex_destroy(&s->_chores.mu);
+    pthread_cond_destroy(&s->_chores.cond);
+    free(s->db_path);
+    s->db_path = NULL;
+}
+
+metastore_t *store_connect(store_t *s)
+{
+    metastore_t *m = metastore_open(s->db_path, 0);
+    if (m != NULL)
+        metastore_enable_cache(m);
+    return m;
+}
