@@ -17,6 +17,7 @@
 #include "auth/password.h"
 #include "cli/cli.h"
 #include "cli/cli_int.h"
+#include "store/store.h"
 #include "util/status.h"
 
 static const struct {
@@ -160,45 +161,11 @@ int cli_args(int argc, char **argv, const cli_opt_t *opts, char **pos, int minpo
     return 0;
 }
 
-static int mkdir_p(const char *path)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return -1;
-    for (char *p = buf + 1; *p; ++p) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-            return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-/* A new database is created 0600 (it holds password hashes; SQLite gives its -wal and -shm files the same mode and
- * owner), owned by the storage root's owner when root creates it, so that the server can still write it. */
-static int db_precreate(const char *root, const char *path)
-{
-    struct stat st;
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return errno == EEXIST ? 0 : -1;
-    if (geteuid() == 0 && stat(root, &st) == 0 && st.st_uid != 0 && fchown(fd, st.st_uid, st.st_gid) != 0) {
-        close(fd);
-        return -1;
-    }
-    return close(fd);
-}
-
 int cli_open(cli_t *c, int write)
 {
     char path[4096];
-    const char *root = c->cfg->storage_root;
-    if (snprintf(path, sizeof(path), "%s/berth.db", root) >= (int)sizeof(path))
-        return cli_fail("storage root too long");
-    if (mkdir_p(root) != 0 || db_precreate(root, path) != 0)
-        return cli_fail("cannot create %s: %s", path, strerror(errno));
+    if (store_db_create(c->cfg->storage_root, path, sizeof(path)) != 0)
+        return cli_fail("cannot create %s/berth.db: %s", c->cfg->storage_root, strerror(errno));
     if ((c->m = metastore_open(path, 1)) == NULL)
         return cli_fail("cannot open the database %s", path);
     /* the CLI never generates the admin password (it would have nowhere safe to show it) */
