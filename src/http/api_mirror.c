@@ -21,6 +21,7 @@
 #include "http/api.h"
 #include "http/work.h"
 #include "mirror/mirror.h"
+#include "mirror/route.h"
 #include "mirror/upstream.h"
 #include "oci/manifest.h"
 #include "oci/name.h"
@@ -713,54 +714,32 @@ int api_mirror_route(route_t *r, int push)
     if (nmirrors == 0)
         return 0;
     h2o_req_t *req = r->req;
-    char *local = h2o_mem_alloc_pool(&req->pool, NAME_MAX_LEN + 1), *up = h2o_mem_alloc_pool(&req->pool, NAME_MAX_LEN + 1);
     const char *ns = req_query(req, "ns", 0);
-    const mirror_t *m = mirror_select(r->name, ns, local, up);
-    if (m == NULL) {
-        /* ?ns= names a registry no mirror here serves: a repository hosted here may answer, never a copy mirrored
-         * from another upstream (docker.io's library/x is not quay.io's) */
-        if (ns != NULL && metastore_repo_origin(r->tc->db, r->name) == 1) {
-            res_error(req, ERR_NAME_UNKNOWN, "no mirror here serves that registry",
-                      json_pack("{s:s,s:s}", "name", r->name, "ns", ns));
-            return -1;
-        }
+    mirror_route_t *rt = h2o_mem_alloc_pool(&req->pool, sizeof(*rt)); /* r->name and r->upstream_name point into it */
+    switch (mirror_route(r->tc->db, r->name, ns, push, rt)) {
+    case MIRROR_ROUTE_HOSTED:
+        if (rt->local[0] != '\0')
+            r->name = rt->local;
         return 0;
-    }
-    int origin = 0, asked = 0; /* where r->name comes from, once asked */
-    if (*m->cfg->prefix == '\0') {
-        asked = 1;
-        /* a mirror of every name not hosted here: is this one hosted here, or about to be by this push? */
-        origin = metastore_repo_origin(r->tc->db, r->name);
-        if (origin == 0 || (origin == BERTH_ENOTFOUND && push && metastore_repo_origin(r->tc->db, local) != 1))
-            return 0;
-        if (origin == BERTH_ERROR) {
-            res_error(req, ERR_INTERNAL, NULL, NULL);
-            return -1;
-        }
-    }
-    if (push) {
+    case MIRROR_ROUTE_MIRRORED:
+        r->mirror = rt->m;
+        r->name = rt->local;
+        r->upstream_name = rt->up;
+        return 0;
+    case MIRROR_ROUTE_DENY_PUSH: {
         char msg[512];
-        snprintf(msg, sizeof(msg), "%s mirrors %s: pushes to it are not accepted", local, m->cfg->upstream);
-        res_error(req, ERR_DENIED, msg, json_pack("{s:s}", "name", local));
+        snprintf(msg, sizeof(msg), "%s mirrors %s: pushes to it are not accepted", rt->local, rt->m->cfg->upstream);
+        res_error(req, ERR_DENIED, msg, json_pack("{s:s}", "name", rt->local));
         return -1;
     }
-    /* the mirror's name for it may be a repository pushed here ("foo" is library/foo): serve that one, never fetch
-     * into it (a revalidation would move its tags to the upstream's manifests, or delete them); under the
-     * catch-all the name is often the same, and already asked about */
-    if (!asked || strcmp(local, r->name) != 0)
-        origin = metastore_repo_origin(r->tc->db, local);
-    if (origin == 0) {
-        r->name = local;
-        return 0;
-    }
-    if (origin == BERTH_ERROR) {
-        res_error(req, ERR_INTERNAL, NULL, NULL);
+    case MIRROR_ROUTE_NO_MIRROR:
+        res_error(req, ERR_NAME_UNKNOWN, "no mirror here serves that registry", json_pack("{s:s,s:s}", "name", r->name, "ns", ns));
         return -1;
+    case MIRROR_ROUTE_ERROR:
+        break;
     }
-    r->mirror = m;
-    r->name = local;
-    r->upstream_name = up;
-    return 0;
+    res_error(req, ERR_INTERNAL, NULL, NULL);
+    return -1;
 }
 
 void api_mirror_stop(void)

@@ -29,6 +29,7 @@ extern size_t nmirrors;
 
 /** Set up the mirrors of `cfg` (which must outlive them); 0 or -1. */
 int mirror_init(const config_t *cfg);
+/** Free the mirrors and their upstream clients, once no fetch runs any more (the fetch threads stopped). */
 void mirror_dispose(void);
 
 /**
