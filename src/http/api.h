@@ -57,7 +57,7 @@ void api_catalog(route_t *r);
 /** Free this loop thread's cache of list pages (as the thread ends). */
 void api_tags_thread_dispose(void);
 
-/* api_mirror.c: pull-through mirrors */
+/* api_mirror.c: pull-through mirrors (the routing and fetching are mirror/route.h's and mirror/fetch.h's) */
 /**
  * Decide whether a mirror serves the request's repository; if so set r->mirror, r->upstream_name and r->name (berth's
  * name for it, e.g. with "library/" added). A `push` to a mirrored repository is answered 403 DENIED, and a request
@@ -68,6 +68,8 @@ void api_mirror_manifest_get(route_t *r); /* GET and HEAD, fetching from the ups
 void api_mirror_blob_get(route_t *r);
 /** The receiver of fetch progress each loop registers (thread_ctx_t.mirror_wake). */
 void api_mirror_on_wake(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages);
+/** Set up the fetch engine (mirror/fetch.h) with berth's stores and limits, its fetches on the WORK_FETCH pool. */
+void api_mirror_start(void);
 /** Make running fetches stop (at shutdown). */
 void api_mirror_stop(void);
 

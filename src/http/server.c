@@ -344,6 +344,7 @@ int server_run(config_t *cfg)
     if (mirror_init(&berth.cfg) != 0)
         return 1;
     work_pool_start(berth.cfg.workers, ncpu > 0 ? (unsigned)ncpu : 1, nmirrors ? berth.cfg.workers : 0);
+    api_mirror_start();
     pthread_create(&housekeeper.thread, NULL, housekeeper_main, NULL);
     nthreads = berth.cfg.http_threads ? berth.cfg.http_threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     if (nthreads < 1)
