@@ -615,7 +615,7 @@ static int parse_mirror(struct loader *ld, yaml_parser_t *parser, config_mirror_
     return 0;
 }
 
-static void mirror_dispose(config_mirror_t *mr)
+static void config_mirror_dispose(config_mirror_t *mr)
 {
     free(mr->prefix);
     free(mr->upstream);
@@ -655,7 +655,7 @@ static int parse_mirrors(struct loader *ld, yaml_parser_t *parser, size_t line)
             return fail(ld, "config: out of memory");
         ld->cfg->mirrors = grown;
         if (parse_mirror(ld, parser, &mr, item_line) != 0) {
-            mirror_dispose(&mr);
+            config_mirror_dispose(&mr);
             return -1;
         }
         ld->cfg->mirrors[ld->cfg->nmirrors++] = mr;
@@ -833,7 +833,7 @@ Error:
 void config_dispose(config_t *cfg)
 {
     for (size_t i = 0; i < cfg->nmirrors; ++i)
-        mirror_dispose(&cfg->mirrors[i]);
+        config_mirror_dispose(&cfg->mirrors[i]);
     free(cfg->mirrors);
     cfg->mirrors = NULL;
     cfg->nmirrors = 0;

@@ -57,7 +57,7 @@ void api_catalog(route_t *r);
 /** Frees each loop's cache of list pages as the loop ends. */
 extern const server_hooks_t api_tags_hooks;
 
-/* api_mirror.c: pull-through mirrors */
+/* api_mirror.c: pull-through mirrors (the routing and fetching are mirror/route.h's and mirror/fetch.h's) */
 /**
  * Decide whether a mirror serves the request's repository; if so set r->mirror, r->upstream_name and r->name (berth's
  * name for it, e.g. with "library/" added). A `push` to a mirrored repository is answered 403 DENIED, and a request
@@ -66,7 +66,7 @@ extern const server_hooks_t api_tags_hooks;
 int api_mirror_route(route_t *r, int push);
 void api_mirror_manifest_get(route_t *r); /* GET and HEAD, fetching from the upstream what is missing or stale */
 void api_mirror_blob_get(route_t *r);
-/** Each loop's receiver of fetch progress; running fetches told to stop at shutdown. */
+/** Each loop's receiver of fetch progress; the fetch engine set up at start and told to stop at shutdown. */
 extern const server_hooks_t api_mirror_hooks;
 
 /* api_token.c: the token service (GET/POST /token) and its JWKS */

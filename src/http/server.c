@@ -295,6 +295,13 @@ static void stop_loops(void)
     listen_addr = NULL;
 }
 
+static void stop_hooks(void)
+{
+    for (const server_hooks_t *const *h = hooks; *h != NULL; ++h)
+        if ((*h)->stop != NULL)
+            (*h)->stop();
+}
+
 int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const *modules)
 {
     berth.cfg = *cfg;
@@ -311,10 +318,14 @@ int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const 
     }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     work_pool_start(berth.cfg.workers, ncpu > 0 ? (unsigned)ncpu : 1, berth.cfg.nmirrors ? berth.cfg.workers : 0);
+    for (const server_hooks_t *const *h = hooks; *h != NULL; ++h)
+        if ((*h)->start != NULL)
+            (*h)->start();
     if (start_loops() != 0) {
         for (unsigned i = 0; i < nthreads; ++i) /* none started: close what was opened */
             if (threads[i].listen_fd >= 0)
                 close(threads[i].listen_fd);
+        stop_hooks();
         work_pool_stop();
         stop_loops();
         return 1;
@@ -334,9 +345,7 @@ int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const 
         h2o_multithread_send_message(&threads[i].shutdown, calloc(1, sizeof(h2o_multithread_message_t)));
     for (unsigned i = 0; i < nthreads; ++i)
         pthread_join(threads[i].thread, NULL);
-    for (const server_hooks_t *const *h = hooks; *h != NULL; ++h)
-        if ((*h)->stop != NULL)
-            (*h)->stop();
+    stop_hooks();
     work_pool_stop();
     stop_loops();
     if (berth.ssl_ctx != NULL)

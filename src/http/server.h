@@ -47,6 +47,7 @@ static inline thread_ctx_t *thread_ctx_of(h2o_req_t *req)
 
 /** What a module of the HTTP layer does as the server starts and stops; any hook may be NULL. */
 typedef struct {
+    void (*start)(void);                    /* once, after the worker pools started, before the loops start */
     void (*loop_init)(thread_ctx_t *tc);    /* on each loop's thread, before it accepts connections */
     void (*loop_dispose)(thread_ctx_t *tc); /* on each loop's thread, after its last request */
     void (*stop)(void);                     /* once at shutdown, after the loops ended, before the workers stop */

@@ -1,7 +1,7 @@
 /*
  * Pull-through mirrors: which upstream serves a repository name, and under which names. Pure functions of the
- * configuration (the "mirrors" list), unit-tested in tests/unit/mirror_test.c; the fetching lives in
- * http/api_mirror.c, the HTTP client in mirror/upstream.c.
+ * configuration (the "mirrors" list), unit-tested in tests/unit/mirror_test.c; the routing that asks the database
+ * is mirror/route.c, the fetching mirror/fetch.c, the HTTP client mirror/upstream.c.
  *
  * A request names a repository either as berth stores it ("<prefix>/<upstream name>", or the upstream name for a
  * mirror of every name, prefix "") or, from containerd with ?ns=<upstream host>, as the upstream knows it. With
@@ -29,6 +29,7 @@ extern size_t nmirrors;
 
 /** Set up the mirrors of `cfg` (which must outlive them); 0 or -1. */
 int mirror_init(const config_t *cfg);
+/** Free the mirrors and their upstream clients, once no fetch runs any more (the fetch threads stopped). */
 void mirror_dispose(void);
 
 /**

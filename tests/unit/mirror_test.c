@@ -1,11 +1,15 @@
-/* Unit tests for the mirrors list (src/config/config.c) and the choice of mirror and names (src/mirror/mirror.c). */
+/* Unit tests for the mirrors list (src/config/config.c), the choice of mirror and names (src/mirror/mirror.c), and
+ * the routing of a request by the repositories a real database holds (src/mirror/route.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "mirror/mirror.h"
+#include "mirror/route.h"
 #include "oci/name.h"
 #include "config/config.h"
+#include "store/metastore.h"
+#include "util/status.h"
 #include "tap.h"
 
 static char path[] = "/tmp/berth-mirror-test.XXXXXX";
@@ -53,6 +57,106 @@ static const char *pick(const char *name, const char *ns)
         if (strcmp(got, want) != 0)                                                                                         \
             printf("# got: %s\n", got);                                                                                     \
     } while (0)
+
+/* ---- routing with a database ---- */
+
+typedef struct {
+    const char *repo;
+    int mirrored;
+} link_args_t;
+
+static int link_one(metastore_t *m, void *arg)
+{
+    const link_args_t *a = arg;
+    digest_t d;
+    digest_compute(&d, DIGEST_SHA256, "x", 1);
+    return a->mirrored ? metastore_mirror_blob_link(m, a->repo, &d, 1) : metastore_blob_link(m, a->repo, &d, 1);
+}
+
+/* mirror_route's decision as "<kind> <local> <- <ns>/<up>", e.g. "mirrored library/alpine <- docker.io/library/alpine". */
+static const char *route(metastore_t *db, const char *name, const char *ns, int push)
+{
+    static const char *kinds[] = {"hosted", "mirrored", "deny", "no-mirror", "error"};
+    static char buf[3 * NAME_MAX_LEN + 32];
+    mirror_route_t rt;
+    mirror_route_kind_t k = mirror_route(db, name, ns, push, &rt);
+    if (k == MIRROR_ROUTE_ERROR)
+        return kinds[k]; /* the names are of no use then */
+    int n = snprintf(buf, sizeof(buf), "%s%s%s", kinds[k], rt.local[0] ? " " : "", rt.local);
+    if (rt.m != NULL && k == MIRROR_ROUTE_MIRRORED)
+        snprintf(buf + n, sizeof(buf) - (size_t)n, " <- %s/%s", rt.m->cfg->ns, rt.up);
+    else if (rt.m != NULL)
+        snprintf(buf + n, sizeof(buf) - (size_t)n, " (%s)", rt.m->cfg->upstream);
+    return buf;
+}
+
+#define ROUTES(db, name, ns, push, want)                                                                                  \
+    do {                                                                                                                  \
+        const char *got = route(db, name, ns, push);                                                                      \
+        ok(strcmp(got, want) == 0, "%s %s%s%s -> %s", push ? "push" : "pull", name, ns ? " ?ns=" : "", ns ? ns : "", want); \
+        if (strcmp(got, want) != 0)                                                                                       \
+            printf("# got: %s\n", got);                                                                                   \
+    } while (0)
+
+static void test_route(void)
+{
+    char root[256], db_path[300], cmd[300], *err;
+    config_t cfg;
+    snprintf(root, sizeof(root), "%s/berth-mirror-route.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(root) == NULL)
+        exit(2);
+    snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
+    metastore_t *db = metastore_open(db_path, 1);
+    metastore_writer_t *w = metastore_writer_start(db_path);
+    link_args_t links[] = {{"myapp", 0}, {"library/foo", 0}, {"library/alpine", 1}, {"quay/coreos/etcd", 1}};
+    int linked = db != NULL && w != NULL;
+    for (size_t i = 0; linked && i < sizeof(links) / sizeof(links[0]); ++i)
+        linked = metastore_write(w, link_one, &links[i]) == 0;
+    ok(linked, "a database with myapp and library/foo pushed, library/alpine and quay/coreos/etcd mirrored");
+
+    ROUTES(db, "myapp", NULL, 0, "hosted");
+    ok(load(&cfg, "mirrors:\n  - upstream: https://registry-1.docker.io\n  - prefix: quay\n    upstream: https://quay.io\n",
+            &err) == 0 && mirror_init(&cfg) == 0,
+       "a mirror of every name and one of quay/");
+    free(err);
+    /* a mirror of every name */
+    ROUTES(db, "myapp", NULL, 0, "hosted");
+    ROUTES(db, "myapp", NULL, 1, "hosted");
+    ROUTES(db, "library/alpine", NULL, 0, "mirrored library/alpine <- docker.io/library/alpine");
+    ROUTES(db, "alpine", NULL, 0, "mirrored library/alpine <- docker.io/library/alpine");
+    ROUTES(db, "nothere", NULL, 0, "mirrored library/nothere <- docker.io/library/nothere");
+    ROUTES(db, "library/alpine", NULL, 1, "deny library/alpine (https://registry-1.docker.io)");
+    ROUTES(db, "alpine", NULL, 1, "deny library/alpine (https://registry-1.docker.io)");
+    ROUTES(db, "newthing", NULL, 1, "hosted");
+    ROUTES(db, "foo", NULL, 0, "hosted library/foo");
+    ROUTES(db, "library/foo", NULL, 0, "hosted");
+    /* a prefixed mirror */
+    ROUTES(db, "quay/coreos/etcd", NULL, 0, "mirrored quay/coreos/etcd <- quay.io/coreos/etcd");
+    ROUTES(db, "quay/coreos/new", NULL, 0, "mirrored quay/coreos/new <- quay.io/coreos/new");
+    ROUTES(db, "quay/coreos/new", NULL, 1, "deny quay/coreos/new (https://quay.io)");
+    /* containerd's ?ns= */
+    ROUTES(db, "coreos/etcd", "quay.io", 0, "mirrored quay/coreos/etcd <- quay.io/coreos/etcd");
+    ROUTES(db, "library/alpine", "docker.io", 0, "mirrored library/alpine <- docker.io/library/alpine");
+    ROUTES(db, "library/alpine", "ghcr.io", 0, "no-mirror");
+    ROUTES(db, "library/alpine", "ghcr.io", 1, "no-mirror");
+    ROUTES(db, "myapp", "ghcr.io", 0, "hosted");
+    ROUTES(db, "nothere", "ghcr.io", 0, "hosted");
+
+    /* a database without its tables fails every query */
+    snprintf(db_path, sizeof(db_path), "%s/empty.db", root);
+    metastore_t *empty = metastore_open(db_path, 0);
+    ROUTES(empty, "alpine", NULL, 0, "error");
+    ROUTES(empty, "quay/coreos/etcd", NULL, 0, "error");
+    metastore_close(empty);
+
+    mirror_dispose();
+    config_dispose(&cfg);
+    metastore_writer_stop(w);
+    metastore_close(db);
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
+    if (system(cmd) != 0)
+        exit(2);
+}
 
 int main(void)
 {
@@ -135,6 +239,7 @@ int main(void)
     ok(fails_with("mirrors:\n  - upstream: http://x\n    ns: a/b\n", "must be a registry host"), "an ns with a slash");
     ok(fails_with("mirrors:\n  - upstream: http://x\n    library: maybe\n", "invalid boolean"), "library: maybe");
 
+    test_route();
     unlink(path);
     return tap_done();
 }
