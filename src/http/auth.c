@@ -3,11 +3,11 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "auth/limiter.h"
 #include "auth/password.h"
 #include "http/auth.h"
 #include "mirror/mirror.h"
@@ -18,20 +18,13 @@
 #include "util/time.h"
 
 #define CACHE_SLOTS 128
-#define LIMIT_SLOTS 1024
-#define MAX_BACKOFF_MS (15 * 60 * 1000)
 
 static struct {
     access_policy_t policy;
     token_keys_t keys;
     unsigned char hmac_key[32]; /* keys the credential cache: an HMAC of the credentials, never the password */
-    pthread_mutex_t limit_mu;
-    struct {
-        unsigned char key[32]; /* HMAC of (account, client address) */
-        unsigned failures;
-        int64_t until_ms;
-    } limits[LIMIT_SLOTS];
-} auth = {.limit_mu = PTHREAD_MUTEX_INITIALIZER};
+    limiter_t *limiter;
+} auth;
 
 struct auth_thread {
     int64_t generation; /* the auth generation the caches were filled at */
@@ -62,12 +55,15 @@ int auth_init(char **err)
         token_keys_add_external(&auth.keys, berth.cfg.auth_external_keys,
                                 berth.cfg.auth_external_issuer ? berth.cfg.auth_external_issuer : berth.cfg.auth_issuer, err) != 0)
         return -1;
+    auth.limiter = limiter_new(berth.cfg.auth_login_failures, berth.cfg.auth_login_backoff_ms);
     return 0;
 }
 
 void auth_dispose(void)
 {
     token_keys_dispose(&auth.keys);
+    limiter_free(auth.limiter);
+    auth.limiter = NULL;
 }
 
 access_mode_t auth_mode(void)
@@ -125,95 +121,19 @@ static void check_generation(thread_ctx_t *tc)
 
 /* ---- failed-login rate limit, per (account, client address) ---- */
 
+/* The address the rate limiter keys on: the peer's, or behind a trusted proxy what it says the client's is. */
 static void client_addr(h2o_req_t *req, char *buf, size_t len)
 {
     struct sockaddr_storage ss;
+    char peer[INET6_ADDRSTRLEN] = "";
     socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    buf[0] = '\0';
-    if (sl == 0)
-        return;
-    if (ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)len);
-    else if (ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)len);
-    /* behind a trusted proxy, the client is the last address it appended to X-Forwarded-For */
-    const char *trusted = berth.cfg.auth_trusted_proxies;
-    if (trusted == NULL || *trusted == '\0' || buf[0] == '\0')
-        return;
-    size_t blen = strlen(buf);
-    int is_trusted = 0;
-    for (const char *p = trusted; *p;) {
-        const char *e = strchr(p, ',');
-        size_t n = e ? (size_t)(e - p) : strlen(p);
-        while (n > 0 && *p == ' ')
-            ++p, --n;
-        while (n > 0 && p[n - 1] == ' ')
-            --n;
-        if (n == blen && memcmp(p, buf, n) == 0)
-            is_trusted = 1;
-        p = e ? e + 1 : p + n;
-    }
-    size_t xl;
-    const char *xff = is_trusted ? req_header(req, "x-forwarded-for", &xl) : NULL;
-    if (xff == NULL)
-        return;
-    const char *last = xff + xl;
-    while (last > xff && last[-1] != ',')
-        --last;
-    while (last < xff + xl && *last == ' ')
-        ++last;
-    size_t n = (size_t)(xff + xl - last);
-    while (n > 0 && last[n - 1] == ' ')
-        --n;
-    if (n > 0 && n < len) {
-        memcpy(buf, last, n);
-        buf[n] = '\0';
-    }
-}
-
-static unsigned limit_slot(const unsigned char *key)
-{
-    return ((unsigned)key[0] << 8 | key[1]) % LIMIT_SLOTS;
-}
-
-/* Milliseconds the caller must still wait, or 0. */
-static int64_t limit_wait(const unsigned char *key)
-{
-    int64_t wait = 0, now = (int64_t)time_mono_ms();
-    pthread_mutex_lock(&auth.limit_mu);
-    unsigned s = limit_slot(key);
-    if (memcmp(auth.limits[s].key, key, 32) == 0 && auth.limits[s].until_ms > now)
-        wait = auth.limits[s].until_ms - now;
-    pthread_mutex_unlock(&auth.limit_mu);
-    return wait;
-}
-
-static void limit_record(const unsigned char *key, int success)
-{
-    pthread_mutex_lock(&auth.limit_mu);
-    unsigned s = limit_slot(key);
-    if (memcmp(auth.limits[s].key, key, 32) != 0) {
-        if (success)
-            goto Exit;
-        memcpy(auth.limits[s].key, key, 32);
-        auth.limits[s].failures = 0;
-        auth.limits[s].until_ms = 0;
-    }
-    if (success) {
-        memset(&auth.limits[s], 0, sizeof(auth.limits[s]));
-        goto Exit;
-    }
-    unsigned f = ++auth.limits[s].failures;
-    if (f >= berth.cfg.auth_login_failures) {
-        int64_t backoff = (int64_t)berth.cfg.auth_login_backoff_ms;
-        for (unsigned i = berth.cfg.auth_login_failures; i < f && backoff < MAX_BACKOFF_MS; ++i)
-            backoff *= 2;
-        if (backoff > MAX_BACKOFF_MS)
-            backoff = MAX_BACKOFF_MS;
-        auth.limits[s].until_ms = (int64_t)time_mono_ms() + backoff;
-    }
-Exit:
-    pthread_mutex_unlock(&auth.limit_mu);
+    if (sl != 0 && ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
+    else if (sl != 0 && ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
+    size_t xl = 0;
+    const char *xff = req_header(req, "x-forwarded-for", &xl);
+    limiter_client_addr(buf, len, peer, xff, xl, berth.cfg.auth_trusted_proxies);
 }
 
 static void too_many(h2o_req_t *req, int64_t wait_ms)
@@ -254,7 +174,7 @@ static void login_done(work_t *w)
 {
     login_t *l = (login_t *)w;
     h2o_req_t *req = w->req;
-    limit_record(l->limit_key, l->ok);
+    limiter_record(auth.limiter, l->limit_key, l->ok, (int64_t)time_mono_ms());
     if (req != NULL) {
         thread_ctx_t *tc = thread_ctx_of(req);
         if (l->ok && berth.cfg.auth_credential_cache_ttl_ms > 0) {
@@ -320,7 +240,7 @@ void auth_login(h2o_req_t *req, const char *user, const char *password, void *ct
     }
     client_addr(req, addr, sizeof(addr));
     hmac(lk, user, strlen(user), addr, strlen(addr));
-    int64_t wait = limit_wait(lk);
+    int64_t wait = limiter_wait(auth.limiter, lk, (int64_t)time_mono_ms());
     if (wait > 0) {
         too_many(req, wait);
         done(req, NULL, ctx, 429);
