@@ -17,6 +17,7 @@
 #define LIMITER_SLOTS 1024
 #define LIMITER_MAX_BACKOFF_MS (15 * 60 * 1000)
 
+/** The limiter's table and lock (opaque). */
 typedef struct limiter limiter_t;
 
 /**
@@ -24,6 +25,8 @@ typedef struct limiter limiter_t;
  * caller frees it with limiter_free().
  */
 limiter_t *limiter_new(unsigned failures, uint64_t backoff_ms);
+
+/** Free `l` (NULL is harmless); no thread may be using it. */
 void limiter_free(limiter_t *l);
 
 /** Milliseconds `key` must still wait at monotonic time `now_ms` before its next login, or 0. */

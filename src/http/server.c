@@ -315,7 +315,7 @@ int server_run(config_t *cfg)
         log_info("created the site administrator \"admin\" with the password from BERTH_ADMIN_PASSWORD");
     }
     char *err = NULL;
-    if (auth_init(&err) != 0) {
+    if (auth_init(&berth.cfg, auth_mirror_creates, &err) != 0) {
         log_error("auth: %s", err);
         free(err);
         return 1;
@@ -358,7 +358,7 @@ int server_run(config_t *cfg)
         if ((threads[i].db = metastore_open(berth.db_path, 0)) == NULL)
             return 1;
         metastore_enable_cache(threads[i].db);
-        threads[i].auth = auth_thread_new();
+        threads[i].auth = auth_cache_new();
         pthread_create(&threads[i].thread, NULL, thread_main, &threads[i]);
     }
     log_info("berth listening on %s%s (mode %s, %u threads, storage %s)", berth.cfg.http_addr,
