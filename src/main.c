@@ -4,6 +4,7 @@
 #include <string.h>
 #include <openssl/crypto.h>
 #include "auth/admin.h"
+#include "auth/principal.h"
 #include "cli/cli.h"
 #include "config/config.h"
 #include "http/api.h"
@@ -48,7 +49,7 @@ static int serve(const config_t *cfg)
         return 1;
     if (ensure_admin(&store, cfg) != 0)
         goto Exit;
-    if (auth_init(cfg, &err) != 0) {
+    if (auth_init(cfg, auth_mirror_creates, &err) != 0) {
         log_error("auth: %s", err);
         free(err);
         goto Exit;

@@ -80,7 +80,7 @@ static void add_name(void *ctx, const char *name)
 {
     list_t *l = ctx;
     snprintf(l->seen, sizeof(l->seen), "%s", name);
-    if (l->r != NULL && (auth_policy_actions(l->r->tc, l->r->who, name) & ACTION_PULL) == 0)
+    if (l->r != NULL && (auth_policy_actions(l->r->tc->db, l->r->who, name) & ACTION_PULL) == 0)
         return;
     json_array_append_new(l->arr, json_string(name));
     l->last = json_string_value(json_array_get(l->arr, json_array_size(l->arr) - 1));

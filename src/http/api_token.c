@@ -68,7 +68,7 @@ static void issue(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
         if (s->type == SCOPE_REGISTRY)
             allowed = strcmp(s->name, "catalog") == 0 && auth_policy_catalog(who) ? ACTION_ALL : 0;
         else
-            allowed = auth_policy_actions(tc, who, s->name);
+            allowed = auth_policy_actions(tc->db, who, s->name);
         unsigned got = s->actions & allowed;
         if (got == 0)
             continue;

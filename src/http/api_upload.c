@@ -318,7 +318,7 @@ typedef struct {
 static void found_repo(void *ctx, const char *repo)
 {
     holders_t *h = ctx;
-    if (!h->found && (auth_actions(h->r->tc, h->r->who, repo) & ACTION_PULL) != 0)
+    if (!h->found && (auth_actions(h->r->tc->db, h->r->who, repo) & ACTION_PULL) != 0)
         h->found = 1;
 }
 
@@ -341,7 +341,7 @@ static int try_mount(route_t *r, const char *ms)
             return 1;
         }
         /* a source the caller may not pull is treated as one without the blob: never a leak across tenants */
-        found = (auth_actions(r->tc, r->who, from) & ACTION_PULL) != 0 && metastore_blob_get(r->tc->db, from, &d, &size) == 0;
+        found = (auth_actions(r->tc->db, r->who, from) & ACTION_PULL) != 0 && metastore_blob_get(r->tc->db, from, &d, &size) == 0;
     } else {
         holders_t h = {r, 0};
         found = metastore_blob_repos(r->tc->db, &d, 100, &size, found_repo, &h) > 0 && h.found;

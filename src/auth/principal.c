@@ -1,0 +1,288 @@
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "auth/decide.h"
+#include "auth/limiter.h"
+#include "auth/password.h"
+#include "auth/principal.h"
+#include "util/log.h"
+#include "util/time.h"
+
+#define CACHE_SLOTS 128
+#define BEARER_CACHE_S 300 /* a verified Bearer token is trusted this long without asking the store again */
+
+static struct {
+    token_keys_t keys;
+    limiter_t *limiter;
+    int64_t credential_ttl_s;
+    unsigned char hmac_key[32]; /* keys the caches and the limiter: an HMAC of the credentials, never the password */
+} auth;
+
+typedef struct {
+    unsigned char key[32];
+    int64_t until; /* seconds; 0 = empty */
+    auth_principal_t who;
+} cache_slot_t;
+
+struct auth_cache {
+    int64_t generation; /* the auth generation the caches were filled at */
+    cache_slot_t creds[CACHE_SLOTS], tokens[CACHE_SLOTS];
+};
+
+struct auth_check {
+    char *password;
+    char *hash;
+    int ok;
+    unsigned char cache_key[32], limit_key[LIMITER_KEY_LEN];
+    auth_principal_t who;
+};
+
+int auth_init(const config_t *cfg, int (*mirror_creates)(const char *repo), char **err)
+{
+    char path[4096];
+    access_policy_t policy = {(access_mode_t)access_mode_from_name(cfg->mode), cfg->auth_private_default_pull};
+    auth_decide_init(&policy, mirror_creates);
+    metastore_new_repos_public = access_new_repo_public(policy.mode);
+    auth.credential_ttl_s = (int64_t)(cfg->auth_credential_cache_ttl_ms / 1000);
+    if (RAND_bytes(auth.hmac_key, sizeof(auth.hmac_key)) != 1) {
+        *err = strdup("no randomness");
+        return -1;
+    }
+    if (cfg->auth_key != NULL)
+        snprintf(path, sizeof(path), "%s", cfg->auth_key);
+    else
+        snprintf(path, sizeof(path), "%s/keys/token.pem", cfg->storage_root);
+    if (token_keys_init(&auth.keys, path, cfg->auth_issuer, cfg->auth_service, err) != 0)
+        return -1;
+    if (cfg->auth_external_keys != NULL &&
+        token_keys_add_external(&auth.keys, cfg->auth_external_keys,
+                                cfg->auth_external_issuer ? cfg->auth_external_issuer : cfg->auth_issuer, err) != 0) {
+        auth_dispose();
+        return -1;
+    }
+    auth.limiter = limiter_new(cfg->auth_login_failures, cfg->auth_login_backoff_ms);
+    return 0;
+}
+
+void auth_dispose(void)
+{
+    token_keys_dispose(&auth.keys);
+    limiter_free(auth.limiter);
+    OPENSSL_cleanse(&auth, sizeof(auth));
+}
+
+const token_keys_t *auth_keys(void)
+{
+    return &auth.keys;
+}
+
+auth_cache_t *auth_cache_new(void)
+{
+    return calloc(1, sizeof(auth_cache_t));
+}
+
+void auth_cache_free(auth_cache_t *cache)
+{
+    if (cache != NULL)
+        OPENSSL_cleanse(cache, sizeof(*cache)); /* it holds HMACs of passwords */
+    free(cache);
+}
+
+static void hmac(unsigned char *out, const void *a, size_t alen, const void *b, size_t blen)
+{
+    unsigned char buf[1024];
+    size_t n = 0;
+    /* length-prefix the first part so that ("ab","c") and ("a","bc") differ */
+    n += (size_t)snprintf((char *)buf, sizeof(buf), "%zu:", alen);
+    if (n + alen + blen > sizeof(buf)) {
+        alen = alen > 256 ? 256 : alen;
+        blen = sizeof(buf) - n - alen;
+    }
+    memcpy(buf + n, a, alen);
+    memcpy(buf + n + alen, b, blen);
+    unsigned len = 32;
+    HMAC(EVP_sha256(), auth.hmac_key, sizeof(auth.hmac_key), buf, n + alen + blen, out, &len);
+    OPENSSL_cleanse(buf, sizeof(buf));
+}
+
+/* The one place that asks the store for the auth generation, so that a cheaper source can replace it here. */
+static int64_t auth_generation(metastore_t *db)
+{
+    return accounts_generation(db);
+}
+
+/* Drop the caches when anything that can take rights away has changed (also a CLI run in another process). */
+static void cache_sync(auth_cache_t *cache, metastore_t *db)
+{
+    int64_t g = auth_generation(db);
+    if (g != cache->generation) {
+        memset(cache->creds, 0, sizeof(cache->creds));
+        memset(cache->tokens, 0, sizeof(cache->tokens));
+        cache->generation = g;
+    }
+}
+
+/* 1 with *who filled if `key` is in `slots` and unexpired at `now`. */
+static int cache_get(const cache_slot_t *slots, const unsigned char *key, int64_t now, auth_principal_t *who)
+{
+    const cache_slot_t *s = &slots[key[0] % CACHE_SLOTS];
+    if (s->until > now && memcmp(s->key, key, 32) == 0) {
+        *who = s->who;
+        return 1;
+    }
+    return 0;
+}
+
+static void cache_put(cache_slot_t *slots, const unsigned char *key, int64_t until, const auth_principal_t *who)
+{
+    cache_slot_t *s = &slots[key[0] % CACHE_SLOTS];
+    memcpy(s->key, key, 32);
+    s->until = until;
+    s->who = *who;
+}
+
+static void fill_principal(auth_principal_t *who, const account_t *a)
+{
+    who->authenticated = 1;
+    who->account_id = a->id;
+    who->generation = a->generation;
+    snprintf(who->name, sizeof(who->name), "%s", a->name);
+    who->admin = a->admin;
+}
+
+/* An access-token secret presented as the password of `user`: 0 with *who filled, or -1. */
+static int access_token_login(metastore_t *db, const char *user, const char *secret, auth_principal_t *who)
+{
+    access_token_t t;
+    account_t a = {0};
+    int rc = -1;
+    if (accounts_token_check(db, secret, time_now_s(), &t) == 0 && accounts_get_by_id(db, t.account_id, &a) == 0 &&
+        !a.disabled && strcmp(a.name, user) == 0) {
+        fill_principal(who, &a);
+        who->via_token = 1;
+        who->token = t;
+        rc = 0;
+    }
+    account_dispose(&a);
+    return rc;
+}
+
+/* The check of `password` against the hash of `user` (or a dummy hash): always made, so that timing says nothing. */
+static auth_check_t *check_new(metastore_t *db, const char *user, const char *password)
+{
+    auth_check_t *c = calloc(1, sizeof(*c));
+    account_t a = {0};
+    if (accounts_get(db, user, &a) == 0 && !a.disabled && a.kind == ACCOUNT_USER && a.password_hash != NULL) {
+        c->hash = strdup(a.password_hash);
+        fill_principal(&c->who, &a);
+    }
+    account_dispose(&a);
+    /* an unknown user costs a hash too, so that timing does not tell which names exist */
+    if (c->hash == NULL)
+        c->hash = strdup("$y$j9T$0123456789abcdefghijk.$0123456789abcdefghijklmnopqrstuvwxyzABCDE");
+    c->password = strdup(password);
+    return c;
+}
+
+auth_status_t auth_basic(auth_cache_t *cache, metastore_t *db, const char *user, const char *password, const char *client,
+                         auth_principal_t *who, int64_t *wait_ms, auth_check_t **check)
+{
+    memset(who, 0, sizeof(*who));
+    if (user == NULL)
+        return AUTH_OK;
+    cache_sync(cache, db);
+    /* an access token: a high-entropy secret, checked at once. A wrong one cannot be guessed, so it does not count
+     * as a failed login; passwords may not begin with "berth_" (the CLI refuses them): nothing else to check */
+    if (strncmp(password, "berth_", 6) == 0)
+        return access_token_login(db, user, password, who) == 0 ? AUTH_OK : AUTH_DENIED;
+    unsigned char ck[32], lk[LIMITER_KEY_LEN];
+    hmac(ck, user, strlen(user), password, strlen(password));
+    if (cache_get(cache->creds, ck, time_now_s(), who))
+        return AUTH_OK;
+    hmac(lk, user, strlen(user), client, strlen(client));
+    *wait_ms = limiter_wait(auth.limiter, lk, (int64_t)time_mono_ms());
+    if (*wait_ms > 0)
+        return AUTH_LIMITED;
+    *check = check_new(db, user, password);
+    memcpy((*check)->cache_key, ck, sizeof(ck));
+    memcpy((*check)->limit_key, lk, sizeof(lk));
+    return AUTH_CHECK;
+}
+
+void auth_check_run(auth_check_t *check)
+{
+    check->ok = password_verify(check->password, check->hash) && check->who.authenticated;
+}
+
+int auth_check_finish(auth_check_t *check, auth_cache_t *cache, auth_principal_t *who)
+{
+    int ok = check->ok;
+    limiter_record(auth.limiter, check->limit_key, ok, (int64_t)time_mono_ms());
+    if (ok && cache != NULL && auth.credential_ttl_s > 0)
+        cache_put(cache->creds, check->cache_key, time_now_s() + auth.credential_ttl_s, &check->who);
+    if (ok)
+        *who = check->who;
+    OPENSSL_cleanse(check->password, strlen(check->password));
+    free(check->password);
+    free(check->hash);
+    OPENSSL_cleanse(check, sizeof(*check));
+    free(check);
+    return ok;
+}
+
+/*
+ * berth's own token for an account: the account must still be enabled, at the generation it was issued at, and the
+ * access token it came from still usable. 0 with *who completed, or -1.
+ */
+static int bearer_account(metastore_t *db, int64_t now, auth_principal_t *who)
+{
+    account_t a = {0};
+    int rc = accounts_get(db, who->claims.sub, &a);
+    int usable = rc == 0 && !a.disabled && a.generation == who->claims.generation;
+    if (usable && who->claims.token_id != 0) {
+        /* issued from an access token: that token's scope and expiry still bound what this one may do */
+        usable = accounts_token_get(db, who->claims.token_id, now, &who->token) == 0 && who->token.account_id == a.id;
+        who->via_token = usable;
+    }
+    if (usable)
+        fill_principal(who, &a);
+    account_dispose(&a);
+    if (!usable) {
+        log_debug("bearer token of %s refused: account disabled, changed or token revoked", who->claims.sub);
+        return -1;
+    }
+    return 0;
+}
+
+int auth_bearer(auth_cache_t *cache, metastore_t *db, const char *jwt, size_t len, auth_principal_t *who)
+{
+    unsigned char key[32];
+    char err[128];
+    int64_t now = time_now_s();
+    cache_sync(cache, db);
+    hmac(key, "bearer", 6, jwt, len);
+    if (cache_get(cache->tokens, key, now, who))
+        return 0;
+    memset(who, 0, sizeof(*who));
+    if (token_verify(&auth.keys, jwt, len, now, &who->claims, err, sizeof(err)) != 0) {
+        log_debug("bearer token refused: %s", err);
+        return -1;
+    }
+    who->bearer = 1;
+    if (who->claims.sub[0] != '\0' && !who->claims.external) {
+        if (bearer_account(db, now, who) != 0)
+            return -1;
+    } else if (who->claims.sub[0] != '\0') {
+        who->authenticated = 1; /* an external issuer's subject: what it may do is in the token */
+        snprintf(who->name, sizeof(who->name), "%.*s", (int)sizeof(who->name) - 1, who->claims.sub);
+    }
+    int64_t until = who->claims.exp < now + BEARER_CACHE_S ? who->claims.exp : now + BEARER_CACHE_S;
+    if (who->via_token && who->token.expires_at != 0 && who->token.expires_at < until)
+        until = who->token.expires_at; /* an access token's expiry bumps no generation */
+    cache_put(cache->tokens, key, until, who);
+    return 0;
+}
