@@ -37,6 +37,9 @@ typedef struct {
     char *buf;
 } follower_t;
 
+/* this loop's receiver of the engine's wake-ups (registered by on_loop_init) */
+static __thread h2o_multithread_receiver_t wake_rx;
+
 static void follower_pump(follower_t *fo);
 
 /* ---- running fetches on the fetch pool ---- */
@@ -227,7 +230,7 @@ static void follow(route_t *r, int is_blob, const digest_t *d, int by_tag, const
     }
     follower_t *fo = calloc(1, sizeof(*fo));
     fo->mf.wake = on_progress;
-    fo->rx = &r->tc->mirror_wake;
+    fo->rx = &wake_rx;
     fo->r = r;
     fo->req = req;
     int started = mirror_follow(&fo->mf, &what);
@@ -334,7 +337,7 @@ int api_mirror_route(route_t *r, int push)
 
 static void on_loop_init(thread_ctx_t *tc)
 {
-    h2o_multithread_register_receiver(tc->ctx.queue, &tc->mirror_wake, on_wake);
+    h2o_multithread_register_receiver(tc->ctx.queue, &wake_rx, on_wake);
 }
 
 const server_hooks_t api_mirror_hooks = {.start = on_server_start, .loop_init = on_loop_init, .stop = on_server_stop};

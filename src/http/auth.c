@@ -19,6 +19,9 @@ int auth_mirror_creates(const char *repo)
 }
 
 /* The address the rate limiter keys on: the peer's, or behind a trusted proxy what it says the client's is. */
+/* this loop's caches of verified credentials (made and freed by the loop hooks below) */
+static __thread auth_cache_t *cache;
+
 static void client_addr(h2o_req_t *req, char *buf, size_t len)
 {
     struct sockaddr_storage ss;
@@ -58,7 +61,7 @@ static void login_done(work_t *w)
     login_t *l = (login_t *)w;
     h2o_req_t *req = w->req;
     auth_principal_t who;
-    int ok = auth_check_finish(l->check, req != NULL ? thread_ctx_of(req)->auth : NULL, &who);
+    int ok = auth_check_finish(l->check, req != NULL ? cache : NULL, &who);
     if (req != NULL) {
         if (ok) {
             auth_principal_t *p = h2o_mem_alloc_pool(&req->pool, sizeof(*p));
@@ -82,7 +85,7 @@ void auth_login(h2o_req_t *req, const char *user, const char *password, void *ct
     auth_check_t *check = NULL;
     if (user != NULL)
         client_addr(req, addr, sizeof(addr));
-    switch (auth_basic(tc->auth, tc->db, user, password, addr, who, &wait, &check)) {
+    switch (auth_basic(cache, tc->db, user, password, addr, who, &wait, &check)) {
     case AUTH_OK:
         done(req, who, ctx, 0);
         break;
@@ -213,7 +216,7 @@ void auth_require(route_t *r, unsigned actions, int catalog, void (*then)(route_
     p->presented = 1;
     if (len > 7 && strncasecmp(az, "Bearer ", 7) == 0) {
         auth_principal_t *who = h2o_mem_alloc_pool(&req->pool, sizeof(*who));
-        if (auth_bearer(r->tc->auth, r->tc->db, az + 7, len - 7, who) != 0) {
+        if (auth_bearer(cache, r->tc->db, az + 7, len - 7, who) != 0) {
             auth_challenge(req, NULL, 0);
             return;
         }
@@ -230,13 +233,13 @@ void auth_require(route_t *r, unsigned actions, int catalog, void (*then)(route_
 
 static void on_loop_init(thread_ctx_t *tc)
 {
-    tc->auth = auth_cache_new();
+    cache = auth_cache_new();
 }
 
 static void on_loop_dispose(thread_ctx_t *tc)
 {
-    auth_cache_free(tc->auth);
-    tc->auth = NULL;
+    auth_cache_free(cache);
+    cache = NULL;
 }
 
 const server_hooks_t auth_hooks = {.loop_init = on_loop_init, .loop_dispose = on_loop_dispose};

@@ -26,9 +26,7 @@ typedef struct {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
     metastore_t *db;                        /* this thread's read connection */
-    struct auth_cache *auth;                /* caches of verified credentials (auth/principal.h) */
     h2o_multithread_receiver_t work_done;   /* results of worker jobs (work.h) */
-    h2o_multithread_receiver_t mirror_wake; /* progress of mirror fetches (api_mirror.c) */
     h2o_multithread_receiver_t shutdown;    /* the main thread's "stop" */
     h2o_timeout_t zero_timeout;             /* runs a callback on the next turn of the loop */
     int listen_fd;
