@@ -146,3 +146,35 @@ void parse_route(parse_route_t *out, const char *p, size_t len, const char *m, s
         out->ep = service;
     }
 }
+
+/* Does one Accept entry (no parameters) cover media type `mt`? */
+static int accept_matches(const char *a, size_t alen, const char *mt)
+{
+    if (h2o_memis(a, alen, H2O_STRLIT("*/*")))
+        return 1;
+    if (alen >= 2 && a[alen - 1] == '*' && a[alen - 2] == '/') /* a type wildcard such as application/<anything> */
+        return strncmp(a, mt, alen - 1) == 0;
+    return h2o_memis(a, alen, mt, strlen(mt));
+}
+
+int parse_accepts(const h2o_headers_t *headers, const char *mt)
+{
+    ssize_t i = -1;
+    int seen = 0;
+    while ((i = h2o_find_header(headers, H2O_TOKEN_ACCEPT, i)) != -1) {
+        const char *p = headers->entries[i].value.base, *end = p + headers->entries[i].value.len;
+        seen = 1;
+        while (p < end) {
+            const char *comma = memchr(p, ',', end - p), *e = comma ? comma : end, *semi = memchr(p, ';', e - p);
+            const char *a = p, *ae = semi ? semi : e;
+            while (a < ae && (*a == ' ' || *a == '\t'))
+                ++a;
+            while (ae > a && (ae[-1] == ' ' || ae[-1] == '\t'))
+                --ae;
+            if (ae > a && accept_matches(a, (size_t)(ae - a), mt))
+                return 1;
+            p = e + 1;
+        }
+    }
+    return !seen;
+}

@@ -1,6 +1,7 @@
 /*
- * Reading requests without a server: which endpoint a path and a method name (the router dispatches on it). Pure
- * functions over strings, so that the unit tests (tests/unit/router_test.c) call them directly.
+ * Reading requests without a server: which endpoint a path and a method name (the router dispatches on it), and
+ * whether an Accept list allows a media type. Pure functions over strings and h2o's header vector, so that the
+ * unit tests (tests/unit/router_test.c, request_test.c) call them directly.
  */
 #ifndef BERTH_HTTP_PARSE_H
 #define BERTH_HTTP_PARSE_H
@@ -61,5 +62,12 @@ typedef struct {
  * tags are the handlers' to check.
  */
 void parse_route(parse_route_t *out, const char *path, size_t len, const char *method, size_t mlen);
+
+/**
+ * Whether the request's Accept headers (all of them, each a comma-separated list) allow media type `mt`: an entry
+ * equal to it, or a wildcard (any type, or any subtype of its type). Parameters, q-values included, are ignored
+ * (q=0 allows too). No Accept header allows anything.
+ */
+int parse_accepts(const h2o_headers_t *headers, const char *mt);
 
 #endif
