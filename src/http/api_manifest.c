@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "http/api.h"
+#include "http/parse.h"
 #include "http/work.h"
 #include "oci/manifest.h"
 #include "oci/name.h"
@@ -46,43 +47,6 @@ static int parse_reference(route_t *r, digest_t *d, const char **tag)
     return 0;
 }
 
-/* Does one Accept entry (no parameters) cover media type `mt`? */
-static int accept_matches(const char *a, size_t alen, const char *mt)
-{
-    if (h2o_memis(a, alen, H2O_STRLIT("*/*")))
-        return 1;
-    if (alen >= 2 && a[alen - 1] == '*' && a[alen - 2] == '/') /* a type wildcard such as application/<anything> */
-        return strncmp(a, mt, alen - 1) == 0;
-    return h2o_memis(a, alen, mt, strlen(mt));
-}
-
-/*
- * Whether the client accepts the stored media type. No Accept header accepts anything. Like distribution, a
- * manifest whose type the client did not list is answered 404 MANIFEST_UNKNOWN rather than sent in a form the
- * client said it cannot read (berth converts nothing).
- */
-static int accepts(h2o_req_t *req, const char *mt)
-{
-    ssize_t i = -1;
-    int seen = 0;
-    while ((i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, i)) != -1) {
-        const char *p = req->headers.entries[i].value.base, *end = p + req->headers.entries[i].value.len;
-        seen = 1;
-        while (p < end) {
-            const char *comma = memchr(p, ',', end - p), *e = comma ? comma : end, *semi = memchr(p, ';', e - p);
-            const char *a = p, *ae = semi ? semi : e;
-            while (a < ae && (*a == ' ' || *a == '\t'))
-                ++a;
-            while (ae > a && (ae[-1] == ' ' || ae[-1] == '\t'))
-                --ae;
-            if (ae > a && accept_matches(a, (size_t)(ae - a), mt))
-                return 1;
-            p = e + 1;
-        }
-    }
-    return !seen;
-}
-
 void api_manifest_get(route_t *r)
 {
     digest_t d;
@@ -99,7 +63,9 @@ void api_manifest_get(route_t *r)
         res_error(r->req, ERR_INTERNAL, NULL, NULL);
         return;
     }
-    if (!accepts(r->req, mf.media_type)) {
+    /* Like distribution, a manifest whose type the client did not list is answered 404 MANIFEST_UNKNOWN rather than
+     * sent in a form the client said it cannot read (berth converts nothing). */
+    if (!parse_accepts(&r->req->headers, mf.media_type)) {
         char msg[256];
         snprintf(msg, sizeof(msg), "the manifest is of type %s, which the Accept header does not include", mf.media_type);
         res_error(r->req, ERR_MANIFEST_UNKNOWN, msg, json_pack("{s:s,s:s}", "digest", mf.digest.str, "mediaType", mf.media_type));

@@ -4,34 +4,22 @@
  *
  * h2o hands over a request body only once it has arrived whole, in memory or in an unlinked temp file that h2o
  * owns and frees when the client goes away. So the body is copied into the session's file on the loop thread,
- * a slice per turn of the loop (hashing as it goes); the request's dispose hook tells the copy to stop, and a
- * stopped copy cuts the file back to where the chunk began. Verification, fsync, rename and the database write
- * run on a worker.
- *
- * The copy is the one cost berth adds to a push (bench/push-phases.sh measures each phase). It is kept
- * small three ways: each slice is written, then hashed, in pieces small enough that the hash reads them from
- * the CPU cache; the pages of h2o's temp file that were copied are punched out (MADV_REMOVE), so the body is
- * not held twice in memory, is never written back to disk from the temp file, and the freed pages are reused,
- * still warm, for the session file; and the writeback of each slice starts at once (upload_writeback), so the
- * disk works while the loop copies and the final fsync finds little left to write.
+ * a slice per turn of the loop (store/body.h: hashing as it goes, punching the copied pages out of h2o's temp
+ * file); the request's dispose hook tells the copy to stop, and a stopped copy cuts the file back to where the
+ * chunk began. Verification, fsync, rename and the database write run on a worker.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/time.h>
-#include <time.h>
 #include "http/api.h"
 #include "http/auth.h"
 #include "http/work.h"
 #include "oci/name.h"
 #include "oci/range.h"
+#include "store/body.h"
 #include "util/log.h"
 #include "util/status.h"
 #include "util/time.h"
-
-#define SLICE (4 * 1024 * 1024) /* bytes copied per turn of the loop */
-#define PIECE (256 * 1024)      /* bytes written, then hashed while still in the CPU cache */
 
 typedef struct copy copy_t;
 typedef void (*copy_cb)(copy_t *c);
@@ -41,14 +29,11 @@ struct copy {
     h2o_req_t *req; /* NULL once the request is gone */
     copy_t **slot;
     upload_t *up;
-    uint64_t start; /* the session's offset before this body */
-    size_t done;    /* bytes of the body copied so far */
-    size_t dropped; /* bytes of the body whose whole pages were given back (release_copied) */
+    body_copy_t body;
     copy_cb then;   /* called on success, with req alive */
     char *name;     /* the repository (malloc'd: outlives the request) */
     digest_t digest;
     double t_recv;  /* seconds the body took to arrive (h2o's timestamps) */
-    double t_start; /* when the copy began (monotonic seconds) */
 };
 
 typedef struct {
@@ -94,55 +79,32 @@ static void on_copy_req_dispose(void *p)
         c->req = NULL;
 }
 
-/*
- * Punch the whole pages of the body copied so far out of h2o's buffer. A large body lives in a shared mapping of
- * h2o's unlinked temp file, where this frees the page cache and the blocks and cancels their writeback; a small
- * one lives on the heap, where MADV_REMOVE fails (EINVAL) and changes nothing. Only pages wholly inside the body
- * go: the page around its end may hold the next request. Nothing reads the copied bytes afterwards.
- */
-static void release_copied(copy_t *c, h2o_req_t *req)
-{
-    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), base = (uintptr_t)req->entity.base;
-    uintptr_t from = (base + c->dropped + page - 1) & ~(page - 1), to = (base + c->done) & ~(page - 1);
-    if (to <= from)
-        return;
-    if (madvise((void *)from, to - from, MADV_REMOVE) == 0 || errno == EINVAL || errno == EOPNOTSUPP)
-        c->dropped = to - base;
-}
-
+/* One slice per turn of the loop, so that a large body never holds the loop for long. */
 static void copy_step(h2o_timeout_entry_t *entry)
 {
     copy_t *c = H2O_STRUCT_FROM_MEMBER(copy_t, timer, entry);
     h2o_req_t *req = c->req;
     if (req == NULL) { /* the client went away mid-body: forget the partial chunk */
-        upload_truncate(c->up, c->start);
+        body_copy_abandon(&c->body, c->up);
         upload_release(&berth.store->uploads, c->up);
         copy_free(c);
         return;
     }
-    size_t n = req->entity.len - c->done;
-    if (n > SLICE)
-        n = SLICE;
-    for (size_t k = 0; k < n; k += PIECE) {
-        if (upload_append(c->up, req->entity.base + c->done + k, n - k < PIECE ? n - k : PIECE) != 0) {
-            log_error("upload %s: write: %s", c->up->uuid, strerror(errno));
-            upload_truncate(c->up, c->start);
-            upload_release(&berth.store->uploads, c->up);
-            res_error(req, ERR_INTERNAL, "cannot store the upload", NULL);
-            copy_free(c);
-            return;
-        }
-    }
-    upload_writeback(c->up, c->up->offset - n, n);
-    c->done += n;
-    release_copied(c, req);
-    if (c->done < req->entity.len) {
+    switch (body_copy_step(&c->body, c->up, req->entity.base, req->entity.len)) {
+    case BODY_COPY_MORE:
         h2o_timeout_link(req->conn->ctx->loop, &thread_ctx_of(req)->zero_timeout, &c->timer);
         return;
+    case BODY_COPY_DONE:
+        *c->slot = NULL;
+        c->slot = NULL;
+        c->then(c);
+        return;
+    default:
+        upload_release(&berth.store->uploads, c->up);
+        res_error(req, ERR_INTERNAL, "cannot store the upload", NULL);
+        copy_free(c);
+        return;
     }
-    *c->slot = NULL;
-    c->slot = NULL;
-    c->then(c);
 }
 
 /* Copy the request body into session `up` (busy), then call `then`. */
@@ -151,22 +113,15 @@ static void copy_body(route_t *r, upload_t *up, const digest_t *digest, copy_cb 
     copy_t *c = calloc(1, sizeof(*c));
     c->req = r->req;
     c->up = up;
-    c->start = up->offset;
     c->then = then;
     c->name = strdup(r->name);
     if (digest)
         c->digest = *digest;
     c->timer.cb = copy_step;
     c->t_recv = body_seconds(r->req);
-    c->t_start = time_mono_s();
+    body_copy_init(&c->body, up);
     c->slot = h2o_mem_alloc_shared(&r->req->pool, sizeof(*c->slot), on_copy_req_dispose);
     *c->slot = c;
-    if (r->req->entity.len == 0) {
-        *c->slot = NULL;
-        c->slot = NULL;
-        then(c);
-        return;
-    }
     copy_step(&c->timer);
 }
 
@@ -221,7 +176,7 @@ static void finish_after_copy(copy_t *c)
     f->name = c->name;
     f->digest = c->digest;
     f->t_recv = c->t_recv;
-    f->t_copy = time_mono_s() - c->t_start;
+    f->t_copy = c->body.seconds;
     f->queued_at = time_mono_s();
     c->name = NULL;
     h2o_req_t *req = c->req;
@@ -232,8 +187,8 @@ static void finish_after_copy(copy_t *c)
 static void patch_after_copy(copy_t *c)
 {
     h2o_req_t *req = c->req;
-    log_debug("upload %s: chunk of %zu bytes; receive %.3f s, copy+hash %.3f s", c->up->uuid, c->done, c->t_recv,
-              time_mono_s() - c->t_start);
+    log_debug("upload %s: chunk of %zu bytes; receive %.3f s, copy+hash %.3f s", c->up->uuid, c->body.done, c->t_recv,
+              c->body.seconds);
     set_upload_headers(req, c->name, c->up->uuid, c->up->offset);
     upload_release(&berth.store->uploads, c->up);
     copy_free(c);

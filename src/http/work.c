@@ -1,9 +1,15 @@
+/*
+ * The worker pools (work.h): three, each a FIFO of jobs served by its own threads. I/O work (fsync, rename, database
+ * writes); CPU-heavy password checks, so that a burst of logins (yescrypt: tens of ms and 16 MiB each) neither starves
+ * uploads nor runs more hashes at once than there are cores; and the mirrors' upstream fetches, which may take
+ * minutes and so must not hold up the other two. A request's job comes back to its loop as an h2o message
+ * (work_on_done); until then the request's pool holds a pointer to the job that its disposal clears, so a job whose
+ * request died first only cleans up. A detached job belongs to no request and nothing comes back.
+ */
 #include <pthread.h>
 #include <stdlib.h>
 #include "http/work.h"
 
-/* Two pools: I/O work (fsync, rename, database writes) and CPU-heavy password checks, so that a burst of logins
- * (yescrypt: tens of ms and 16 MiB each) neither starves uploads nor runs more hashes at once than there are cores. */
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cond;

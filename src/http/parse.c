@@ -1,0 +1,180 @@
+#include <string.h>
+#include "http/parse.h"
+#include "oci/name.h"
+#include "oci/scope.h"
+#include "store/upload.h"
+
+static int is(const char *s, size_t len, const char *lit)
+{
+    return h2o_memis(s, len, lit, strlen(lit));
+}
+
+typedef enum { R_NONE, R_TAGS, R_UPLOAD_START, R_UPLOAD, R_BLOB, R_MANIFEST, R_REFERRERS } resource_t;
+
+/* The endpoint of `kind` for method `m`; the actions are those of the resource even when the method is refused. */
+static void repository_endpoint(parse_route_t *out, resource_t kind, const char *m, size_t mlen)
+{
+    int read = is(m, mlen, "GET") || is(m, mlen, "HEAD"), put = is(m, mlen, "PUT"), del = is(m, mlen, "DELETE");
+    out->push = kind == R_UPLOAD_START || kind == R_UPLOAD || (kind == R_MANIFEST && put);
+    out->actions = ACTION_PULL;
+    switch (kind) {
+    case R_TAGS:
+        out->ep = read ? PARSE_EP_TAGS_LIST : PARSE_EP_NONE;
+        break;
+    case R_UPLOAD_START:
+        out->ep = is(m, mlen, "POST") ? PARSE_EP_UPLOAD_START : PARSE_EP_NONE;
+        out->actions = ACTION_PUSH;
+        break;
+    case R_UPLOAD:
+        out->actions = ACTION_PUSH;
+        /* the handlers see the id as a C string, so it is checked as one */
+        if (!upload_uuid_valid(out->ref, strnlen(out->ref, out->ref_len))) {
+            out->err = ERR_BLOB_UPLOAD_UNKNOWN;
+            return;
+        }
+        out->ep = read                     ? PARSE_EP_UPLOAD_STATUS
+                  : is(m, mlen, "PATCH")   ? PARSE_EP_UPLOAD_PATCH
+                  : put                    ? PARSE_EP_UPLOAD_PUT
+                  : del                    ? PARSE_EP_UPLOAD_DELETE
+                                           : PARSE_EP_NONE;
+        break;
+    case R_BLOB:
+        out->ep = read ? PARSE_EP_BLOB_GET : del ? PARSE_EP_BLOB_DELETE : PARSE_EP_NONE;
+        out->actions = read ? ACTION_PULL : ACTION_DELETE;
+        break;
+    case R_MANIFEST:
+        out->ep = read ? PARSE_EP_MANIFEST_GET : put ? PARSE_EP_MANIFEST_PUT : del ? PARSE_EP_MANIFEST_DELETE : PARSE_EP_NONE;
+        out->actions = read ? ACTION_PULL : put ? ACTION_PUSH : ACTION_DELETE;
+        break;
+    case R_REFERRERS:
+        out->ep = read ? PARSE_EP_REFERRERS : PARSE_EP_NONE;
+        break;
+    default:
+        break;
+    }
+    if (out->ep == PARSE_EP_NONE)
+        out->err = ERR_METHOD_UNKNOWN;
+}
+
+/* "<name>/<rest>" after "/v2/": the name may itself contain "blobs" or "manifests" as components, so the resource
+ * is recognised from the end of the path. */
+static void route_repository(parse_route_t *out, const char *p, size_t len, const char *m, size_t mlen)
+{
+    /* the last four components, [0] being the last: start and length */
+    const char *cs[4];
+    size_t cl[4], n = 0, e = len;
+    for (size_t i = len + 1; i-- > 0 && n < 4;) {
+        if (i == 0 || p[i - 1] == '/') {
+            cs[n] = p + i;
+            cl[n] = e - i;
+            ++n;
+            e = i ? i - 1 : 0;
+        }
+    }
+#define IS(k, s) (n > (k) && cl[k] == sizeof(s) - 1 && memcmp(cs[k], s, sizeof(s) - 1) == 0)
+    resource_t kind = R_NONE;
+    size_t tail = 0; /* how many components follow the name */
+    if (IS(1, "tags") && IS(0, "list")) {
+        kind = R_TAGS;
+        tail = 2;
+    } else if (IS(2, "blobs") && IS(1, "uploads")) {
+        kind = cl[0] == 0 ? R_UPLOAD_START : R_UPLOAD;
+        tail = 3;
+    } else if (IS(1, "blobs") && IS(0, "uploads")) {
+        kind = R_UPLOAD_START;
+        tail = 2;
+    } else if (IS(1, "blobs")) {
+        kind = R_BLOB;
+        tail = 2;
+    } else if (IS(1, "manifests")) {
+        kind = R_MANIFEST;
+        tail = 2;
+    } else if (IS(1, "referrers")) {
+        kind = R_REFERRERS;
+        tail = 2;
+    }
+#undef IS
+    if (kind == R_NONE || n <= tail || cs[tail - 1] - 1 <= p) {
+        out->message = "no such API endpoint";
+        return;
+    }
+    out->name = p;
+    out->name_len = (size_t)(cs[tail - 1] - 1 - p);
+    if (!name_valid(out->name, out->name_len)) {
+        out->err = ERR_NAME_INVALID;
+        return;
+    }
+    out->target = PARSE_REPOSITORY;
+    if (kind != R_TAGS && kind != R_UPLOAD_START) {
+        out->ref = cs[0];
+        out->ref_len = cl[0];
+    }
+    repository_endpoint(out, kind, m, mlen);
+}
+
+static void registry_endpoint(parse_route_t *out, parse_ep_t ep, const char *m, size_t mlen)
+{
+    out->target = PARSE_REGISTRY;
+    if (is(m, mlen, "GET") || is(m, mlen, "HEAD"))
+        out->ep = ep;
+    else
+        out->err = ERR_METHOD_UNKNOWN;
+}
+
+void parse_route(parse_route_t *out, const char *p, size_t len, const char *m, size_t mlen)
+{
+    *out = (parse_route_t){.target = PARSE_NOWHERE, .ep = PARSE_EP_NONE, .err = ERR_NOT_FOUND};
+    parse_ep_t service = PARSE_EP_NONE;
+    if (is(p, len, "/v2") || is(p, len, "/v2/"))
+        registry_endpoint(out, PARSE_EP_BASE, m, mlen);
+    else if (is(p, len, "/v2/_catalog"))
+        registry_endpoint(out, PARSE_EP_CATALOG, m, mlen);
+    else if (len > 4 && memcmp(p, "/v2/", 4) == 0)
+        route_repository(out, p + 4, len - 4, m, mlen);
+    else if (is(p, len, "/token"))
+        service = PARSE_EP_TOKEN;
+    else if (is(p, len, "/token/jwks") || is(p, len, "/.well-known/jwks.json"))
+        service = PARSE_EP_JWKS;
+    else if (is(p, len, "/healthz"))
+        service = PARSE_EP_HEALTHZ;
+    else if (is(p, len, "/readyz"))
+        service = PARSE_EP_READYZ;
+    else if (is(p, len, "/metrics"))
+        service = PARSE_EP_METRICS;
+    if (service != PARSE_EP_NONE) {
+        out->target = PARSE_SERVICE;
+        out->ep = service;
+    }
+}
+
+/* Does one Accept entry (no parameters) cover media type `mt`? */
+static int accept_matches(const char *a, size_t alen, const char *mt)
+{
+    if (h2o_memis(a, alen, H2O_STRLIT("*/*")))
+        return 1;
+    if (alen >= 2 && a[alen - 1] == '*' && a[alen - 2] == '/') /* a type wildcard such as application/<anything> */
+        return strncmp(a, mt, alen - 1) == 0;
+    return h2o_memis(a, alen, mt, strlen(mt));
+}
+
+int parse_accepts(const h2o_headers_t *headers, const char *mt)
+{
+    ssize_t i = -1;
+    int seen = 0;
+    while ((i = h2o_find_header(headers, H2O_TOKEN_ACCEPT, i)) != -1) {
+        const char *p = headers->entries[i].value.base, *end = p + headers->entries[i].value.len;
+        seen = 1;
+        while (p < end) {
+            const char *comma = memchr(p, ',', end - p), *e = comma ? comma : end, *semi = memchr(p, ';', e - p);
+            const char *a = p, *ae = semi ? semi : e;
+            while (a < ae && (*a == ' ' || *a == '\t'))
+                ++a;
+            while (ae > a && (ae[-1] == ' ' || ae[-1] == '\t'))
+                --ae;
+            if (ae > a && accept_matches(a, (size_t)(ae - a), mt))
+                return 1;
+            p = e + 1;
+        }
+    }
+    return !seen;
+}

@@ -1,0 +1,53 @@
+/*
+ * Copying a request body into an upload session, one slice per call, so that an event loop can copy a large
+ * body between other work. The copy is the one cost berth adds to a push (bench/push-phases.sh), kept small
+ * three ways:
+ *   - each slice is written, then hashed, in pieces small enough that the hash reads them from the CPU cache;
+ *   - the writeback of each slice starts at once (upload_writeback), so the disk works while the loop copies
+ *     and the final fsync finds little left to write;
+ *   - the whole pages of the body already copied are punched out (MADV_REMOVE). A large body lives in a shared
+ *     mapping of an unlinked temp file (h2o spills it there), where this frees the page cache and the blocks
+ *     and cancels their writeback: the body is not held twice in memory, never written to disk from the temp
+ *     file, and the freed pages are reused, still warm, for the session file. On the heap it fails and changes
+ *     nothing.
+ * The body's memory stays the caller's: it must be alive during each call, and the bytes copied are destroyed.
+ */
+#ifndef BERTH_STORE_BODY_H
+#define BERTH_STORE_BODY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "store/upload.h"
+
+#define BODY_COPY_SLICE (4 * 1024 * 1024) /* bytes copied per call */
+#define BODY_COPY_PIECE (256 * 1024)      /* bytes written, then hashed while still in the CPU cache */
+
+/* What body_copy_step returns, besides BERTH_ERROR. */
+#define BODY_COPY_DONE 0
+#define BODY_COPY_MORE 1
+
+/** The progress of one body's copy: plain data, owned by the caller (nothing to free). */
+typedef struct {
+    uint64_t start; /* the session's offset before this body: where an unfinished copy cuts the file back to */
+    size_t done;    /* bytes of the body copied so far */
+    size_t dropped; /* bytes of the body whose whole pages were given back */
+    double t_start; /* when the copy began (monotonic seconds) */
+    double seconds; /* how long the copy took, once done (for the debug log) */
+} body_copy_t;
+
+/** Start the copy of a body into the busy session `up` at its current offset: fills `c`. */
+void body_copy_init(body_copy_t *c, const upload_t *up);
+
+/**
+ * Copy and hash the next slice (BODY_COPY_SLICE bytes at most) of the `len` bytes at `body` into `up`, start its
+ * writeback, and punch the whole pages of `body` copied so far out of their mapping. `body` and `len` are the
+ * same at every call of one copy. Returns BODY_COPY_MORE (call again), BODY_COPY_DONE (c->seconds is set), or
+ * BERTH_ERROR (logged, errno kept: the session is cut back to c->start). The session stays busy either way:
+ * the caller releases it.
+ */
+int body_copy_step(body_copy_t *c, upload_t *up, void *body, size_t len);
+
+/** Give up a copy before it is done (the body went away): cut the session back to where this body began. */
+void body_copy_abandon(body_copy_t *c, upload_t *up);
+
+#endif
