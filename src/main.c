@@ -8,14 +8,14 @@
 #include "cli/cli.h"
 #include "config/config.h"
 #include "http/api.h"
-#include "http/auth.h"
+#include "http/gate.h"
 #include "http/server.h"
 #include "mirror/mirror.h"
 #include "store/store.h"
 #include "util/log.h"
 
 /* The modules of the HTTP layer that keep state per event loop, or stop work at shutdown. */
-static const server_hooks_t *const http_hooks[] = {&auth_hooks, &api_mirror_hooks, &api_tags_hooks, NULL};
+static const server_hooks_t *const http_hooks[] = {&gate_hooks, &api_mirror_hooks, &api_tags_hooks, NULL};
 
 /* The site administrator, at the first start: a generated password is shown on the terminal, never logged. */
 static int ensure_admin(store_t *store, const config_t *cfg)
@@ -49,7 +49,7 @@ static int serve(const config_t *cfg)
         return 1;
     if (ensure_admin(&store, cfg) != 0)
         goto Exit;
-    if (auth_init(cfg, auth_mirror_creates, &err) != 0) {
+    if (auth_init(cfg, gate_mirror_creates, &err) != 0) {
         log_error("auth: %s", err);
         free(err);
         goto Exit;

@@ -2,7 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "http/api.h"
-#include "http/auth.h"
+#include "http/gate.h"
 #include "util/status.h"
 #include "util/hash.h"
 

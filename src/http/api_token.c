@@ -10,7 +10,7 @@
 #include <time.h>
 #include <openssl/crypto.h>
 #include "util/secret.h"
-#include "http/auth.h"
+#include "http/gate.h"
 #include "http/work.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -160,17 +160,17 @@ static void token_get(h2o_req_t *req, token_req_t *t)
     size_t len;
     const char *az = req_header(req, "authorization", &len);
     if (az == NULL) {
-        auth_login(req, NULL, NULL, t, issue);
+        gate_login(req, NULL, NULL, t, issue);
         return;
     }
     char *user = NULL, *pass = NULL;
     if (len > 6 && strncasecmp(az, "Basic ", 6) == 0)
-        auth_parse_basic(req, az + 6, len - 6, &user, &pass);
+        gate_parse_basic(req, az + 6, len - 6, &user, &pass);
     if (user == NULL) {
-        auth_challenge(req, NULL, 0);
+        gate_challenge(req, NULL, 0);
         return;
     }
-    auth_login(req, user, pass, t, issue);
+    gate_login(req, user, pass, t, issue);
 }
 
 static void token_post(h2o_req_t *req, token_req_t *t)
@@ -189,7 +189,7 @@ static void token_post(h2o_req_t *req, token_req_t *t)
             res_error(req, ERR_UNAUTHORIZED, "username and password are required", NULL);
             return;
         }
-        auth_login(req, user, pass, t, issue);
+        gate_login(req, user, pass, t, issue);
     } else if (grant != NULL && strcmp(grant, "refresh_token") == 0) {
         const char *rt = form_value(pool, body, len, "refresh_token", 0);
         int64_t account_id;

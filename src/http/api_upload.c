@@ -12,7 +12,7 @@
 #include <string.h>
 #include <sys/time.h>
 #include "http/api.h"
-#include "http/auth.h"
+#include "http/gate.h"
 #include "http/work.h"
 #include "oci/name.h"
 #include "oci/range.h"

@@ -1,6 +1,6 @@
 #include <string.h>
 #include "http/api.h"
-#include "http/auth.h"
+#include "http/gate.h"
 #include "http/parse.h"
 #include "http/router.h"
 
@@ -67,7 +67,7 @@ static void route_registry(h2o_req_t *req, const parse_route_t *pr)
         route_error(req, pr);
         return;
     }
-    auth_require(r, 0, pr->ep == PARSE_EP_CATALOG, handlers[pr->ep]);
+    gate_require(r, 0, pr->ep == PARSE_EP_CATALOG, handlers[pr->ep]);
 }
 
 /* A mirror decides first, even before a refused method or upload id: a push to a mirrored repository is refused
@@ -89,7 +89,7 @@ static void route_repository(h2o_req_t *req, const parse_route_t *pr)
         handler = api_mirror_blob_get;
     else if (r->mirror != NULL && pr->ep == PARSE_EP_MANIFEST_GET)
         handler = api_mirror_manifest_get;
-    auth_require(r, pr->actions, 0, handler);
+    gate_require(r, pr->actions, 0, handler);
 }
 
 static void on_req_done(void *p)

@@ -43,7 +43,7 @@ static void bump_generation(void)
     accounts_user_set_disabled(m, "bystander", 0);
 }
 
-/* A Basic password login carried through to the end, as http/auth.c does with a worker in between. */
+/* A Basic password login carried through to the end, as http/gate.c does with a worker in between. */
 static auth_status_t login(const char *user, const char *password, const char *client, int cached, auth_principal_t *who)
 {
     int64_t wait = -1;

@@ -1,5 +1,5 @@
 /*
- * Authentication and authorization of requests, the HTTP side: the credentials a request presents (Authorization:
+ * The gate every registry request passes: authentication and authorization, the HTTP side: the credentials a request presents (Authorization:
  * Basic or Bearer), the client's address, the slow password check on the worker pool, and the answers. Who the
  * caller is and what they may do are the auth module's (auth/principal.h, auth/decide.h). Refusals are 401
  * challenges that tell docker, podman and skopeo where to get a token:
@@ -7,8 +7,8 @@
  * never 403 or 404, so that clients fetch the next token; a repository the caller may not pull answers
  * exactly as one that does not exist.
  */
-#ifndef BERTH_HTTP_AUTH_H
-#define BERTH_HTTP_AUTH_H
+#ifndef BERTH_HTTP_GATE_H
+#define BERTH_HTTP_GATE_H
 
 #include "auth/access.h"
 #include "auth/decide.h"
@@ -23,29 +23,29 @@
  * the request's pool) — or answer 401 (challenge), 429 (too many failed logins) itself. May finish asynchronously
  * (password checks run on workers).
  */
-void auth_require(route_t *r, unsigned actions, int catalog, void (*then)(route_t *r));
+void gate_require(route_t *r, unsigned actions, int catalog, void (*then)(route_t *r));
 
 /** Answer 401 UNAUTHORIZED with a Bearer challenge for `scope` (NULL: none); `insufficient` adds error=. */
-void auth_challenge(h2o_req_t *req, const char *scope, int insufficient);
+void gate_challenge(h2o_req_t *req, const char *scope, int insufficient);
 
 /**
  * Check a user name and password (or access-token secret) as the token endpoint needs it: like the Basic path
- * of auth_require, rate-limited and cached; calls `done(req, who, status)` where status is 0 (who filled, in the
+ * of gate_require, rate-limited and cached; calls `done(req, who, status)` where status is 0 (who filled, in the
  * request's pool), 401 or 429 (already answered). Anonymous when user is NULL.
  */
-void auth_login(h2o_req_t *req, const char *user, const char *password, void *ctx,
+void gate_login(h2o_req_t *req, const char *user, const char *password, void *ctx,
                 void (*done)(h2o_req_t *req, auth_principal_t *who, void *ctx, int status));
 
 /** Decode the base64 part of "Basic …" into `user` and `password` (pool strings). 0, or -1 if malformed. */
-int auth_parse_basic(h2o_req_t *req, const char *v, size_t len, char **user, char **password);
+int gate_parse_basic(h2o_req_t *req, const char *v, size_t len, char **user, char **password);
 
 /**
  * For auth_init(): whether a configured pull-through mirror creates `repo` under that very name on its first pull
  * (asked at decision time, so mirrors set up after auth_init() count).
  */
-int auth_mirror_creates(const char *repo);
+int gate_mirror_creates(const char *repo);
 
 /** Each loop's caches of verified credentials (auth/principal.h), made and freed with the loop. */
-extern const server_hooks_t auth_hooks;
+extern const server_hooks_t gate_hooks;
 
 #endif

@@ -6,13 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "auth/limiter.h"
-#include "http/auth.h"
+#include "http/gate.h"
 #include "mirror/mirror.h"
 #include "oci/name.h"
 #include "http/work.h"
 #include "util/status.h"
 
-int auth_mirror_creates(const char *repo)
+int gate_mirror_creates(const char *repo)
 {
     char local[NAME_MAX_LEN + 1], up[NAME_MAX_LEN + 1];
     return nmirrors != 0 && mirror_select(repo, NULL, local, up) != NULL && strcmp(local, repo) == 0;
@@ -68,14 +68,14 @@ static void login_done(work_t *w)
             *p = who;
             l->done(req, p, l->ctx, 0);
         } else {
-            auth_challenge(req, NULL, 0);
+            gate_challenge(req, NULL, 0);
             l->done(req, NULL, l->ctx, 401);
         }
     }
     free(l);
 }
 
-void auth_login(h2o_req_t *req, const char *user, const char *password, void *ctx,
+void gate_login(h2o_req_t *req, const char *user, const char *password, void *ctx,
                 void (*done)(h2o_req_t *req, auth_principal_t *who, void *ctx, int status))
 {
     thread_ctx_t *tc = thread_ctx_of(req);
@@ -90,7 +90,7 @@ void auth_login(h2o_req_t *req, const char *user, const char *password, void *ct
         done(req, who, ctx, 0);
         break;
     case AUTH_DENIED:
-        auth_challenge(req, NULL, 0);
+        gate_challenge(req, NULL, 0);
         done(req, NULL, ctx, 401);
         break;
     case AUTH_LIMITED:
@@ -108,7 +108,7 @@ void auth_login(h2o_req_t *req, const char *user, const char *password, void *ct
     }
 }
 
-void auth_challenge(h2o_req_t *req, const char *scope, int insufficient)
+void gate_challenge(h2o_req_t *req, const char *scope, int insufficient)
 {
     char realm[1024];
     if (berth.cfg.external_url != NULL && *berth.cfg.external_url != '\0') {
@@ -163,13 +163,13 @@ static void decide(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
         snprintf(scope, sizeof(scope), "registry:catalog:*");
     }
     if (!auth_allows(r->tc->db, who, r->name, p->actions, p->catalog)) {
-        auth_challenge(req, scope[0] ? scope : NULL, p->presented);
+        gate_challenge(req, scope[0] ? scope : NULL, p->presented);
         return;
     }
     p->then(r);
 }
 
-int auth_parse_basic(h2o_req_t *req, const char *v, size_t len, char **user, char **pass)
+int gate_parse_basic(h2o_req_t *req, const char *v, size_t len, char **user, char **pass)
 {
     unsigned char buf[1024];
     while (len > 0 && *v == ' ')
@@ -194,7 +194,7 @@ int auth_parse_basic(h2o_req_t *req, const char *v, size_t len, char **user, cha
     return 0;
 }
 
-void auth_require(route_t *r, unsigned actions, int catalog, void (*then)(route_t *r))
+void gate_require(route_t *r, unsigned actions, int catalog, void (*then)(route_t *r))
 {
     h2o_req_t *req = r->req;
     static auth_principal_t open_principal;
@@ -217,18 +217,18 @@ void auth_require(route_t *r, unsigned actions, int catalog, void (*then)(route_
     if (len > 7 && strncasecmp(az, "Bearer ", 7) == 0) {
         auth_principal_t *who = h2o_mem_alloc_pool(&req->pool, sizeof(*who));
         if (auth_bearer(cache, r->tc->db, az + 7, len - 7, who) != 0) {
-            auth_challenge(req, NULL, 0);
+            gate_challenge(req, NULL, 0);
             return;
         }
         decide(req, who, p, 0);
         return;
     }
     char *user, *pass;
-    if (len > 6 && strncasecmp(az, "Basic ", 6) == 0 && auth_parse_basic(req, az + 6, len - 6, &user, &pass) == 0) {
-        auth_login(req, user, pass, p, decide);
+    if (len > 6 && strncasecmp(az, "Basic ", 6) == 0 && gate_parse_basic(req, az + 6, len - 6, &user, &pass) == 0) {
+        gate_login(req, user, pass, p, decide);
         return;
     }
-    auth_challenge(req, NULL, 0);
+    gate_challenge(req, NULL, 0);
 }
 
 static void on_loop_init(thread_ctx_t *tc)
@@ -242,4 +242,4 @@ static void on_loop_dispose(thread_ctx_t *tc)
     cache = NULL;
 }
 
-const server_hooks_t auth_hooks = {.loop_init = on_loop_init, .loop_dispose = on_loop_dispose};
+const server_hooks_t gate_hooks = {.loop_init = on_loop_init, .loop_dispose = on_loop_dispose};
