@@ -34,6 +34,8 @@ void api_metrics(h2o_req_t *req); /* GET /metrics: Prometheus text format */
 
 /* api_blob.c */
 void api_blob_get(route_t *r); /* GET and HEAD */
+/** Answer a GET or HEAD with blob `d` of `size` bytes, which the repository was found to hold. */
+void api_blob_send(route_t *r, const digest_t *d, uint64_t size);
 void api_blob_delete(route_t *r);
 
 /* api_upload.c */
@@ -45,6 +47,8 @@ void api_upload_delete(route_t *r);
 
 /* api_manifest.c */
 void api_manifest_get(route_t *r); /* GET and HEAD */
+/** Answer a GET or HEAD with manifest `mf` (found by the caller), as its Accept allows; disposes `mf`. */
+void api_manifest_send(route_t *r, metastore_manifest_t *mf);
 void api_manifest_put(route_t *r);
 void api_manifest_delete(route_t *r);
 

@@ -66,7 +66,7 @@ void api_blob_get(route_t *r)
 {
     h2o_req_t *req = r->req;
     digest_t d;
-    uint64_t size, fsize;
+    uint64_t size;
     if (api_digest_arg(req, r->ref, &d) != 0)
         return;
     int rc = metastore_blob_get(r->tc->db, r->name, &d, &size);
@@ -78,6 +78,14 @@ void api_blob_get(route_t *r)
         res_error(req, ERR_INTERNAL, NULL, NULL);
         return;
     }
+    api_blob_send(r, &d, size);
+}
+
+void api_blob_send(route_t *r, const digest_t *digest, uint64_t size)
+{
+    h2o_req_t *req = r->req;
+    digest_t d = *digest;
+    uint64_t fsize;
     /* a HEAD answers from the database: blob files are immutable, and their presence was checked when they
      * were recorded (a GET still checks the file) */
     int head = method_is(req, "HEAD"), fd = -1;

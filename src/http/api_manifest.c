@@ -63,19 +63,24 @@ void api_manifest_get(route_t *r)
         res_error(r->req, ERR_INTERNAL, NULL, NULL);
         return;
     }
+    api_manifest_send(r, &mf);
+}
+
+void api_manifest_send(route_t *r, metastore_manifest_t *mf)
+{
     /* Like distribution, a manifest whose type the client did not list is answered 404 MANIFEST_UNKNOWN rather than
      * sent in a form the client said it cannot read (berth converts nothing). */
-    if (!parse_accepts(&r->req->headers, mf.media_type)) {
+    if (!parse_accepts(&r->req->headers, mf->media_type)) {
         char msg[256];
-        snprintf(msg, sizeof(msg), "the manifest is of type %s, which the Accept header does not include", mf.media_type);
-        res_error(r->req, ERR_MANIFEST_UNKNOWN, msg, json_pack("{s:s,s:s}", "digest", mf.digest.str, "mediaType", mf.media_type));
-        metastore_manifest_dispose(&mf);
-        return;
+        snprintf(msg, sizeof(msg), "the manifest is of type %s, which the Accept header does not include", mf->media_type);
+        res_error(r->req, ERR_MANIFEST_UNKNOWN, msg,
+                  json_pack("{s:s,s:s}", "digest", mf->digest.str, "mediaType", mf->media_type));
+    } else {
+        res_header(r->req, "docker-content-digest", mf->digest.str);
+        res_headerf(r->req, "etag", "\"%s\"", mf->digest.str);
+        res_bytes(r->req, 200, mf->media_type, mf->content, mf->size);
     }
-    res_header(r->req, "docker-content-digest", mf.digest.str);
-    res_headerf(r->req, "etag", "\"%s\"", mf.digest.str);
-    res_bytes(r->req, 200, mf.media_type, mf.content, mf.size);
-    metastore_manifest_dispose(&mf);
+    metastore_manifest_dispose(mf);
 }
 
 static int put_write(metastore_t *m, void *arg)

@@ -265,8 +265,7 @@ void api_mirror_manifest_get(route_t *r)
     if (rc == 0) {
         int fresh = !by_tag || (uint64_t)(time(NULL) - mf.checked_at) * 1000 < r->mirror->cfg->tag_ttl_ms;
         if (fresh) {
-            metastore_manifest_dispose(&mf);
-            api_manifest_get(r);
+            api_manifest_send(r, &mf);
             return;
         }
     }
@@ -283,7 +282,7 @@ void api_mirror_blob_get(route_t *r)
         return;
     int rc = metastore_blob_get(r->tc->db, r->name, &d, &size);
     if (rc == 0) {
-        api_blob_get(r);
+        api_blob_send(r, &d, size);
         return;
     }
     if (rc != BERTH_ENOTFOUND) {
