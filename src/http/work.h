@@ -1,5 +1,5 @@
 /*
- * The worker pool: blocking work (fsync, rename, hashing files, SQLite writes) runs on worker threads and its
+ * The worker pools: blocking work (fsync, rename, hashing files, SQLite writes) runs on worker threads and its
  * result comes back to the event loop that asked for it. The request may die meanwhile (a client reset):
  * `req` is then NULL when `done` runs, and `done` must only clean up.
  */
