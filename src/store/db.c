@@ -24,6 +24,10 @@ struct metastore {
     uint64_t seen_ext;       /*   the WAL index header's change counter and checksum (or PRAGMA data_version) */
     int64_t seen_own;        /*   this connection's own changes */
     cache_t *cache;
+    struct {
+        uint64_t gen; /* 0: empty */
+        int64_t value;
+    } memo[DB_MEMO__COUNT];
 };
 
 /* ---- statements ---- */
@@ -289,9 +293,6 @@ void db_close(db_t *db)
         sqlite3_finalize(db->stmts[i]);
     for (unsigned i = 0; i < db->noneoffs; ++i)
         sqlite3_finalize(db->oneoffs[i]);
-    /* store/accounts.c still keeps statements of its own on the connection: sqlite3_close refuses while any live */
-    for (sqlite3_stmt *s; (s = sqlite3_next_stmt(db->h, NULL)) != NULL;)
-        sqlite3_finalize(s);
     free(db->stmts);
     if (sqlite3_close(db->h) != SQLITE_OK)
         log_error("sqlite close: %s", sqlite3_errmsg(db->h));
@@ -368,7 +369,7 @@ uint64_t db_generation(db_t *db)
     return db->gen;
 }
 
-/* ---- the read cache ---- */
+/* ---- the read cache and memos ---- */
 
 void db_enable_cache(db_t *db)
 {
@@ -389,6 +390,26 @@ cache_t *db_cache(db_t *db, uint64_t *gen)
         return NULL;
     *gen = db_generation(db);
     return db->cache;
+}
+
+int db_memo_get(db_t *db, int which, int64_t *value, uint64_t *gen)
+{
+    *gen = 0;
+    if (in_transaction(db))
+        return 0;
+    *gen = db_generation(db);
+    if (db->memo[which].gen != *gen)
+        return 0;
+    *value = db->memo[which].value;
+    return 1;
+}
+
+void db_memo_set(db_t *db, int which, uint64_t gen, int64_t value)
+{
+    if (gen == 0)
+        return;
+    db->memo[which].gen = gen;
+    db->memo[which].value = value;
 }
 
 /* ---- the writer thread: group commit ---- */

@@ -10,7 +10,7 @@
  * - Migrations: schema/NNN_*.sql, embedded (src/store/schema_sql.c), applied in order and recorded.
  * - The generation of a connection (db_generation) moves whenever a committed write may have changed the database:
  *   this process's writer, this connection's own writes, or another process (the berth CLI). Caches stamped with it
- *   (the read cache of store/cache.h) never serve data older than a write that was acknowledged,
+ *   (the read cache of store/cache.h, the memos below) never serve data older than a write that was acknowledged,
  *   and cost no query while nothing is written.
  */
 #ifndef BERTH_STORE_DB_H
@@ -102,7 +102,7 @@ extern const db_migration_t db_migrations[];
 /** The schema version the database is at (0 if none). */
 int db_schema_version(db_t *db);
 
-/* ---- the generation and the read cache ---- */
+/* ---- the generation, the read cache, memos ---- */
 
 /**
  * The connection's generation: a number that moves whenever a committed write may have changed the database (this
@@ -117,13 +117,23 @@ uint64_t db_writes(void);
 void db_enable_cache(db_t *db);
 /*
  * The kinds of cached values (cache_key_t.kind), one letter each: 'b' blob size (repository, digest), 't' and 'd'
- * manifest (repository, tag or digest), 'o' repository origin (repository).
+ * manifest (repository, tag or digest), 'o' repository origin (repository), 'f' repository facts (repository,
+ * account id).
  */
 /**
  * The connection's cache if it has one and it may be used now (not inside a transaction, whose snapshot may be older
  * than the generation), with the generation to look up and to stamp fills with in *gen. NULL otherwise.
  */
 cache_t *db_cache(db_t *db, uint64_t *gen);
+
+/** Single values a module keeps per connection while the generation stays (never evicted, unlike the cache). */
+enum { DB_MEMO_AUTH_GENERATION, DB_MEMO__COUNT };
+/**
+ * 1 with *value if memo `which` is still valid. Else 0, with *gen the generation to stamp a value read now with
+ * (db_memo_set); 0 there (inside a transaction) makes db_memo_set keep nothing.
+ */
+int db_memo_get(db_t *db, int which, int64_t *value, uint64_t *gen);
+void db_memo_set(db_t *db, int which, uint64_t gen, int64_t value);
 
 /* ---- the writer thread ---- */
 

@@ -116,11 +116,6 @@ void metastore_rollback(metastore_t *m)
     db_rollback(m);
 }
 
-sqlite3 *metastore_db(metastore_t *m)
-{
-    return db_handle(m);
-}
-
 int metastore_ping(metastore_t *m)
 {
     return db_schema_version(m) > 0 ? 0 : -1;

@@ -34,13 +34,9 @@ int metastore_begin(metastore_t *m, int write, const char **err);
 int metastore_commit(metastore_t *m, const char **err);
 void metastore_rollback(metastore_t *m);
 
-/** The SQLite handle, for the store's own modules that keep queries on this connection (store/accounts.c). */
-struct sqlite3;
-struct sqlite3 *metastore_db(metastore_t *m);
-
 /**
- * Give a read connection (one event loop's) a cache of manifests, blob sizes and repository origins, invalidated
- * whenever a committed write may have changed the database (this process's
+ * Give a read connection (one event loop's) a cache of manifests, blob sizes, repository origins and repository
+ * facts (store/accounts.h), invalidated whenever a committed write may have changed the database (this process's
  * or another's, such as the CLI's). Reads on it then cost no query while nothing is written.
  */
 void metastore_enable_cache(metastore_t *m);
