@@ -1,179 +1,133 @@
 /*
- * Accounts in SQLite.
+ * Accounts in SQLite, on the database layer (store/db.h): every statement is declared once below and kept prepared on
+ * each connection that runs it (preparing costs 5 to 15 us a statement, more than running most of them).
  *
- * The reads of the request path (accounts_get, _get_by_id, _generation, _repo_facts, _token_check, _token_usable,
- * _refresh_check) keep their statements prepared on the connection: preparing costs 5 to 15 us a statement, more
- * than running it. metastore_t has no room for another module's statements, so they are found again with
- * sqlite3_next_stmt() by their SQL text (a connection is used by one thread at a time: no lock, nothing global).
- * metastore_close() finalizes every statement left on the connection, these included.
- * Everything else (administration) is prepared per call and finalized.
+ * The two reads of every authenticated request cost no query while nothing is written: the auth generation is a
+ * memo of the connection, and repository facts are in the connection's read cache, both stamped with the
+ * connection's generation, which also moves when another process (the CLI) commits.
  *
  * Every write is atomic on its own: a savepoint inside the caller's transaction (the writer thread's, the CLI's
  * BEGIN IMMEDIATE), or its own BEGIN IMMEDIATE when there is none.
  */
 #include <errno.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <openssl/crypto.h>
 #include "oci/digest.h"
 #include "oci/name.h"
 #include "store/accounts.h"
+#include "store/db.h"
 #include "util/log.h"
 #include "util/secret.h"
 #include "util/status.h"
+#include "util/time.h"
 
 #define ACCOUNT_COLS "id, name, kind, password_hash, admin, disabled, generation"
 #define TOKEN_COLS "t.id, t.account_id, t.name, t.scope, t.expires_at, t.revoked, t.created_at"
 #define TOKEN_PREFIX "berth_"
 
-/* ---- small helpers ---- */
-
-static sqlite3_stmt *prepare(sqlite3 *db, const char *sql)
-{
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
-        log_error("sqlite prepare: %s: %s", sql, sqlite3_errmsg(db));
-        sqlite3_finalize(s);
-        return NULL;
-    }
-    return s;
-}
-
-static int step_error(sqlite3 *db, sqlite3_stmt *s)
-{
-    log_error("sqlite: %s: %s", sqlite3_sql(s), sqlite3_errmsg(db));
-    return BERTH_ERROR;
-}
-
-/* ---- the request path's statements, kept on the connection ---- */
+/* ---- statements ---- */
 
 enum {
-    H_GENERATION,
-    H_ACCOUNT_BY_NAME,
-    H_ACCOUNT_BY_ID,
-    H_FACTS,
-    H_TOKEN,
-    H_TOKEN_USABLE,
-    H_REFRESH,
-    H__COUNT
+    Q_GENERATION,
+    Q_ACCOUNT_BY_NAME,
+    Q_ACCOUNT_BY_ID,
+    Q_FACTS,
+    Q_TOKEN,
+    Q_TOKEN_USABLE,
+    Q_REFRESH,
+    Q_BUMP_GENERATION,
+    Q_BUMP_ACCOUNT,
+    Q_ACCOUNT_LOOKUP,
+    Q_TEAM_LOOKUP,
+    Q_ACCOUNT_INSERT,
+    Q_ACCOUNT_DELETE,
+    Q_SET_DISABLED,
+    Q_SET_ADMIN,
+    Q_SET_PASSWORD,
+    Q_REFRESH_DELETE_ACCOUNT,
+    Q_ACCOUNT_LIST,
+    Q_TEAM_INSERT,
+    Q_MEMBER_INSERT,
+    Q_MEMBER_DELETE,
+    Q_REPO_SET_PUBLIC,
+    Q_GRANT_GET_ACCOUNT,
+    Q_GRANT_GET_TEAM,
+    Q_GRANT_DELETE_ACCOUNT,
+    Q_GRANT_DELETE_TEAM,
+    Q_GRANT_UPDATE,
+    Q_GRANT_INSERT,
+    Q_TOKEN_INSERT,
+    Q_TOKEN_REVOKE,
+    Q_TOKEN_LIST,
+    Q_REFRESH_DELETE_EXPIRED,
+    Q_REFRESH_INSERT,
+    Q__COUNT
 };
 
-static const char *const hot_sql[H__COUNT] = {
-    [H_GENERATION] = "SELECT value FROM auth_generation WHERE id = 1",
-    [H_ACCOUNT_BY_NAME] = "SELECT " ACCOUNT_COLS " FROM account WHERE name = ?1",
-    [H_ACCOUNT_BY_ID] = "SELECT " ACCOUNT_COLS " FROM account WHERE id = ?1",
+static db_query_t queries[Q__COUNT] = {
+    [Q_GENERATION] = {"SELECT value FROM auth_generation WHERE id = 1"},
+    [Q_ACCOUNT_BY_NAME] = {"SELECT " ACCOUNT_COLS " FROM account WHERE name = ?1"},
+    [Q_ACCOUNT_BY_ID] = {"SELECT " ACCOUNT_COLS " FROM account WHERE id = ?1"},
     /* one statement (one read transaction) for accounts_repo_facts; rows (what, actions, pattern):
      *   0: the repository's visibility;
      *   1: namespace rights: the account's own namespace (7: every action), or an organisation's through its teams;
      *   2: grants to the account or its teams, with their pattern (matched in C, not with LIKE: '_' is a wildcard) */
-    [H_FACTS] = "SELECT 0, public, NULL FROM repository WHERE name = ?1 "
-                "UNION ALL SELECT 1, 7, NULL FROM account WHERE id = ?3 AND name = ?2 "
-                "UNION ALL SELECT 1, t.permission, NULL FROM account o JOIN team t ON t.org_id = o.id "
-                "JOIN team_member tm ON tm.team_id = t.id WHERE o.name = ?2 AND o.kind = 1 AND tm.account_id = ?3 "
-                "UNION ALL SELECT 2, actions, pattern FROM repo_grant WHERE account_id = ?3 "
-                "UNION ALL SELECT 2, g.actions, g.pattern FROM team_member tm JOIN repo_grant g ON g.team_id = tm.team_id "
-                "WHERE tm.account_id = ?3",
-    [H_TOKEN] = "SELECT " TOKEN_COLS ", t.secret_sha256, a.disabled FROM access_token t "
-                "JOIN account a ON a.id = t.account_id WHERE t.id = ?1",
-    [H_TOKEN_USABLE] = "SELECT 1 FROM access_token t JOIN account a ON a.id = t.account_id WHERE t.id = ?1 "
-                       "AND t.revoked = 0 AND (t.expires_at = 0 OR t.expires_at > ?2) AND a.disabled = 0",
+    [Q_FACTS] = {"SELECT 0, public, NULL FROM repository WHERE name = ?1 "
+                 "UNION ALL SELECT 1, 7, NULL FROM account WHERE id = ?3 AND name = ?2 "
+                 "UNION ALL SELECT 1, t.permission, NULL FROM account o JOIN team t ON t.org_id = o.id "
+                 "JOIN team_member tm ON tm.team_id = t.id WHERE o.name = ?2 AND o.kind = 1 AND tm.account_id = ?3 "
+                 "UNION ALL SELECT 2, actions, pattern FROM repo_grant WHERE account_id = ?3 "
+                 "UNION ALL SELECT 2, g.actions, g.pattern FROM team_member tm JOIN repo_grant g ON g.team_id = tm.team_id "
+                 "WHERE tm.account_id = ?3"},
+    [Q_TOKEN] = {"SELECT " TOKEN_COLS ", t.secret_sha256, a.disabled FROM access_token t "
+                 "JOIN account a ON a.id = t.account_id WHERE t.id = ?1"},
+    [Q_TOKEN_USABLE] = {"SELECT 1 FROM access_token t JOIN account a ON a.id = t.account_id WHERE t.id = ?1 "
+                        "AND t.revoked = 0 AND (t.expires_at = 0 OR t.expires_at > ?2) AND a.disabled = 0"},
     /* looked up by the hash of a 256-bit secret: timing reveals nothing about a secret that matches */
-    [H_REFRESH] = "SELECT r.account_id FROM refresh_token r JOIN account a ON a.id = r.account_id "
-                  "WHERE r.secret_sha256 = ?1 AND r.expires_at > ?2 AND a.disabled = 0",
+    [Q_REFRESH] = {"SELECT r.account_id FROM refresh_token r JOIN account a ON a.id = r.account_id "
+                   "WHERE r.secret_sha256 = ?1 AND r.expires_at > ?2 AND a.disabled = 0"},
+    [Q_BUMP_GENERATION] = {"UPDATE auth_generation SET value = value + 1 WHERE id = 1"},
+    [Q_BUMP_ACCOUNT] = {"UPDATE account SET generation = generation + 1 WHERE id = ?1"},
+    [Q_ACCOUNT_LOOKUP] = {"SELECT id, kind FROM account WHERE name = ?1"},
+    [Q_TEAM_LOOKUP] = {"SELECT t.id FROM team t JOIN account o ON o.id = t.org_id "
+                       "WHERE o.name = ?1 AND o.kind = 1 AND t.name = ?2"},
+    [Q_ACCOUNT_INSERT] = {"INSERT INTO account(name, kind, password_hash, admin, created_at) VALUES (?1, ?2, ?3, ?4, ?5)"},
+    [Q_ACCOUNT_DELETE] = {"DELETE FROM account WHERE id = ?1"},
+    [Q_SET_DISABLED] = {"UPDATE account SET disabled = ?2 WHERE id = ?1"},
+    [Q_SET_ADMIN] = {"UPDATE account SET admin = ?2 WHERE id = ?1"},
+    [Q_SET_PASSWORD] = {"UPDATE account SET password_hash = ?2 WHERE id = ?1"},
+    [Q_REFRESH_DELETE_ACCOUNT] = {"DELETE FROM refresh_token WHERE account_id = ?1"},
+    [Q_ACCOUNT_LIST] = {"SELECT " ACCOUNT_COLS " FROM account ORDER BY name"},
+    [Q_TEAM_INSERT] = {"INSERT INTO team(org_id, name, permission) VALUES (?1, ?2, ?3)"},
+    [Q_MEMBER_INSERT] = {"INSERT OR IGNORE INTO team_member(team_id, account_id) VALUES (?1, ?2)"},
+    [Q_MEMBER_DELETE] = {"DELETE FROM team_member WHERE team_id = ?1 AND account_id = ?2"},
+    [Q_REPO_SET_PUBLIC] = {"INSERT INTO repository(name, created_at, public) VALUES (?1, ?2, ?3) "
+                           "ON CONFLICT(name) DO UPDATE SET public = excluded.public"},
+    /* a grant by (pattern, grantee): the grantee is an account or a team */
+    [Q_GRANT_GET_ACCOUNT] = {"SELECT id, actions FROM repo_grant WHERE pattern = ?1 AND account_id = ?2"},
+    [Q_GRANT_GET_TEAM] = {"SELECT id, actions FROM repo_grant WHERE pattern = ?1 AND team_id = ?2"},
+    [Q_GRANT_DELETE_ACCOUNT] = {"DELETE FROM repo_grant WHERE pattern = ?1 AND account_id = ?2"},
+    [Q_GRANT_DELETE_TEAM] = {"DELETE FROM repo_grant WHERE pattern = ?1 AND team_id = ?2"},
+    [Q_GRANT_UPDATE] = {"UPDATE repo_grant SET actions = ?2 WHERE id = ?1"},
+    [Q_GRANT_INSERT] = {"INSERT INTO repo_grant(pattern, account_id, team_id, actions) VALUES (?1, ?2, ?3, ?4)"},
+    [Q_TOKEN_INSERT] = {"INSERT INTO access_token(account_id, name, secret_sha256, scope, expires_at, created_at) "
+                        "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
+    [Q_TOKEN_REVOKE] = {"UPDATE access_token SET revoked = 1 WHERE id = ?1"},
+    [Q_TOKEN_LIST] = {"SELECT " TOKEN_COLS ", a.name FROM access_token t JOIN account a ON a.id = t.account_id "
+                      "WHERE ?1 = 0 OR t.account_id = ?1 ORDER BY t.id"},
+    /* the account's expired refresh tokens go when it gets a new one, so that the table does not grow with every login */
+    [Q_REFRESH_DELETE_EXPIRED] = {"DELETE FROM refresh_token WHERE account_id = ?1 AND expires_at <= ?2"},
+    [Q_REFRESH_INSERT] = {"INSERT INTO refresh_token(secret_sha256, account_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)"},
 };
 
-/* Statement q, ready to bind; *temp is set when it is a one-off to finalize (the kept one is in use further up). */
-static sqlite3_stmt *hot(sqlite3 *db, int q, int *temp)
+static sqlite3_stmt *stmt(metastore_t *m, int q)
 {
-    sqlite3_stmt *s;
-    int busy = 0;
-    for (s = sqlite3_next_stmt(db, NULL); s != NULL; s = sqlite3_next_stmt(db, s)) {
-        if (strcmp(sqlite3_sql(s), hot_sql[q]) != 0)
-            continue;
-        if (!sqlite3_stmt_busy(s)) {
-            sqlite3_clear_bindings(s);
-            *temp = 0;
-            return s;
-        }
-        busy = 1;
-    }
-    if (sqlite3_prepare_v3(db, hot_sql[q], -1, busy ? 0 : SQLITE_PREPARE_PERSISTENT, &s, NULL) != SQLITE_OK) {
-        log_error("sqlite prepare: %s: %s", hot_sql[q], sqlite3_errmsg(db));
-        sqlite3_finalize(s);
-        return NULL;
-    }
-    *temp = busy;
-    return s;
+    return db_stmt(m, &queries[q]);
 }
 
-/* Done with a hot statement: reset it (a statement left mid-way would hold its read transaction open). */
-static void hot_done(sqlite3_stmt *s, int temp)
-{
-    if (temp)
-        sqlite3_finalize(s);
-    else
-        sqlite3_reset(s);
-}
-
-/* Run a statement that returns no rows, then finalize it: 0, BERTH_EEXISTS (a unique constraint) or BERTH_ERROR. */
-static int run_finalize(sqlite3 *db, sqlite3_stmt *s)
-{
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE)
-        rc = 0;
-    else if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE ||
-             sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_PRIMARYKEY)
-        rc = BERTH_EEXISTS;
-    else
-        rc = step_error(db, s);
-    sqlite3_finalize(s);
-    return rc;
-}
-
-static int exec(sqlite3 *db, const char *sql)
-{
-    char *err = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        log_error("sqlite: %s: %s", sql, err ? err : sqlite3_errmsg(db));
-        sqlite3_free(err);
-        return BERTH_ERROR;
-    }
-    return 0;
-}
-
-/* A write's own transaction: a savepoint when the caller holds one, else BEGIN IMMEDIATE (never a deferred
- * transaction that would have to upgrade its lock, which fails at once instead of waiting when another
- * connection wrote in between). */
-typedef struct {
-    sqlite3 *db;
-    int outer;
-} wtx_t;
-
-static int wtx_begin(wtx_t *t, metastore_t *m)
-{
-    t->db = metastore_db(m);
-    t->outer = sqlite3_get_autocommit(t->db);
-    return exec(t->db, t->outer ? "BEGIN IMMEDIATE" : "SAVEPOINT accounts");
-}
-
-/* Commit (rc >= 0) or roll back (rc < 0); returns rc, or BERTH_ERROR if the commit failed. */
-static int wtx_end(wtx_t *t, int rc)
-{
-    if (t->outer) {
-        if (rc >= 0 && exec(t->db, "COMMIT") == 0)
-            return rc;
-        exec(t->db, "ROLLBACK");
-        return rc >= 0 ? BERTH_ERROR : rc;
-    }
-    if (rc < 0)
-        exec(t->db, "ROLLBACK TO accounts");
-    if (exec(t->db, "RELEASE accounts") != 0 && rc >= 0)
-        rc = BERTH_ERROR;
-    return rc;
-}
+/* ---- small helpers ---- */
 
 static void sha256_hex(const char *s, char out[65])
 {
@@ -183,44 +137,50 @@ static void sha256_hex(const char *s, char out[65])
     out[64] = '\0';
 }
 
-static int bump_generation(sqlite3 *db)
+/* Run statement q with ?1 = `id`: 0, BERTH_EEXISTS, BERTH_ERROR. */
+static int run_id(metastore_t *m, int q, int64_t id)
 {
-    sqlite3_stmt *s = prepare(db, "UPDATE auth_generation SET value = value + 1 WHERE id = 1");
-    return s ? run_finalize(db, s) : BERTH_ERROR;
-}
-
-static int bump_account(sqlite3 *db, int64_t id)
-{
-    sqlite3_stmt *s = prepare(db, "UPDATE account SET generation = generation + 1 WHERE id = ?1");
+    sqlite3_stmt *s = stmt(m, q);
     if (s == NULL)
         return BERTH_ERROR;
     sqlite3_bind_int64(s, 1, id);
-    return run_finalize(db, s);
+    return db_run(m, s);
+}
+
+static int bump_generation(metastore_t *m)
+{
+    sqlite3_stmt *s = stmt(m, Q_BUMP_GENERATION);
+    return s ? db_run(m, s) : BERTH_ERROR;
+}
+
+static int bump_account(metastore_t *m, int64_t id)
+{
+    return run_id(m, Q_BUMP_ACCOUNT, id);
 }
 
 /* The id and kind of account `name`: 0, BERTH_ENOTFOUND, BERTH_ERROR. */
-static int account_lookup(sqlite3 *db, const char *name, int64_t *id, int *kind)
+static int account_lookup(metastore_t *m, const char *name, int64_t *id, int *kind)
 {
-    sqlite3_stmt *s = prepare(db, "SELECT id, kind FROM account WHERE name = ?1");
+    sqlite3_stmt *s = stmt(m, Q_ACCOUNT_LOOKUP);
     if (s == NULL)
         return BERTH_ERROR;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
+    int rc = db_step(m, s);
+    if (rc == 1) {
         *id = sqlite3_column_int64(s, 0);
         *kind = sqlite3_column_int(s, 1);
         rc = 0;
-    } else {
-        rc = rc == SQLITE_DONE ? BERTH_ENOTFOUND : step_error(db, s);
+    } else if (rc == 0) {
+        rc = BERTH_ENOTFOUND;
     }
-    sqlite3_finalize(s);
+    db_done(m, s);
     return rc;
 }
 
 /* An account of one of the kinds in `kinds` (bit 1 << kind): its id, BERTH_ENOTFOUND (absent or another kind). */
-static int account_of_kinds(sqlite3 *db, const char *name, unsigned kinds, int64_t *id)
+static int account_of_kinds(metastore_t *m, const char *name, unsigned kinds, int64_t *id)
 {
-    int kind, rc = account_lookup(db, name, id, &kind);
+    int kind, rc = account_lookup(m, name, id, &kind);
     if (rc == 0 && (kinds & (1u << kind)) == 0)
         rc = BERTH_ENOTFOUND;
     return rc;
@@ -229,22 +189,21 @@ static int account_of_kinds(sqlite3 *db, const char *name, unsigned kinds, int64
 #define KINDS_PERSON ((1u << ACCOUNT_USER) | (1u << ACCOUNT_ROBOT)) /* who can act: users and robots */
 
 /* Team "org/team" (or separate names): its id, BERTH_ENOTFOUND, BERTH_ERROR. */
-static int team_lookup(sqlite3 *db, const char *org, size_t orglen, const char *team, int64_t *id)
+static int team_lookup(metastore_t *m, const char *org, size_t orglen, const char *team, int64_t *id)
 {
-    sqlite3_stmt *s = prepare(db, "SELECT t.id FROM team t JOIN account o ON o.id = t.org_id "
-                                  "WHERE o.name = ?1 AND o.kind = 1 AND t.name = ?2");
+    sqlite3_stmt *s = stmt(m, Q_TEAM_LOOKUP);
     if (s == NULL)
         return BERTH_ERROR;
     sqlite3_bind_text(s, 1, org, (int)orglen, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, team, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
+    int rc = db_step(m, s);
+    if (rc == 1) {
         *id = sqlite3_column_int64(s, 0);
         rc = 0;
-    } else {
-        rc = rc == SQLITE_DONE ? BERTH_ENOTFOUND : step_error(db, s);
+    } else if (rc == 0) {
+        rc = BERTH_ENOTFOUND;
     }
-    sqlite3_finalize(s);
+    db_done(m, s);
     return rc;
 }
 
@@ -382,6 +341,7 @@ unsigned accounts_token_scope_actions(const access_token_t *t, scope_type_t type
     return mt.actions & ACTION_ALL;
 }
 
+
 /* ---- accounts ---- */
 
 void account_dispose(account_t *a)
@@ -390,70 +350,80 @@ void account_dispose(account_t *a)
     a->password_hash = NULL;
 }
 
+/* An account row (ACCOUNT_COLS) into *a; the password hash is borrowed from the row. */
+static void account_from_row(sqlite3_stmt *s, account_t *a)
+{
+    memset(a, 0, sizeof(*a));
+    a->id = sqlite3_column_int64(s, 0);
+    snprintf(a->name, sizeof(a->name), "%s", (const char *)sqlite3_column_text(s, 1));
+    a->kind = (account_kind_t)sqlite3_column_int(s, 2);
+    a->password_hash = (char *)sqlite3_column_text(s, 3);
+    a->admin = sqlite3_column_int(s, 4);
+    a->disabled = sqlite3_column_int(s, 5);
+    a->generation = sqlite3_column_int64(s, 6);
+}
+
 static int account_get_by(metastore_t *m, int q, const char *name, int64_t id, account_t *out)
 {
-    sqlite3 *db = metastore_db(m);
-    int temp;
-    sqlite3_stmt *s = hot(db, q, &temp);
+    sqlite3_stmt *s = stmt(m, q);
     if (s == NULL)
         return BERTH_ERROR;
     if (name)
         sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
     else
         sqlite3_bind_int64(s, 1, id);
-    int rc = sqlite3_step(s);
+    int rc = db_step(m, s);
     memset(out, 0, sizeof(*out));
-    if (rc == SQLITE_ROW) {
-        const char *h = (const char *)sqlite3_column_text(s, 3);
-        out->id = sqlite3_column_int64(s, 0);
-        snprintf(out->name, sizeof(out->name), "%s", (const char *)sqlite3_column_text(s, 1));
-        out->kind = (account_kind_t)sqlite3_column_int(s, 2);
-        out->password_hash = h ? strdup(h) : NULL;
-        out->admin = sqlite3_column_int(s, 4);
-        out->disabled = sqlite3_column_int(s, 5);
-        out->generation = sqlite3_column_int64(s, 6);
+    if (rc == 1) {
+        account_from_row(s, out);
+        out->password_hash = out->password_hash ? strdup(out->password_hash) : NULL;
         rc = 0;
-    } else {
-        rc = rc == SQLITE_DONE ? BERTH_ENOTFOUND : step_error(db, s);
+    } else if (rc == 0) {
+        rc = BERTH_ENOTFOUND;
     }
-    hot_done(s, temp);
+    db_done(m, s);
     return rc;
 }
 
 int accounts_get(metastore_t *m, const char *name, account_t *out)
 {
-    return account_get_by(m, H_ACCOUNT_BY_NAME, name, 0, out);
+    return account_get_by(m, Q_ACCOUNT_BY_NAME, name, 0, out);
 }
 
 int accounts_get_by_id(metastore_t *m, int64_t id, account_t *out)
 {
-    return account_get_by(m, H_ACCOUNT_BY_ID, NULL, id, out);
+    return account_get_by(m, Q_ACCOUNT_BY_ID, NULL, id, out);
 }
 
+/* Asked on every authenticated request: remembered on the connection while its generation stays (store/db.h),
+ * which a CLI's commit moves too, so that a revocation is still seen on the very next request. */
 int64_t accounts_generation(metastore_t *m)
 {
-    sqlite3 *db = metastore_db(m);
-    int temp;
-    sqlite3_stmt *s = hot(db, H_GENERATION, &temp);
     int64_t v = BERTH_ERROR;
+    uint64_t gen;
+    if (db_memo_get(m, DB_MEMO_AUTH_GENERATION, &v, &gen))
+        return v;
+    sqlite3_stmt *s = stmt(m, Q_GENERATION);
     if (s == NULL)
         return BERTH_ERROR;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
+    int rc = db_step(m, s);
+    if (rc == 1)
         v = sqlite3_column_int64(s, 0);
-    else
-        step_error(db, s);
-    hot_done(s, temp);
+    else if (rc == 0)
+        db_step_error(m, s);
+    db_done(m, s);
+    if (v != BERTH_ERROR)
+        db_memo_set(m, DB_MEMO_AUTH_GENERATION, gen, v);
     return v;
 }
 
-static int account_insert(sqlite3 *db, const char *name, account_kind_t kind, const char *hash, int admin)
+static int account_insert(metastore_t *m, const char *name, account_kind_t kind, const char *hash, int admin)
 {
     if (!accounts_name_valid(name)) {
         log_error("invalid account name");
         return BERTH_ERROR;
     }
-    sqlite3_stmt *s = prepare(db, "INSERT INTO account(name, kind, password_hash, admin, created_at) VALUES (?1, ?2, ?3, ?4, ?5)");
+    sqlite3_stmt *s = stmt(m, Q_ACCOUNT_INSERT);
     if (s == NULL)
         return BERTH_ERROR;
     sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
@@ -461,16 +431,16 @@ static int account_insert(sqlite3 *db, const char *name, account_kind_t kind, co
     if (hash)
         sqlite3_bind_text(s, 3, hash, -1, SQLITE_STATIC);
     sqlite3_bind_int(s, 4, admin ? 1 : 0);
-    sqlite3_bind_int64(s, 5, (int64_t)time(NULL));
-    return run_finalize(db, s);
+    sqlite3_bind_int64(s, 5, time_now_s());
+    return db_run(m, s);
 }
 
 static int account_add(metastore_t *m, const char *name, account_kind_t kind, const char *hash, int admin)
 {
-    wtx_t t;
-    if (wtx_begin(&t, m) != 0)
+    db_atomic_t t;
+    if (db_atomic_begin(&t, m) != 0)
         return BERTH_ERROR;
-    return wtx_end(&t, account_insert(t.db, name, kind, hash, admin));
+    return db_atomic_end(&t, account_insert(m, name, kind, hash, admin));
 }
 
 int accounts_user_add(metastore_t *m, const char *name, const char *password_hash, int admin)
@@ -490,209 +460,189 @@ int accounts_robot_add(metastore_t *m, const char *name)
 
 int accounts_user_delete(metastore_t *m, const char *name)
 {
-    wtx_t t;
+    db_atomic_t t;
     int64_t id;
-    if (wtx_begin(&t, m) != 0)
+    if (db_atomic_begin(&t, m) != 0)
         return BERTH_ERROR;
-    int rc = account_of_kinds(t.db, name, KINDS_PERSON, &id);
-    if (rc == 0) {
-        /* tokens, memberships, grants and refresh tokens go with it (ON DELETE CASCADE) */
-        sqlite3_stmt *s = prepare(t.db, "DELETE FROM account WHERE id = ?1");
-        if (s == NULL) {
-            rc = BERTH_ERROR;
-        } else {
-            sqlite3_bind_int64(s, 1, id);
-            if ((rc = run_finalize(t.db, s)) == 0)
-                rc = bump_generation(t.db);
-        }
-    }
-    return wtx_end(&t, rc);
+    int rc = account_of_kinds(m, name, KINDS_PERSON, &id);
+    /* tokens, memberships, grants and refresh tokens go with it (ON DELETE CASCADE) */
+    if (rc == 0 && (rc = run_id(m, Q_ACCOUNT_DELETE, id)) == 0)
+        rc = bump_generation(m);
+    return db_atomic_end(&t, rc);
 }
 
-/* Run `sql` (?1 the id, ?2 `value`) on account `name` of one of `kinds`; with `bump`, bump the generations too. */
-static int account_update(metastore_t *m, const char *name, unsigned kinds, const char *sql, int64_t value, int bump)
+/* Run statement q (?1 the id, ?2 `value`) on account `name` of one of `kinds`; with `bump`, bump the generations too. */
+static int account_update(metastore_t *m, const char *name, unsigned kinds, int q, int64_t value, int bump)
 {
-    wtx_t t;
+    db_atomic_t t;
     int64_t id;
-    if (wtx_begin(&t, m) != 0)
+    if (db_atomic_begin(&t, m) != 0)
         return BERTH_ERROR;
-    int rc = account_of_kinds(t.db, name, kinds, &id);
+    int rc = account_of_kinds(m, name, kinds, &id);
     if (rc != 0)
         goto Exit;
-    sqlite3_stmt *s = prepare(t.db, sql);
+    sqlite3_stmt *s = stmt(m, q);
     if (s == NULL) {
         rc = BERTH_ERROR;
         goto Exit;
     }
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, value);
-    if ((rc = run_finalize(t.db, s)) == 0 && bump && (rc = bump_account(t.db, id)) == 0)
-        rc = bump_generation(t.db);
+    if ((rc = db_run(m, s)) == 0 && bump && (rc = bump_account(m, id)) == 0)
+        rc = bump_generation(m);
 Exit:
-    return wtx_end(&t, rc);
+    return db_atomic_end(&t, rc);
 }
 
 int accounts_user_set_password(metastore_t *m, const char *name, const char *password_hash)
 {
-    wtx_t t;
+    db_atomic_t t;
     int64_t id;
     sqlite3_stmt *s;
     if (password_hash == NULL)
         return BERTH_ERROR;
-    if (wtx_begin(&t, m) != 0)
+    if (db_atomic_begin(&t, m) != 0)
         return BERTH_ERROR;
-    int rc = account_of_kinds(t.db, name, 1u << ACCOUNT_USER, &id);
+    int rc = account_of_kinds(m, name, 1u << ACCOUNT_USER, &id);
     if (rc != 0)
         goto Exit;
-    if ((s = prepare(t.db, "UPDATE account SET password_hash = ?2 WHERE id = ?1")) == NULL) {
+    if ((s = stmt(m, Q_SET_PASSWORD)) == NULL) {
         rc = BERTH_ERROR;
         goto Exit;
     }
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_text(s, 2, password_hash, -1, SQLITE_STATIC);
-    if ((rc = run_finalize(t.db, s)) != 0)
+    if ((rc = db_run(m, s)) != 0)
         goto Exit;
     /* a new password ends the sessions opened with the old one: its refresh tokens go too */
-    if ((s = prepare(t.db, "DELETE FROM refresh_token WHERE account_id = ?1")) == NULL) {
-        rc = BERTH_ERROR;
-        goto Exit;
-    }
-    sqlite3_bind_int64(s, 1, id);
-    if ((rc = run_finalize(t.db, s)) == 0 && (rc = bump_account(t.db, id)) == 0)
-        rc = bump_generation(t.db);
+    if ((rc = run_id(m, Q_REFRESH_DELETE_ACCOUNT, id)) == 0 && (rc = bump_account(m, id)) == 0)
+        rc = bump_generation(m);
 Exit:
-    return wtx_end(&t, rc);
+    return db_atomic_end(&t, rc);
 }
 
 int accounts_user_set_disabled(metastore_t *m, const char *name, int disabled)
 {
-    return account_update(m, name, KINDS_PERSON, "UPDATE account SET disabled = ?2 WHERE id = ?1", disabled ? 1 : 0,
-                          disabled);
+    return account_update(m, name, KINDS_PERSON, Q_SET_DISABLED, disabled ? 1 : 0, disabled);
 }
 
 int accounts_user_set_admin(metastore_t *m, const char *name, int admin)
 {
-    return account_update(m, name, 1u << ACCOUNT_USER, "UPDATE account SET admin = ?2 WHERE id = ?1", admin ? 1 : 0,
-                          !admin);
+    return account_update(m, name, 1u << ACCOUNT_USER, Q_SET_ADMIN, admin ? 1 : 0, !admin);
 }
 
 int accounts_list(metastore_t *m, void (*cb)(void *ctx, const account_t *a), void *ctx)
 {
-    sqlite3 *db = metastore_db(m);
-    sqlite3_stmt *s = prepare(db, "SELECT " ACCOUNT_COLS " FROM account ORDER BY name");
+    sqlite3_stmt *s = stmt(m, Q_ACCOUNT_LIST);
     int n = 0, rc;
     if (s == NULL)
         return BERTH_ERROR;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        account_t a = {0};
-        a.id = sqlite3_column_int64(s, 0);
-        snprintf(a.name, sizeof(a.name), "%s", (const char *)sqlite3_column_text(s, 1));
-        a.kind = (account_kind_t)sqlite3_column_int(s, 2);
-        a.password_hash = (char *)sqlite3_column_text(s, 3); /* valid during the callback only */
-        a.admin = sqlite3_column_int(s, 4);
-        a.disabled = sqlite3_column_int(s, 5);
-        a.generation = sqlite3_column_int64(s, 6);
+    while ((rc = db_step(m, s)) == 1) {
+        account_t a;
+        account_from_row(s, &a); /* the password hash valid during the callback only */
         cb(ctx, &a);
         ++n;
     }
-    if (rc != SQLITE_DONE)
-        n = step_error(db, s);
-    sqlite3_finalize(s);
-    return n;
+    db_done(m, s);
+    return rc < 0 ? rc : n;
 }
 
 /* ---- organisations and teams ---- */
 
 int accounts_team_add(metastore_t *m, const char *org, const char *team, unsigned permission)
 {
-    wtx_t t;
+    db_atomic_t t;
     int64_t org_id;
     if (!accounts_name_valid(team)) {
         log_error("invalid team name");
         return BERTH_ERROR;
     }
-    if (wtx_begin(&t, m) != 0)
+    if (db_atomic_begin(&t, m) != 0)
         return BERTH_ERROR;
-    int rc = account_of_kinds(t.db, org, 1u << ACCOUNT_ORG, &org_id);
+    int rc = account_of_kinds(m, org, 1u << ACCOUNT_ORG, &org_id);
     if (rc == 0) {
-        sqlite3_stmt *s = prepare(t.db, "INSERT INTO team(org_id, name, permission) VALUES (?1, ?2, ?3)");
+        sqlite3_stmt *s = stmt(m, Q_TEAM_INSERT);
         if (s == NULL) {
             rc = BERTH_ERROR;
         } else {
             sqlite3_bind_int64(s, 1, org_id);
             sqlite3_bind_text(s, 2, team, -1, SQLITE_STATIC);
             sqlite3_bind_int(s, 3, (int)(permission & ACTION_ALL));
-            rc = run_finalize(t.db, s);
+            rc = db_run(m, s);
         }
     }
-    return wtx_end(&t, rc);
+    return db_atomic_end(&t, rc);
 }
 
 int accounts_team_member(metastore_t *m, const char *org, const char *team, const char *user, int add)
 {
-    wtx_t t;
+    db_atomic_t t;
     int64_t team_id, user_id;
-    if (wtx_begin(&t, m) != 0)
+    if (db_atomic_begin(&t, m) != 0)
         return BERTH_ERROR;
-    int rc = team_lookup(t.db, org, strlen(org), team, &team_id);
+    int rc = team_lookup(m, org, strlen(org), team, &team_id);
     if (rc == 0)
-        rc = account_of_kinds(t.db, user, KINDS_PERSON, &user_id);
+        rc = account_of_kinds(m, user, KINDS_PERSON, &user_id);
     if (rc != 0)
         goto Exit;
-    sqlite3_stmt *s = prepare(t.db, add ? "INSERT OR IGNORE INTO team_member(team_id, account_id) VALUES (?1, ?2)"
-                                        : "DELETE FROM team_member WHERE team_id = ?1 AND account_id = ?2");
+    sqlite3_stmt *s = stmt(m, add ? Q_MEMBER_INSERT : Q_MEMBER_DELETE);
     if (s == NULL) {
         rc = BERTH_ERROR;
         goto Exit;
     }
     sqlite3_bind_int64(s, 1, team_id);
     sqlite3_bind_int64(s, 2, user_id);
-    if ((rc = run_finalize(t.db, s)) == 0 && !add)
-        rc = sqlite3_changes(t.db) == 0 ? BERTH_ENOTFOUND : bump_generation(t.db);
+    if ((rc = db_run(m, s)) == 0 && !add)
+        rc = db_changes(m) == 0 ? BERTH_ENOTFOUND : bump_generation(m);
 Exit:
-    return wtx_end(&t, rc);
+    return db_atomic_end(&t, rc);
+}
+
+int accounts_team_exists(metastore_t *m, const char *org, const char *team)
+{
+    int64_t id;
+    int rc = team_lookup(m, org, strlen(org), team, &id);
+    return rc == 0 ? 1 : rc == BERTH_ENOTFOUND ? 0 : BERTH_ERROR;
 }
 
 /* ---- repositories and grants ---- */
 
 int accounts_repo_set_public(metastore_t *m, const char *repo, int is_public)
 {
-    wtx_t t;
+    db_atomic_t t;
     if (repo == NULL || strlen(repo) > NAME_MAX_LEN || !name_valid(repo, strlen(repo))) {
         log_error("invalid repository name");
         return BERTH_ERROR;
     }
-    if (wtx_begin(&t, m) != 0)
+    if (db_atomic_begin(&t, m) != 0)
         return BERTH_ERROR;
     int rc = BERTH_ERROR;
-    sqlite3_stmt *s = prepare(t.db, "INSERT INTO repository(name, created_at, public) VALUES (?1, ?2, ?3) "
-                                    "ON CONFLICT(name) DO UPDATE SET public = excluded.public");
+    sqlite3_stmt *s = stmt(m, Q_REPO_SET_PUBLIC);
     if (s != NULL) {
         sqlite3_bind_text(s, 1, repo, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, (int64_t)time(NULL));
+        sqlite3_bind_int64(s, 2, time_now_s());
         sqlite3_bind_int(s, 3, is_public ? 1 : 0);
-        if ((rc = run_finalize(t.db, s)) == 0 && !is_public)
-            rc = bump_generation(t.db);
+        if ((rc = db_run(m, s)) == 0 && !is_public)
+            rc = bump_generation(m);
     }
-    return wtx_end(&t, rc);
+    return db_atomic_end(&t, rc);
 }
 
 /* A grantee "user" (a user or robot) or "org/team": sets *account_id or *team_id (the other 0). */
-static int grantee_lookup(sqlite3 *db, const char *grantee, int64_t *account_id, int64_t *team_id)
+static int grantee_lookup(metastore_t *m, const char *grantee, int64_t *account_id, int64_t *team_id)
 {
     const char *slash = strchr(grantee, '/');
     *account_id = *team_id = 0;
     if (slash)
-        return team_lookup(db, grantee, (size_t)(slash - grantee), slash + 1, team_id);
-    return account_of_kinds(db, grantee, KINDS_PERSON, account_id);
+        return team_lookup(m, grantee, (size_t)(slash - grantee), slash + 1, team_id);
+    return account_of_kinds(m, grantee, KINDS_PERSON, account_id);
 }
 
-/* SELECT/UPDATE/DELETE a grant row by (pattern, grantee): `who` is "account_id" or "team_id". */
-static sqlite3_stmt *grant_stmt(sqlite3 *db, const char *fmt, const char *pattern, int64_t account_id, int64_t team_id)
+/* Statement q_account or q_team on the grant row (pattern, grantee), bound. */
+static sqlite3_stmt *grant_stmt(metastore_t *m, int q_account, int q_team, const char *pattern, int64_t account_id,
+                                int64_t team_id)
 {
-    char sql[256];
-    snprintf(sql, sizeof(sql), fmt, account_id ? "account_id" : "team_id");
-    sqlite3_stmt *s = prepare(db, sql);
+    sqlite3_stmt *s = stmt(m, account_id ? q_account : q_team);
     if (s != NULL) {
         sqlite3_bind_text(s, 1, pattern, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 2, account_id ? account_id : team_id);
@@ -702,26 +652,54 @@ static sqlite3_stmt *grant_stmt(sqlite3 *db, const char *fmt, const char *patter
 
 int accounts_grant_revoke(metastore_t *m, const char *pattern, const char *grantee)
 {
-    wtx_t t;
+    db_atomic_t t;
     int64_t account_id, team_id;
-    if (wtx_begin(&t, m) != 0)
+    if (db_atomic_begin(&t, m) != 0)
         return BERTH_ERROR;
-    int rc = grantee_lookup(t.db, grantee, &account_id, &team_id);
+    int rc = grantee_lookup(m, grantee, &account_id, &team_id);
     if (rc == 0) {
-        sqlite3_stmt *s = grant_stmt(t.db, "DELETE FROM repo_grant WHERE pattern = ?1 AND %s = ?2", pattern, account_id, team_id);
+        sqlite3_stmt *s = grant_stmt(m, Q_GRANT_DELETE_ACCOUNT, Q_GRANT_DELETE_TEAM, pattern, account_id, team_id);
         if (s == NULL)
             rc = BERTH_ERROR;
-        else if ((rc = run_finalize(t.db, s)) == 0)
-            rc = sqlite3_changes(t.db) == 0 ? BERTH_ENOTFOUND : bump_generation(t.db);
+        else if ((rc = db_run(m, s)) == 0)
+            rc = db_changes(m) == 0 ? BERTH_ENOTFOUND : bump_generation(m);
     }
-    return wtx_end(&t, rc);
+    return db_atomic_end(&t, rc);
+}
+
+/* Replace the actions of grant `id` (which had `old`); a narrower grant takes rights away. */
+static int grant_update(metastore_t *m, int64_t id, unsigned old, unsigned actions)
+{
+    sqlite3_stmt *s = stmt(m, Q_GRANT_UPDATE);
+    if (s == NULL)
+        return BERTH_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int(s, 2, (int)actions);
+    int rc = db_run(m, s);
+    if (rc == 0 && (old & ~actions) != 0)
+        rc = bump_generation(m);
+    return rc;
+}
+
+static int grant_insert(metastore_t *m, const char *pattern, int64_t account_id, int64_t team_id, unsigned actions)
+{
+    sqlite3_stmt *s = stmt(m, Q_GRANT_INSERT);
+    if (s == NULL)
+        return BERTH_ERROR;
+    sqlite3_bind_text(s, 1, pattern, -1, SQLITE_STATIC);
+    if (account_id)
+        sqlite3_bind_int64(s, 2, account_id);
+    if (team_id)
+        sqlite3_bind_int64(s, 3, team_id);
+    sqlite3_bind_int(s, 4, (int)actions);
+    return db_run(m, s);
 }
 
 int accounts_grant(metastore_t *m, const char *pattern, const char *grantee, unsigned actions)
 {
-    wtx_t t;
-    int64_t account_id, team_id;
-    sqlite3_stmt *s;
+    db_atomic_t t;
+    int64_t account_id, team_id, id = 0;
+    unsigned old = 0;
     actions &= ACTION_ALL;
     if (actions == 0)
         return accounts_grant_revoke(m, pattern, grantee);
@@ -729,64 +707,39 @@ int accounts_grant(metastore_t *m, const char *pattern, const char *grantee, uns
         log_error("invalid repository pattern");
         return BERTH_ERROR;
     }
-    if (wtx_begin(&t, m) != 0)
+    if (db_atomic_begin(&t, m) != 0)
         return BERTH_ERROR;
-    int rc = grantee_lookup(t.db, grantee, &account_id, &team_id);
+    int rc = grantee_lookup(m, grantee, &account_id, &team_id);
     if (rc != 0)
         goto Exit;
-    if ((s = grant_stmt(t.db, "SELECT id, actions FROM repo_grant WHERE pattern = ?1 AND %s = ?2", pattern, account_id,
-                        team_id)) == NULL) {
+    sqlite3_stmt *s = grant_stmt(m, Q_GRANT_GET_ACCOUNT, Q_GRANT_GET_TEAM, pattern, account_id, team_id);
+    if (s == NULL) {
         rc = BERTH_ERROR;
         goto Exit;
     }
-    rc = sqlite3_step(s);
-    int64_t id = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-    unsigned old = rc == SQLITE_ROW ? (unsigned)sqlite3_column_int(s, 1) : 0;
-    rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : step_error(t.db, s);
-    sqlite3_finalize(s);
-    if (rc != 0)
-        goto Exit;
-    if (id != 0) {
-        if ((s = prepare(t.db, "UPDATE repo_grant SET actions = ?2 WHERE id = ?1")) == NULL) {
-            rc = BERTH_ERROR;
-            goto Exit;
-        }
-        sqlite3_bind_int64(s, 1, id);
-        sqlite3_bind_int(s, 2, (int)actions);
-        /* replacing a grant by a narrower one takes rights away */
-        if ((rc = run_finalize(t.db, s)) == 0 && (old & ~actions) != 0)
-            rc = bump_generation(t.db);
-    } else {
-        if ((s = prepare(t.db, "INSERT INTO repo_grant(pattern, account_id, team_id, actions) VALUES (?1, ?2, ?3, ?4)")) == NULL) {
-            rc = BERTH_ERROR;
-            goto Exit;
-        }
-        sqlite3_bind_text(s, 1, pattern, -1, SQLITE_STATIC);
-        if (account_id)
-            sqlite3_bind_int64(s, 2, account_id);
-        if (team_id)
-            sqlite3_bind_int64(s, 3, team_id);
-        sqlite3_bind_int(s, 4, (int)actions);
-        rc = run_finalize(t.db, s);
+    if ((rc = db_step(m, s)) == 1) {
+        id = sqlite3_column_int64(s, 0);
+        old = (unsigned)sqlite3_column_int(s, 1);
     }
+    db_done(m, s);
+    if (rc >= 0)
+        rc = id != 0 ? grant_update(m, id, old, actions) : grant_insert(m, pattern, account_id, team_id, actions);
 Exit:
-    return wtx_end(&t, rc);
+    return db_atomic_end(&t, rc);
 }
 
-int accounts_repo_facts(metastore_t *m, int64_t account_id, const char *repo, accounts_repo_facts_t *out)
+/* The facts from the database (one statement: one read transaction). */
+static int facts_query(metastore_t *m, int64_t account_id, const char *repo, accounts_repo_facts_t *out)
 {
-    sqlite3 *db = metastore_db(m);
     const char *slash = strchr(repo, '/');
-    int rc, temp;
-    memset(out, 0, sizeof(*out));
-
-    sqlite3_stmt *s = hot(db, H_FACTS, &temp);
+    int rc;
+    sqlite3_stmt *s = stmt(m, Q_FACTS);
     if (s == NULL)
         return BERTH_ERROR;
     sqlite3_bind_text(s, 1, repo, -1, SQLITE_STATIC);
     sqlite3_bind_text(s, 2, repo, slash ? (int)(slash - repo) : -1, SQLITE_STATIC); /* the namespace */
     sqlite3_bind_int64(s, 3, account_id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(m, s)) == 1) {
         unsigned actions = (unsigned)sqlite3_column_int(s, 1);
         switch (sqlite3_column_int(s, 0)) {
         case 0:
@@ -805,10 +758,33 @@ int accounts_repo_facts(metastore_t *m, int64_t account_id, const char *repo, ac
         }
         }
     }
-    rc = rc == SQLITE_DONE ? 0 : step_error(db, s);
-    hot_done(s, temp);
+    db_done(m, s);
+    return rc < 0 ? rc : 0;
+}
+
+/* The check of every authenticated request: cached per (account, repository) on a loop's connection. */
+int accounts_repo_facts(metastore_t *m, int64_t account_id, const char *repo, accounts_repo_facts_t *out)
+{
+    char id[24];
+    uint64_t gen;
+    cache_t *c = db_cache(m, &gen);
+    cache_key_t k = {0};
+    const cache_value_t *hit;
+    cache_value_t *v;
+    memset(out, 0, sizeof(*out));
+    if (c != NULL) {
+        snprintf(id, sizeof(id), "%lld", (long long)account_id);
+        k = cache_key('f', repo, id);
+        if ((hit = cache_get(c, gen, &k)) != NULL) {
+            *out = (accounts_repo_facts_t){(int)hit->num[0], (int)hit->num[1], (unsigned)hit->num[2], (unsigned)hit->num[3]};
+            return 0;
+        }
+    }
+    int rc = facts_query(m, account_id, repo, out);
     if (rc != 0)
         memset(out, 0, sizeof(*out));
+    else if (c != NULL && (v = cache_put(c, gen, &k, NULL, 0)) != NULL)
+        *v = (cache_value_t){{out->exists, out->is_public, out->ns_actions, out->granted}, NULL, 0};
     return rc;
 }
 
@@ -826,10 +802,26 @@ static void token_from_row(sqlite3_stmt *s, access_token_t *t)
     t->created_at = sqlite3_column_int64(s, 6);
 }
 
+/* Insert the token row for a new secret; its id is then the last insert's. */
+static int token_insert(metastore_t *m, int64_t account_id, const char *name, const char *hex, const char *scope,
+                        int64_t expires_at)
+{
+    sqlite3_stmt *s = stmt(m, Q_TOKEN_INSERT);
+    if (s == NULL)
+        return BERTH_ERROR;
+    sqlite3_bind_int64(s, 1, account_id);
+    sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 3, hex, 64, SQLITE_STATIC);
+    sqlite3_bind_text(s, 4, scope, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 5, expires_at);
+    sqlite3_bind_int64(s, 6, time_now_s());
+    return db_run(m, s);
+}
+
 int accounts_token_create(metastore_t *m, const char *owner, const char *name, const char *scope, int64_t expires_at,
                           char **secret)
 {
-    wtx_t t;
+    db_atomic_t t;
     int64_t account_id;
     char *raw = NULL, hex[65];
     *secret = NULL;
@@ -839,9 +831,9 @@ int accounts_token_create(metastore_t *m, const char *owner, const char *name, c
         log_error("invalid access token name, scope or expiry");
         return BERTH_ERROR;
     }
-    if (wtx_begin(&t, m) != 0)
+    if (db_atomic_begin(&t, m) != 0)
         return BERTH_ERROR;
-    int rc = account_of_kinds(t.db, owner, KINDS_PERSON, &account_id);
+    int rc = account_of_kinds(m, owner, KINDS_PERSON, &account_id);
     if (rc != 0)
         goto Exit;
     if ((raw = secret_random(32)) == NULL) {
@@ -849,21 +841,9 @@ int accounts_token_create(metastore_t *m, const char *owner, const char *name, c
         goto Exit;
     }
     sha256_hex(raw, hex);
-    sqlite3_stmt *s = prepare(t.db, "INSERT INTO access_token(account_id, name, secret_sha256, scope, expires_at, created_at) "
-                                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
-    if (s == NULL) {
-        rc = BERTH_ERROR;
+    if ((rc = token_insert(m, account_id, name, hex, scope, expires_at)) != 0)
         goto Exit;
-    }
-    sqlite3_bind_int64(s, 1, account_id);
-    sqlite3_bind_text(s, 2, name, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 3, hex, 64, SQLITE_STATIC);
-    sqlite3_bind_text(s, 4, scope, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 5, expires_at);
-    sqlite3_bind_int64(s, 6, (int64_t)time(NULL));
-    if ((rc = run_finalize(t.db, s)) != 0)
-        goto Exit;
-    if (asprintf(secret, TOKEN_PREFIX "%lld_%s", (long long)sqlite3_last_insert_rowid(t.db), raw) < 0) {
+    if (asprintf(secret, TOKEN_PREFIX "%lld_%s", (long long)db_last_id(m), raw) < 0) {
         *secret = NULL;
         rc = BERTH_ERROR;
     }
@@ -872,7 +852,7 @@ Exit:
         OPENSSL_cleanse(raw, strlen(raw));
         free(raw);
     }
-    rc = wtx_end(&t, rc);
+    rc = db_atomic_end(&t, rc);
     if (rc != 0 && *secret) {
         OPENSSL_cleanse(*secret, strlen(*secret));
         free(*secret);
@@ -881,12 +861,35 @@ Exit:
     return rc;
 }
 
+/* Token `id` (Q_TOKEN) if usable at `now`: 0 with *out, BERTH_ENOTFOUND, BERTH_ERROR. With `hex`, the stored
+ * secret's hash must match it too (compared in constant time). */
+static int token_find(metastore_t *m, int64_t id, const char *hex, int64_t now, access_token_t *out)
+{
+    sqlite3_stmt *s = stmt(m, Q_TOKEN);
+    if (s == NULL)
+        return BERTH_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    int rc = db_step(m, s);
+    if (rc == 1) {
+        const char *stored = (const char *)sqlite3_column_text(s, 7);
+        int match = hex == NULL || (stored != NULL && secret_equal(stored, strlen(stored), hex, 64));
+        token_from_row(s, out);
+        rc = match && !out->revoked && (out->expires_at == 0 || now < out->expires_at) && !sqlite3_column_int(s, 8)
+                 ? 0
+                 : BERTH_ENOTFOUND;
+        if (rc != 0 && hex != NULL)
+            memset(out, 0, sizeof(*out));
+    } else if (rc == 0) {
+        rc = BERTH_ENOTFOUND;
+    }
+    db_done(m, s);
+    return rc;
+}
+
 int accounts_token_check(metastore_t *m, const char *presented, int64_t now, access_token_t *out)
 {
-    sqlite3 *db = metastore_db(m);
     const size_t plen = sizeof(TOKEN_PREFIX) - 1;
     char hex[65], *end;
-    int temp;
 
     if (presented == NULL || strncmp(presented, TOKEN_PREFIX, plen) != 0 || presented[plen] < '1' || presented[plen] > '9')
         return BERTH_ENOTFOUND;
@@ -895,125 +898,77 @@ int accounts_token_check(metastore_t *m, const char *presented, int64_t now, acc
     if (errno != 0 || *end != '_' || end[1] == '\0')
         return BERTH_ENOTFOUND;
     sha256_hex(end + 1, hex);
-
-    sqlite3_stmt *s = hot(db, H_TOKEN, &temp);
-    if (s == NULL)
-        return BERTH_ERROR;
-    sqlite3_bind_int64(s, 1, id);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        const char *stored = (const char *)sqlite3_column_text(s, 7);
-        int match = stored != NULL && secret_equal(stored, strlen(stored), hex, 64);
-        token_from_row(s, out);
-        rc = match && !out->revoked && (out->expires_at == 0 || now < out->expires_at) && !sqlite3_column_int(s, 8)
-                 ? 0
-                 : BERTH_ENOTFOUND;
-        if (rc != 0)
-            memset(out, 0, sizeof(*out));
-    } else {
-        rc = rc == SQLITE_DONE ? BERTH_ENOTFOUND : step_error(db, s);
-    }
-    hot_done(s, temp);
-    return rc;
+    return token_find(m, id, hex, now, out);
 }
 
 int accounts_token_get(metastore_t *m, int64_t id, int64_t now, access_token_t *out)
 {
-    sqlite3 *db = metastore_db(m);
-    int temp;
-    sqlite3_stmt *s = hot(db, H_TOKEN, &temp);
-    if (s == NULL)
-        return BERTH_ERROR;
-    sqlite3_bind_int64(s, 1, id);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        token_from_row(s, out);
-        rc = !out->revoked && (out->expires_at == 0 || now < out->expires_at) && !sqlite3_column_int(s, 8) ? 0
-                                                                                                              : BERTH_ENOTFOUND;
-    } else {
-        rc = rc == SQLITE_DONE ? BERTH_ENOTFOUND : step_error(db, s);
-    }
-    hot_done(s, temp);
-    return rc;
+    return token_find(m, id, NULL, now, out);
 }
 
 int accounts_token_usable(metastore_t *m, int64_t id, int64_t now)
 {
-    sqlite3 *db = metastore_db(m);
-    int temp;
-    sqlite3_stmt *s = hot(db, H_TOKEN_USABLE, &temp);
+    sqlite3_stmt *s = stmt(m, Q_TOKEN_USABLE);
     if (s == NULL)
         return 0;
     sqlite3_bind_int64(s, 1, id);
     sqlite3_bind_int64(s, 2, now);
-    int rc = sqlite3_step(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        step_error(db, s);
-    hot_done(s, temp);
-    return rc == SQLITE_ROW;
+    int rc = db_step(m, s);
+    db_done(m, s);
+    return rc == 1;
 }
 
 int accounts_token_revoke(metastore_t *m, int64_t id)
 {
-    wtx_t t;
-    if (wtx_begin(&t, m) != 0)
+    db_atomic_t t;
+    if (db_atomic_begin(&t, m) != 0)
         return BERTH_ERROR;
-    int rc = BERTH_ERROR;
-    sqlite3_stmt *s = prepare(t.db, "UPDATE access_token SET revoked = 1 WHERE id = ?1");
-    if (s != NULL) {
-        sqlite3_bind_int64(s, 1, id);
-        if ((rc = run_finalize(t.db, s)) == 0)
-            rc = sqlite3_changes(t.db) == 0 ? BERTH_ENOTFOUND : bump_generation(t.db);
-    }
-    return wtx_end(&t, rc);
+    int rc = run_id(m, Q_TOKEN_REVOKE, id);
+    if (rc == 0)
+        rc = db_changes(m) == 0 ? BERTH_ENOTFOUND : bump_generation(m);
+    return db_atomic_end(&t, rc);
 }
 
 int accounts_token_list(metastore_t *m, const char *owner,
                         void (*cb)(void *ctx, const access_token_t *t, const char *owner_name), void *ctx)
 {
-    sqlite3 *db = metastore_db(m);
     int64_t owner_id = 0;
     int kind, n = 0, rc;
-    if (owner != NULL && (rc = account_lookup(db, owner, &owner_id, &kind)) != 0)
+    if (owner != NULL && (rc = account_lookup(m, owner, &owner_id, &kind)) != 0)
         return rc;
-    sqlite3_stmt *s = prepare(db, "SELECT " TOKEN_COLS ", a.name FROM access_token t JOIN account a ON a.id = t.account_id "
-                                  "WHERE ?1 = 0 OR t.account_id = ?1 ORDER BY t.id");
+    sqlite3_stmt *s = stmt(m, Q_TOKEN_LIST);
     if (s == NULL)
         return BERTH_ERROR;
     sqlite3_bind_int64(s, 1, owner_id);
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    while ((rc = db_step(m, s)) == 1) {
         access_token_t t;
         token_from_row(s, &t);
         cb(ctx, &t, (const char *)sqlite3_column_text(s, 7));
         ++n;
     }
-    if (rc != SQLITE_DONE)
-        n = step_error(db, s);
-    sqlite3_finalize(s);
-    return n;
+    db_done(m, s);
+    return rc < 0 ? rc : n;
 }
 
 /* ---- refresh tokens ---- */
 
 int accounts_refresh_add(metastore_t *m, int64_t account_id, const char *secret, int64_t expires_at)
 {
-    wtx_t t;
+    db_atomic_t t;
     char hex[65];
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = time_now_s();
     sqlite3_stmt *s;
     sha256_hex(secret, hex);
-    if (wtx_begin(&t, m) != 0)
+    if (db_atomic_begin(&t, m) != 0)
         return BERTH_ERROR;
     int rc = BERTH_ERROR;
-    /* the account's expired refresh tokens go here, so that the table does not grow with every login */
-    if ((s = prepare(t.db, "DELETE FROM refresh_token WHERE account_id = ?1 AND expires_at <= ?2")) == NULL)
+    if ((s = stmt(m, Q_REFRESH_DELETE_EXPIRED)) == NULL)
         goto Exit;
     sqlite3_bind_int64(s, 1, account_id);
     sqlite3_bind_int64(s, 2, now);
-    if ((rc = run_finalize(t.db, s)) != 0)
+    if ((rc = db_run(m, s)) != 0)
         goto Exit;
-    if ((s = prepare(t.db, "INSERT INTO refresh_token(secret_sha256, account_id, expires_at, created_at) "
-                           "VALUES (?1, ?2, ?3, ?4)")) == NULL) {
+    if ((s = stmt(m, Q_REFRESH_INSERT)) == NULL) {
         rc = BERTH_ERROR;
         goto Exit;
     }
@@ -1021,45 +976,29 @@ int accounts_refresh_add(metastore_t *m, int64_t account_id, const char *secret,
     sqlite3_bind_int64(s, 2, account_id);
     sqlite3_bind_int64(s, 3, expires_at);
     sqlite3_bind_int64(s, 4, now);
-    rc = run_finalize(t.db, s);
+    rc = db_run(m, s);
 Exit:
-    return wtx_end(&t, rc);
+    return db_atomic_end(&t, rc);
 }
 
 int accounts_refresh_check(metastore_t *m, const char *secret, int64_t now, int64_t *account_id)
 {
-    sqlite3 *db = metastore_db(m);
     char hex[65];
-    int temp;
     if (secret == NULL || secret[0] == '\0')
         return BERTH_ENOTFOUND;
     sha256_hex(secret, hex);
-    sqlite3_stmt *s = hot(db, H_REFRESH, &temp);
+    sqlite3_stmt *s = stmt(m, Q_REFRESH);
     if (s == NULL)
         return BERTH_ERROR;
     sqlite3_bind_text(s, 1, hex, 64, SQLITE_STATIC);
     sqlite3_bind_int64(s, 2, now);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
+    int rc = db_step(m, s);
+    if (rc == 1) {
         *account_id = sqlite3_column_int64(s, 0);
         rc = 0;
-    } else {
-        rc = rc == SQLITE_DONE ? BERTH_ENOTFOUND : step_error(db, s);
+    } else if (rc == 0) {
+        rc = BERTH_ENOTFOUND;
     }
-    hot_done(s, temp);
+    db_done(m, s);
     return rc;
-}
-
-int accounts_team_exists(metastore_t *m, const char *org, const char *team)
-{
-    sqlite3_stmt *s;
-    sqlite3 *db = metastore_db(m);
-    if (sqlite3_prepare_v2(db, "SELECT 1 FROM team t JOIN account o ON o.id = t.org_id WHERE o.name = ?1 AND o.kind = 1 "
-                               "AND t.name = ?2", -1, &s, NULL) != SQLITE_OK)
-        return BERTH_ERROR;
-    sqlite3_bind_text(s, 1, org, -1, SQLITE_STATIC);
-    sqlite3_bind_text(s, 2, team, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(s);
-    sqlite3_finalize(s);
-    return rc == SQLITE_ROW ? 1 : rc == SQLITE_DONE ? 0 : BERTH_ERROR;
 }

@@ -8,9 +8,10 @@
  * rights away (disable, password change, user delete, token revoke, team member or grant removal, a grant
  * narrowed, administrator rights removed, visibility to private) bumps the global auth generation
  * (accounts_generation) so that caches of verified tokens and credentials notice.
- * The request path's reads (get, get_by_id, generation, repo_facts, token_check, token_usable, refresh_check) keep
- * their statements prepared on the connection and finalize them from a SQLITE_TRACE_CLOSE hook when it closes: this
- * module owns the connection's sqlite3_trace_v2() slot (see accounts.c). Administration prepares per call.
+ * Every statement stays prepared on the connection that ran it (store/db.h). On a connection with the read cache
+ * (metastore_enable_cache), accounts_repo_facts is cached per (account, repository); accounts_generation is remembered
+ * on any connection. Both cost no query while nothing is written, and are read again after any commit, also one by
+ * another process (the CLI).
  * Writes given an invalid name, pattern or scope return BERTH_ERROR (logged): callers validate first with
  * accounts_name_valid / accounts_pattern_valid / accounts_scope_valid.
  * In comments here "ns/…" stands for the pattern ns, slash, star (which a C comment cannot hold).

@@ -4,7 +4,8 @@
  *
  * Connections are single-threaded: each event loop has its own read connection, and all writes go through one
  * writer thread (metastore_writer_t) that batches whatever is queued into one transaction (group commit) with
- * synchronous=FULL, so a caller that got its answer knows the write is durable.
+ * synchronous=FULL, so a caller that got its answer knows the write is durable. The connection, its statements,
+ * migrations, the writer and the read cache are the database layer's (store/db.h, private to store/).
  */
 #ifndef BERTH_STORE_METASTORE_H
 #define BERTH_STORE_METASTORE_H
@@ -13,14 +14,6 @@
 #include <stdint.h>
 #include "oci/digest.h"
 #include "oci/manifest.h"
-
-typedef struct {
-    int version;
-    const char *name;
-    const char *sql;
-} metastore_migration_t;
-/** The embedded schema files, ordered, terminated by {0, NULL, NULL} (generated: src/store/schema_sql.c). */
-extern const metastore_migration_t metastore_migrations[];
 
 typedef struct metastore metastore_t;
 
@@ -41,17 +34,22 @@ int metastore_begin(metastore_t *m, int write, const char **err);
 int metastore_commit(metastore_t *m, const char **err);
 void metastore_rollback(metastore_t *m);
 
-/** The SQLite handle, for the store's own modules that keep queries on this connection (store/accounts.c). */
-struct sqlite3;
-struct sqlite3 *metastore_db(metastore_t *m);
-
 /**
- * Give a read connection (one event loop's) a cache of manifests and blob sizes, invalidated whenever the
- * writer commits a change. Reads on it then cost no query while nothing is written.
+ * Give a read connection (one event loop's) a cache of manifests, blob sizes, repository origins and repository
+ * facts (store/accounts.h), invalidated whenever a committed write may have changed the database (this process's
+ * or another's, such as the CLI's). Reads on it then cost no query while nothing is written.
  */
 void metastore_enable_cache(metastore_t *m);
-/** The write generation: it moves after every commit that changed something (for caches above the store). */
+/**
+ * This process's write generation: it moves after every commit of the writer thread that changed something (for
+ * caches above the store). It does not see another process's writes: metastore_generation_of does.
+ */
 uint64_t metastore_generation(void);
+/**
+ * The generation of connection `m`: it moves whenever a committed write may have changed the database, this
+ * process's writer's, `m`'s own or another process's (the CLI's). Costs no query in WAL mode, berth's (store/db.h).
+ */
+uint64_t metastore_generation_of(metastore_t *m);
 
 /** A trivial query, for readiness checks: 0 if the database answers. */
 int metastore_ping(metastore_t *m);

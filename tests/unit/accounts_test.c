@@ -9,6 +9,7 @@
 #include "auth/password.h"
 #include "auth/admin.h"
 #include "store/accounts.h"
+#include "store/db.h"
 #include "store/metastore.h"
 #include "util/status.h"
 #include "tap.h"
@@ -40,7 +41,7 @@ static int64_t count(const char *sql)
 {
     sqlite3_stmt *s;
     int64_t n = -1;
-    if (sqlite3_prepare_v2(metastore_db(m), sql, -1, &s, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(db_handle(m), sql, -1, &s, NULL) != SQLITE_OK)
         return -1;
     if (sqlite3_step(s) == SQLITE_ROW)
         n = sqlite3_column_int64(s, 0);
@@ -473,7 +474,7 @@ static void test_generations(void)
 /* Inside a caller's transaction (the CLI's BEGIN IMMEDIATE): a failed write undoes only itself. */
 static void test_transactions(void)
 {
-    sqlite3 *db = metastore_db(m);
+    sqlite3 *db = db_handle(m);
     ok(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK, "BEGIN IMMEDIATE");
     ok(accounts_user_add(m, "hank", NULL, 0) == 0, "add hank inside it");
     ok(accounts_user_add(m, "hank", NULL, 0) == BERTH_EEXISTS, "a failing write inside it");
@@ -526,7 +527,7 @@ static void test_statement_cache(const char *path)
        "hot reads on a second connection");
     account_dispose(&a);
     sqlite3_stmt *kept = NULL;
-    for (sqlite3_stmt *st = sqlite3_next_stmt(metastore_db(m2), NULL); st; st = sqlite3_next_stmt(metastore_db(m2), st))
+    for (sqlite3_stmt *st = sqlite3_next_stmt(db_handle(m2), NULL); st; st = sqlite3_next_stmt(db_handle(m2), st))
         if (strstr(sqlite3_sql(st), "auth_generation") != NULL)
             kept = st;
     ok(kept != NULL && !sqlite3_stmt_busy(kept), "the generation statement is kept on the connection, reset");
@@ -537,7 +538,7 @@ static void test_statement_cache(const char *path)
     ok(accounts_generation(m2) == accounts_generation(m), "the same read still works (with a one-off statement)");
     sqlite3_reset(kept);
     int n = 0;
-    for (sqlite3_stmt *st = sqlite3_next_stmt(metastore_db(m2), NULL); st; st = sqlite3_next_stmt(metastore_db(m2), st))
+    for (sqlite3_stmt *st = sqlite3_next_stmt(db_handle(m2), NULL); st; st = sqlite3_next_stmt(db_handle(m2), st))
         n += strstr(sqlite3_sql(st), "auth_generation") != NULL;
     ok(n == 1, "and the one-off was finalized");
     metastore_close(m2);

@@ -11,6 +11,7 @@
 #include "auth/principal.h"
 #include "config/config.h"
 #include "store/accounts.h"
+#include "store/db.h"
 #include "store/metastore.h"
 #include "util/time.h"
 #include "tap.h"
@@ -31,7 +32,7 @@ static void add_user(const char *name, const char *password)
 static void sql(const char *stmt)
 {
     char *err = NULL;
-    if (sqlite3_exec(metastore_db(m), stmt, NULL, NULL, &err) != SQLITE_OK) {
+    if (sqlite3_exec(db_handle(m), stmt, NULL, NULL, &err) != SQLITE_OK) {
         printf("# %s: %s\n", stmt, err);
         sqlite3_free(err);
     }
