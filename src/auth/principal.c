@@ -10,9 +10,10 @@
 #include "auth/password.h"
 #include "auth/principal.h"
 #include "util/log.h"
+#include "util/cache.h"
 #include "util/time.h"
 
-#define CACHE_SLOTS 128
+#define CACHE_SLOTS 256
 #define BEARER_CACHE_S 300 /* a verified Bearer token is trusted this long without asking the store again */
 
 static struct {
@@ -22,15 +23,9 @@ static struct {
     unsigned char hmac_key[32]; /* keys the caches and the limiter: an HMAC of the credentials, never the password */
 } auth;
 
-typedef struct {
-    unsigned char key[32];
-    int64_t until; /* seconds; 0 = empty */
-    auth_principal_t who;
-} cache_slot_t;
-
 struct auth_cache {
-    int64_t generation; /* the auth generation the caches were filled at */
-    cache_slot_t creds[CACHE_SLOTS], tokens[CACHE_SLOTS];
+    cache_t *entries; /* 'c' passwords and 't' Bearer tokens, keyed by an HMAC of them, stamped with the auth generation
+                         plus one; the value: the principal, and num[0] the second it expires */
 };
 
 struct auth_check {
@@ -38,6 +33,7 @@ struct auth_check {
     char *hash;
     int ok;
     unsigned char cache_key[32], limit_key[LIMITER_KEY_LEN];
+    uint64_t cache_gen; /* the cache's stamp when the check began */
     auth_principal_t who;
 };
 
@@ -82,13 +78,18 @@ const token_keys_t *auth_keys(void)
 
 auth_cache_t *auth_cache_new(void)
 {
-    return calloc(1, sizeof(auth_cache_t));
+    auth_cache_t *cache = calloc(1, sizeof(*cache));
+    if (cache != NULL && (cache->entries = cache_new(CACHE_SLOTS, sizeof(auth_principal_t))) == NULL) {
+        free(cache);
+        cache = NULL;
+    }
+    return cache;
 }
 
 void auth_cache_free(auth_cache_t *cache)
 {
     if (cache != NULL)
-        OPENSSL_cleanse(cache, sizeof(*cache)); /* it holds HMACs of passwords */
+        cache_free(cache->entries); /* wipes what it held: HMACs of passwords */
     free(cache);
 }
 
@@ -115,34 +116,48 @@ static int64_t auth_generation(metastore_t *db)
     return accounts_generation(db);
 }
 
-/* Drop the caches when anything that can take rights away has changed (also a CLI run in another process). */
-static void cache_sync(auth_cache_t *cache, metastore_t *db)
+/* The stamp of cache entries: the auth generation, which moves with anything that can take rights away (also a CLI
+ * run in another process), plus one; 0 (do not cache) when the store cannot say. */
+static uint64_t cache_gen(metastore_t *db)
 {
     int64_t g = auth_generation(db);
-    if (g != cache->generation) {
-        memset(cache->creds, 0, sizeof(cache->creds));
-        memset(cache->tokens, 0, sizeof(cache->tokens));
-        cache->generation = g;
-    }
+    return g < 0 ? 0 : (uint64_t)g + 1;
 }
 
-/* 1 with *who filled if `key` is in `slots` and unexpired at `now`. */
-static int cache_get(const cache_slot_t *slots, const unsigned char *key, int64_t now, auth_principal_t *who)
+/* 1 with *who filled if `key` of `kind` is cached at `gen` and unexpired at `now`. */
+static int cached(auth_cache_t *cache, char kind, const unsigned char *key, uint64_t gen, int64_t now,
+                  auth_principal_t *who)
 {
-    const cache_slot_t *s = &slots[key[0] % CACHE_SLOTS];
-    if (s->until > now && memcmp(s->key, key, 32) == 0) {
-        *who = s->who;
-        return 1;
-    }
-    return 0;
+    char hex[65];
+    if (cache == NULL || gen == 0)
+        return 0;
+    for (int i = 0; i < 32; ++i)
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    cache_key_t k = cache_key(kind, hex, "");
+    const cache_value_t *v = cache_get(cache->entries, gen, &k);
+    if (v == NULL || v->num[0] <= now)
+        return 0;
+    memcpy(who, v->data, sizeof(*who));
+    return 1;
 }
 
-static void cache_put(cache_slot_t *slots, const unsigned char *key, int64_t until, const auth_principal_t *who)
+static void cache_keep(auth_cache_t *cache, char kind, const unsigned char *key, uint64_t gen, int64_t until,
+                       const auth_principal_t *who)
 {
-    cache_slot_t *s = &slots[key[0] % CACHE_SLOTS];
-    memcpy(s->key, key, 32);
-    s->until = until;
-    s->who = *who;
+    char hex[65];
+    auth_principal_t *copy;
+    cache_value_t *v;
+    if (cache == NULL || gen == 0 || (copy = malloc(sizeof(*copy))) == NULL)
+        return;
+    for (int i = 0; i < 32; ++i)
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    cache_key_t k = cache_key(kind, hex, "");
+    *copy = *who;
+    if ((v = cache_put(cache->entries, gen, &k, copy, sizeof(*copy))) == NULL) {
+        free(copy);
+        return;
+    }
+    v->num[0] = until;
 }
 
 static void fill_principal(auth_principal_t *who, const account_t *a)
@@ -194,14 +209,14 @@ auth_status_t auth_basic(auth_cache_t *cache, metastore_t *db, const char *user,
     memset(who, 0, sizeof(*who));
     if (user == NULL)
         return AUTH_OK;
-    cache_sync(cache, db);
+    uint64_t gen = cache_gen(db);
     /* an access token: a high-entropy secret, checked at once. A wrong one cannot be guessed, so it does not count
      * as a failed login; passwords may not begin with "berth_" (the CLI refuses them): nothing else to check */
     if (strncmp(password, "berth_", 6) == 0)
         return access_token_login(db, user, password, who) == 0 ? AUTH_OK : AUTH_DENIED;
     unsigned char ck[32], lk[LIMITER_KEY_LEN];
     hmac(ck, user, strlen(user), password, strlen(password));
-    if (cache_get(cache->creds, ck, time_now_s(), who))
+    if (cached(cache, 'c', ck, gen, time_now_s(), who))
         return AUTH_OK;
     hmac(lk, user, strlen(user), client, strlen(client));
     *wait_ms = limiter_wait(auth.limiter, lk, (int64_t)time_mono_ms());
@@ -210,6 +225,7 @@ auth_status_t auth_basic(auth_cache_t *cache, metastore_t *db, const char *user,
     *check = check_new(db, user, password);
     memcpy((*check)->cache_key, ck, sizeof(ck));
     memcpy((*check)->limit_key, lk, sizeof(lk));
+    (*check)->cache_gen = gen;
     return AUTH_CHECK;
 }
 
@@ -223,7 +239,7 @@ int auth_check_finish(auth_check_t *check, auth_cache_t *cache, auth_principal_t
     int ok = check->ok;
     limiter_record(auth.limiter, check->limit_key, ok, (int64_t)time_mono_ms());
     if (ok && cache != NULL && auth.credential_ttl_s > 0)
-        cache_put(cache->creds, check->cache_key, time_now_s() + auth.credential_ttl_s, &check->who);
+        cache_keep(cache, 'c', check->cache_key, check->cache_gen, time_now_s() + auth.credential_ttl_s, &check->who);
     if (ok)
         *who = check->who;
     OPENSSL_cleanse(check->password, strlen(check->password));
@@ -263,9 +279,9 @@ int auth_bearer(auth_cache_t *cache, metastore_t *db, const char *jwt, size_t le
     unsigned char key[32];
     char err[128];
     int64_t now = time_now_s();
-    cache_sync(cache, db);
+    uint64_t gen = cache_gen(db);
     hmac(key, "bearer", 6, jwt, len);
-    if (cache_get(cache->tokens, key, now, who))
+    if (cached(cache, 't', key, gen, now, who))
         return 0;
     memset(who, 0, sizeof(*who));
     if (token_verify(&auth.keys, jwt, len, now, &who->claims, err, sizeof(err)) != 0) {
@@ -283,6 +299,6 @@ int auth_bearer(auth_cache_t *cache, metastore_t *db, const char *jwt, size_t le
     int64_t until = who->claims.exp < now + BEARER_CACHE_S ? who->claims.exp : now + BEARER_CACHE_S;
     if (who->via_token && who->token.expires_at != 0 && who->token.expires_at < until)
         until = who->token.expires_at; /* an access token's expiry bumps no generation */
-    cache_put(cache->tokens, key, until, who);
+    cache_keep(cache, 't', key, gen, until, who);
     return 0;
 }

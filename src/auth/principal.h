@@ -4,7 +4,7 @@
  * limiter, the credential cache's lifetime). Nothing here speaks HTTP: the caller extracts the credentials and the
  * client's address, runs the slow password check where it likes (a worker), and turns the results into answers.
  *
- * Verified Bearer tokens and passwords are cached per event loop (auth_cache_t); a cache is dropped whenever the
+ * Verified Bearer tokens and passwords are cached per event loop (auth_cache_t); its entries are stale whenever the
  * global auth generation (store/accounts.h) moves, so a disabled account or a revoked access token stops at once.
  * A cache belongs to one thread; everything else here is thread-safe once auth_init() has returned.
  */

@@ -4,69 +4,56 @@
 #include "http/api.h"
 #include "http/gate.h"
 #include "util/status.h"
-#include "util/hash.h"
+#include "util/cache.h"
 
 #define LIST_MAX 10000 /* the most names one answer carries, whatever n asks */
 
 /*
- * Each loop remembers the pages it answered (the whole path with its query -> body and Link), valid while the
- * store's write generation stays the same. Not for a filtered catalog, whose page depends on the caller.
+ * Each loop remembers the pages it answered (the whole path with its query -> body and Link) in a cache
+ * (util/cache.h) stamped with its store connection's generation: valid until anything is written, here or by the
+ * CLI. Not for a filtered catalog, whose page depends on the caller.
  */
 #define PAGE_SLOTS 256
 #define PAGE_MAX (256 * 1024)
-typedef struct {
-    uint64_t gen;
-    char *key;
-    char *body, *link;
-    size_t len;
-} page_t;
-static __thread page_t *pages;
+static __thread cache_t *pages; /* value: the body, then the Link header and its NUL (num[0]: body length, num[1]:
+                                   1 if there is a Link) */
+
+static void on_loop_init(thread_ctx_t *tc)
+{
+    pages = cache_new(PAGE_SLOTS, PAGE_MAX);
+}
 
 static void on_loop_dispose(thread_ctx_t *tc)
 {
-    for (size_t i = 0; pages != NULL && i < PAGE_SLOTS; ++i) {
-        free(pages[i].key);
-        free(pages[i].body);
-        free(pages[i].link);
-    }
-    free(pages);
+    cache_free(pages);
     pages = NULL;
 }
 
-static page_t *page_slot(h2o_req_t *req)
+static void page_send(h2o_req_t *req, const cache_value_t *p)
 {
-    if (pages == NULL && (pages = calloc(PAGE_SLOTS, sizeof(*pages))) == NULL)
-        return NULL;
-    return &pages[hash_fnv(HASH_FNV_INIT, req->path.base, req->path.len) % PAGE_SLOTS];
+    if (p->num[1])
+        res_header(req, "link", (const char *)p->data + p->num[0]);
+    res_bytes(req, 200, "application/json", p->data, (size_t)p->num[0]);
 }
 
-static int page_hit(page_t *p, h2o_req_t *req)
+static void page_keep(h2o_req_t *req, uint64_t gen, const cache_key_t *k, const char *body, size_t len)
 {
-    return p != NULL && p->gen == metastore_generation() && p->key != NULL && strlen(p->key) == req->path.len &&
-           memcmp(p->key, req->path.base, req->path.len) == 0;
-}
-
-static void page_send(h2o_req_t *req, const page_t *p)
-{
-    if (p->link != NULL)
-        res_header(req, "link", p->link);
-    res_bytes(req, 200, "application/json", p->body, p->len);
-}
-
-static void page_keep(page_t *p, h2o_req_t *req, uint64_t gen, const char *body, size_t len)
-{
-    if (p == NULL || len > PAGE_MAX)
-        return;
-    free(p->key);
-    free(p->body);
-    free(p->link);
     ssize_t i = h2o_find_header_by_str(&req->res.headers, H2O_STRLIT("link"), -1);
-    p->key = strndup(req->path.base, req->path.len);
-    p->body = malloc(len ? len : 1);
-    memcpy(p->body, body, len);
-    p->len = len;
-    p->link = i >= 0 ? strndup(req->res.headers.entries[i].value.base, req->res.headers.entries[i].value.len) : NULL;
-    p->gen = p->key && p->body ? gen : 0;
+    size_t llen = i >= 0 ? req->res.headers.entries[i].value.len : 0;
+    char *data = malloc(len + llen + 1);
+    cache_value_t *v;
+    if (data == NULL)
+        return;
+    memcpy(data, body, len);
+    if (i >= 0)
+        memcpy(data + len, req->res.headers.entries[i].value.base, llen);
+    data[len + llen] = '\0';
+    if ((v = cache_put(pages, gen, k, data, len + llen + 1)) == NULL) {
+        free(data);
+        return;
+    }
+    v->num[0] = (int64_t)len;
+    v->num[1] = i >= 0;
 }
 
 typedef struct {
@@ -111,12 +98,16 @@ static void add_link(h2o_req_t *req, const char *path, long n, const char *last)
 static void list(route_t *r, const char *name, const char *path)
 {
     h2o_req_t *req = r->req;
-    int cacheable = name != NULL || auth_mode() == MODE_OPEN;
-    uint64_t gen = metastore_generation();
-    page_t *page = cacheable ? page_slot(req) : NULL;
-    if (page_hit(page, req)) {
-        page_send(req, page);
-        return;
+    int cacheable = pages != NULL && (name != NULL || auth_mode() == MODE_OPEN);
+    uint64_t gen = metastore_generation(r->tc->db);
+    cache_key_t k = {0};
+    const cache_value_t *hit;
+    if (cacheable) {
+        k = cache_key('p', h2o_strdup(&req->pool, req->path.base, req->path.len).base, "");
+        if ((hit = cache_get(pages, gen, &k)) != NULL) {
+            page_send(req, hit);
+            return;
+        }
     }
     long n = parse_n(req);
     if (n == -2)
@@ -163,7 +154,8 @@ static void list(route_t *r, const char *name, const char *path)
         res_error(req, ERR_INTERNAL, NULL, NULL);
         return;
     }
-    page_keep(page, req, gen, text, strlen(text));
+    if (cacheable)
+        page_keep(req, gen, &k, text, strlen(text));
     res_bytes(req, 200, "application/json", text, strlen(text));
     free(text);
 }
@@ -180,4 +172,4 @@ void api_catalog(route_t *r)
     list(r, NULL, "/v2/_catalog");
 }
 
-const server_hooks_t api_tags_hooks = {.loop_dispose = on_loop_dispose};
+const server_hooks_t api_tags_hooks = {.loop_init = on_loop_init, .loop_dispose = on_loop_dispose};

@@ -10,7 +10,7 @@
  * - Migrations: schema/NNN_*.sql, embedded (src/store/schema_sql.c), applied in order and recorded.
  * - The generation of a connection (db_generation) moves whenever a committed write may have changed the database:
  *   this process's writer, this connection's own writes, or another process (the berth CLI). Caches stamped with it
- *   (the read cache of store/cache.h, the memos below) never serve data older than a write that was acknowledged,
+ *   (the read cache of util/cache.h, the memos below) never serve data older than a write that was acknowledged,
  *   and cost no query while nothing is written.
  */
 #ifndef BERTH_STORE_DB_H
@@ -18,7 +18,7 @@
 
 #include <sqlite3.h>
 #include <stdint.h>
-#include "store/cache.h"
+#include "util/cache.h"
 #include "store/metastore.h"
 
 /** A connection: what metastore_t stands for above store/ (every store function takes the same handle). */
@@ -112,6 +112,11 @@ int db_schema_version(db_t *db);
 uint64_t db_generation(db_t *db);
 /** This process's write count: moves after every commit of the writer thread that changed a row. */
 uint64_t db_writes(void);
+
+/* The read cache's bounds: 1024 entries; values up to 16 KiB of content and what describes it (a manifest's digest and
+ * media type): about 17 MiB per connection at most. */
+#define DB_CACHE_SLOTS 1024
+#define DB_CACHE_DATA_MAX (16384 + 512)
 
 /** Give the connection a read cache (an event loop's connection). */
 void db_enable_cache(db_t *db);

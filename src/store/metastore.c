@@ -132,12 +132,7 @@ void metastore_enable_cache(metastore_t *m)
     db_enable_cache(m);
 }
 
-uint64_t metastore_generation(void)
-{
-    return db_writes();
-}
-
-uint64_t metastore_generation_of(metastore_t *m)
+uint64_t metastore_generation(metastore_t *m)
 {
     return db_generation(m);
 }
@@ -206,7 +201,7 @@ static void manifest_copy(sqlite3_stmt *s, cache_t *c, uint64_t gen, const cache
 {
     const char *mt = (const char *)sqlite3_column_text(s, 1);
     size_t mtlen = strlen(mt) + 1, off = sizeof(digest_t) + mtlen;
-    if (c != NULL && off + out->size <= CACHE_DATA_MAX) {
+    if (c != NULL && off + out->size <= DB_CACHE_DATA_MAX) {
         char *p = malloc(off + out->size);
         cache_value_t *v;
         memcpy(p, &out->digest, sizeof(digest_t));

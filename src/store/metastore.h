@@ -41,15 +41,11 @@ void metastore_rollback(metastore_t *m);
  */
 void metastore_enable_cache(metastore_t *m);
 /**
- * This process's write generation: it moves after every commit of the writer thread that changed something (for
- * caches above the store). It does not see another process's writes: metastore_generation_of does.
- */
-uint64_t metastore_generation(void);
-/**
  * The generation of connection `m`: it moves whenever a committed write may have changed the database, this
- * process's writer's, `m`'s own or another process's (the CLI's). Costs no query in WAL mode, berth's (store/db.h).
+ * process's writer's, `m`'s own or another process's (the CLI's). Costs no query in WAL mode, berth's (store/db.h). For caches
+ * above the store: stamp what was read with the generation read before it, and trust it while that has not moved.
  */
-uint64_t metastore_generation_of(metastore_t *m);
+uint64_t metastore_generation(metastore_t *m);
 
 /** A trivial query, for readiness checks: 0 if the database answers. */
 int metastore_ping(metastore_t *m);

@@ -1,7 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "store/cache.h"
+#include "util/cache.h"
 #include "util/hash.h"
 
 typedef struct {
@@ -12,18 +12,30 @@ typedef struct {
 } cache_entry_t;
 
 struct cache {
-    cache_entry_t slots[CACHE_SLOTS];
+    size_t nslots, data_max;
+    cache_entry_t slots[];
 };
 
-cache_t *cache_new(void)
+cache_t *cache_new(size_t slots, size_t data_max)
 {
-    return calloc(1, sizeof(cache_t));
+    cache_t *c = calloc(1, sizeof(cache_t) + slots * sizeof(cache_entry_t));
+    if (c != NULL) {
+        c->nslots = slots;
+        c->data_max = data_max;
+    }
+    return c;
 }
 
 static void entry_clear(cache_entry_t *e)
 {
-    free(e->key);
-    free(e->value.data);
+    if (e->key != NULL) {
+        explicit_bzero(e->key, strlen(e->key));
+        free(e->key);
+    }
+    if (e->value.data != NULL) {
+        explicit_bzero(e->value.data, e->value.len);
+        free(e->value.data);
+    }
     memset(e, 0, sizeof(*e));
 }
 
@@ -31,7 +43,7 @@ void cache_free(cache_t *c)
 {
     if (c == NULL)
         return;
-    for (size_t i = 0; i < CACHE_SLOTS; ++i)
+    for (size_t i = 0; i < c->nslots; ++i)
         entry_clear(&c->slots[i]);
     free(c);
 }
@@ -54,7 +66,7 @@ static int key_is(const char *key, const cache_key_t *k)
 
 const cache_value_t *cache_get(cache_t *c, uint64_t gen, const cache_key_t *k)
 {
-    cache_entry_t *e = &c->slots[k->hash % CACHE_SLOTS];
+    cache_entry_t *e = &c->slots[k->hash % c->nslots];
     if (e->gen == gen && e->hash == k->hash && key_is(e->key, k))
         return &e->value;
     return NULL;
@@ -62,9 +74,9 @@ const cache_value_t *cache_get(cache_t *c, uint64_t gen, const cache_key_t *k)
 
 cache_value_t *cache_put(cache_t *c, uint64_t gen, const cache_key_t *k, void *data, size_t len)
 {
-    cache_entry_t *e = &c->slots[k->hash % CACHE_SLOTS];
+    cache_entry_t *e = &c->slots[k->hash % c->nslots];
     char *key;
-    if (len > CACHE_DATA_MAX || asprintf(&key, "%c%s\n%s", k->kind, k->a, k->b) < 0)
+    if (len > c->data_max || asprintf(&key, "%c%s\n%s", k->kind, k->a, k->b) < 0)
         return NULL;
     entry_clear(e);
     e->gen = gen;
