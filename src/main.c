@@ -28,8 +28,10 @@ static int ensure_admin(store_t *store, const config_t *cfg)
     if (created < 0)
         return -1;
     if (created && generated != NULL) {
-        fprintf(stderr, "\n  created the site administrator \"admin\" with password: %s\n"
-                        "  (shown once; change it with: berth user passwd admin)\n\n", generated);
+        fprintf(stderr,
+                "\n  created the site administrator \"admin\" with password: %s\n"
+                "  (shown once; change it with: berth user passwd admin)\n\n",
+                generated);
         OPENSSL_cleanse(generated, strlen(generated));
         free(generated);
     } else if (created) {

@@ -17,8 +17,8 @@ int access_mode_from_name(const char *name);
 const char *access_mode_name(access_mode_t mode);
 
 typedef struct {
-    int authenticated;   /* 0: anonymous */
-    int admin;           /* a site administrator */
+    int authenticated;    /* 0: anonymous */
+    int admin;            /* a site administrator */
     unsigned scope_limit; /* an access token's scope on this repository (ACTION_ALL when not a token) */
 } access_principal_t;
 

@@ -203,8 +203,8 @@ static auth_check_t *check_new(metastore_t *db, const char *user, const char *pa
     return c;
 }
 
-auth_status_t auth_basic(auth_cache_t *cache, metastore_t *db, const char *user, const char *password, const char *client,
-                         auth_principal_t *who, int64_t *wait_ms, auth_check_t **check)
+auth_status_t auth_basic(auth_cache_t *cache, metastore_t *db, const char *user, const char *password,
+                         const char *client, auth_principal_t *who, int64_t *wait_ms, auth_check_t **check)
 {
     memset(who, 0, sizeof(*who));
     if (user == NULL)

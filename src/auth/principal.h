@@ -23,12 +23,12 @@
 typedef struct auth_principal {
     int authenticated;
     int64_t account_id;
-    int64_t generation;     /* the account's, when authenticated */
+    int64_t generation; /* the account's, when authenticated */
     char name[ACCOUNT_NAME_MAX + 1];
     int admin;
-    int bearer;             /* authenticated by a Bearer token: `claims` says what it may do */
+    int bearer; /* authenticated by a Bearer token: `claims` says what it may do */
     token_claims_t claims;
-    int via_token;          /* Basic with an access token: `token` limits what it may do */
+    int via_token; /* Basic with an access token: `token` limits what it may do */
     access_token_t token;
 } auth_principal_t;
 
@@ -75,8 +75,8 @@ typedef struct auth_check auth_check_t;
  * of the password and the hash to compare (a dummy one for an unknown or disabled user, so that timing does not tell
  * which names exist). *who is always written; *wait_ms and *check only for their result.
  */
-auth_status_t auth_basic(auth_cache_t *cache, metastore_t *db, const char *user, const char *password, const char *client,
-                         auth_principal_t *who, int64_t *wait_ms, auth_check_t **check);
+auth_status_t auth_basic(auth_cache_t *cache, metastore_t *db, const char *user, const char *password,
+                         const char *client, auth_principal_t *who, int64_t *wait_ms, auth_check_t **check);
 
 /** Compare the password with its hash: slow (tens of ms, MiB of memory) and thread-safe, for a worker thread. */
 void auth_check_run(auth_check_t *check);

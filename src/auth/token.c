@@ -33,11 +33,11 @@
 #include "auth/token.h"
 #include "oci/name.h"
 
-#define TOKEN_MAX_LEN 8192          /* longest token looked at; berth's own are well under 2 KiB */
-#define KEY_FILE_MAX (1024 * 1024)  /* a PEM key or a JWKS document */
-#define COORD_LEN 32                /* P-256 coordinate */
-#define COORD_B64_LEN 43            /* its base64url */
-#define SIG_LEN 64                  /* ES256 signature: R || S */
+#define TOKEN_MAX_LEN 8192         /* longest token looked at; berth's own are well under 2 KiB */
+#define KEY_FILE_MAX (1024 * 1024) /* a PEM key or a JWKS document */
+#define COORD_LEN 32               /* P-256 coordinate */
+#define COORD_B64_LEN 43           /* its base64url */
+#define SIG_LEN 64                 /* ES256 signature: R || S */
 
 _Static_assert(sizeof(long) >= sizeof(int64_t), "libjwt's integer claims are long: 64-bit times need LP64");
 
@@ -458,8 +458,9 @@ static int jwk_to_key(token_key_t *key, json_t *jwk, const char *issuer, char **
         b64url_decode(xb, sizeof(xb), json_string_value(x), json_string_length(x)) != COORD_LEN ||
         b64url_decode(yb, sizeof(yb), json_string_value(y), json_string_length(y)) != COORD_LEN)
         return fail(err, "EC key with malformed x or y");
-    if (kid != NULL && (!json_is_string(kid) || json_string_length(kid) == 0 || json_string_length(kid) >= sizeof(key->kid) ||
-                        strlen(json_string_value(kid)) != json_string_length(kid)))
+    if (kid != NULL &&
+        (!json_is_string(kid) || json_string_length(kid) == 0 || json_string_length(kid) >= sizeof(key->kid) ||
+         strlen(json_string_value(kid)) != json_string_length(kid)))
         return fail(err, "EC key with an unusable kid (empty, or 64 characters or more)");
     if ((pkey = p256_from_coords(xb, yb)) == NULL) {
         fail(err, "EC key whose point is not on P-256");
@@ -645,20 +646,23 @@ char *token_issue(const token_keys_t *keys, token_claims_t *c, int64_t now, int6
             if (a->actions & ACTION_DELETE)
                 json_array_append_new(actions, json_string("delete"));
         }
-        json_array_append_new(access, json_pack("{s:s, s:s, s:o}", "type", a->type == SCOPE_REPOSITORY ? "repository" : "registry",
-                                                "name", a->name, "actions", actions));
+        json_array_append_new(access, json_pack("{s:s, s:s, s:o}", "type",
+                                                a->type == SCOPE_REPOSITORY ? "repository" : "registry", "name",
+                                                a->name, "actions", actions));
     }
     wrapper = json_pack("{s:O}", "access", access);
     if (wrapper == NULL || (access_json = json_dumps(wrapper, JSON_COMPACT)) == NULL)
         goto Exit;
 
-    if (jwt_new(&jwt) != 0 || jwt_add_grant(jwt, "iss", keys->own.issuer) != 0 || jwt_add_grant(jwt, "sub", c->sub) != 0 ||
-        jwt_add_grant(jwt, "aud", keys->service) != 0 || jwt_add_grant_int(jwt, "exp", (long)c->exp) != 0 ||
-        jwt_add_grant_int(jwt, "nbf", (long)c->nbf) != 0 || jwt_add_grant_int(jwt, "iat", (long)c->iat) != 0 ||
-        jwt_add_grant(jwt, "jti", c->jti) != 0 || jwt_add_grant_int(jwt, "gen", (long)c->generation) != 0 ||
+    if (jwt_new(&jwt) != 0 || jwt_add_grant(jwt, "iss", keys->own.issuer) != 0 ||
+        jwt_add_grant(jwt, "sub", c->sub) != 0 || jwt_add_grant(jwt, "aud", keys->service) != 0 ||
+        jwt_add_grant_int(jwt, "exp", (long)c->exp) != 0 || jwt_add_grant_int(jwt, "nbf", (long)c->nbf) != 0 ||
+        jwt_add_grant_int(jwt, "iat", (long)c->iat) != 0 || jwt_add_grant(jwt, "jti", c->jti) != 0 ||
+        jwt_add_grant_int(jwt, "gen", (long)c->generation) != 0 ||
         (c->token_id != 0 && jwt_add_grant_int(jwt, "tid", (long)c->token_id) != 0) ||
         jwt_add_grants_json(jwt, access_json) != 0 || jwt_add_header(jwt, "kid", keys->own.kid) != 0 ||
-        jwt_set_alg(jwt, JWT_ALG_ES256, (const unsigned char *)keys->own.private_pem, (int)strlen(keys->own.private_pem)) != 0)
+        jwt_set_alg(jwt, JWT_ALG_ES256, (const unsigned char *)keys->own.private_pem,
+                    (int)strlen(keys->own.private_pem)) != 0)
         goto Exit;
     out = jwt_encode_str(jwt);
 Exit:
@@ -671,7 +675,8 @@ Exit:
     return out;
 }
 
-/* A NumericDate: 1 and *out if present, 0 if absent, -1 if not a number. RFC 7519 allows fractions: round the strict way. */
+/* A NumericDate: 1 and *out if present, 0 if absent, -1 if not a number. RFC 7519 allows fractions: round the
+ * strict way. */
 static int claim_time(json_t *claims, const char *name, int round_up, int64_t *out)
 {
     json_t *v = json_object_get(claims, name);
@@ -743,7 +748,8 @@ static void parse_access(token_claims_t *out, json_t *access)
     json_t *e, *a;
 
     json_array_foreach(access, i, e) {
-        json_t *type = json_object_get(e, "type"), *name = json_object_get(e, "name"), *actions = json_object_get(e, "actions");
+        json_t *type = json_object_get(e, "type"), *name = json_object_get(e, "name"),
+               *actions = json_object_get(e, "actions");
         scope_t *s;
 
         if (out->naccess == TOKEN_MAX_ACCESS)
@@ -789,7 +795,8 @@ int token_verify(const token_keys_t *keys, const char *jwt, size_t len, int64_t 
         goto Exit;
     }
     /* Shape: header.payload.signature, base64url, the first two non-empty; the signature is checked after alg. */
-    if ((dot1 = memchr(jwt, '.', len)) == NULL || (dot2 = memchr(dot1 + 1, '.', (size_t)(jwt + len - dot1 - 1))) == NULL ||
+    if ((dot1 = memchr(jwt, '.', len)) == NULL ||
+        (dot2 = memchr(dot1 + 1, '.', (size_t)(jwt + len - dot1 - 1))) == NULL ||
         memchr(dot2 + 1, '.', (size_t)(jwt + len - dot2 - 1)) != NULL || dot1 == jwt || dot2 == dot1 + 1) {
         reason = "malformed token";
         goto Exit;
@@ -822,7 +829,8 @@ int token_verify(const token_keys_t *keys, const char *jwt, size_t len, int64_t 
     }
     if ((kid = json_object_get(header, "kid")) == NULL) {
         key = &keys->own;
-    } else if (!json_is_string(kid) || (key = key_by_kid(keys, json_string_value(kid), json_string_length(kid))) == NULL) {
+    } else if (!json_is_string(kid) ||
+               (key = key_by_kid(keys, json_string_value(kid), json_string_length(kid))) == NULL) {
         reason = "unknown kid";
         goto Exit;
     }
@@ -852,8 +860,8 @@ int token_verify(const token_keys_t *keys, const char *jwt, size_t len, int64_t 
         reason = "alg is not ES256";
         goto Exit;
     }
-    if ((claims_json = jwt_get_grants_json(decoded, NULL)) == NULL || (claims = json_loads(claims_json, 0, NULL)) == NULL ||
-        !json_is_object(claims)) {
+    if ((claims_json = jwt_get_grants_json(decoded, NULL)) == NULL ||
+        (claims = json_loads(claims_json, 0, NULL)) == NULL || !json_is_object(claims)) {
         reason = "malformed claims";
         goto Exit;
     }
@@ -894,8 +902,9 @@ int token_verify(const token_keys_t *keys, const char *jwt, size_t len, int64_t 
             goto Exit;
         }
     }
-    if (claim_str(claims, "sub", out->sub, sizeof(out->sub)) < 0 || claim_str(claims, "jti", out->jti, sizeof(out->jti)) < 0 ||
-        claim_int(claims, "tid", &out->token_id) < 0 || claim_int(claims, "gen", &out->generation) < 0) {
+    if (claim_str(claims, "sub", out->sub, sizeof(out->sub)) < 0 ||
+        claim_str(claims, "jti", out->jti, sizeof(out->jti)) < 0 || claim_int(claims, "tid", &out->token_id) < 0 ||
+        claim_int(claims, "gen", &out->generation) < 0) {
         reason = "malformed sub, jti, tid or gen";
         goto Exit;
     }

@@ -14,22 +14,22 @@
 #include <stdint.h>
 #include "oci/scope.h"
 
-#define TOKEN_LEEWAY 60  /* seconds of clock skew tolerated on exp, nbf, iat */
+#define TOKEN_LEEWAY 60 /* seconds of clock skew tolerated on exp, nbf, iat */
 #define TOKEN_MAX_ACCESS 16
 
 /** One signing/verification key. */
 typedef struct {
-    char kid[64];    /* RFC 7638 JWK thumbprint, base64url (coordinates padded to 32 bytes) */
+    char kid[64]; /* RFC 7638 JWK thumbprint, base64url (coordinates padded to 32 bytes) */
     char *public_pem;
     char *private_pem; /* NULL for a verification-only (external) key */
     char *issuer;      /* the `iss` tokens signed by this key must carry */
 } token_key_t;
 
 typedef struct {
-    token_key_t own;        /* berth's key: signs and verifies */
-    token_key_t *external;  /* trusted issuers' keys: verify only */
+    token_key_t own;       /* berth's key: signs and verifies */
+    token_key_t *external; /* trusted issuers' keys: verify only */
     size_t nexternal;
-    char *service;          /* `aud` of every token (the registry's service name) */
+    char *service; /* `aud` of every token (the registry's service name) */
 } token_keys_t;
 
 /**
@@ -56,12 +56,12 @@ char *token_jwks(const token_keys_t *keys);
 
 /** What a token grants, and who it was for. */
 typedef struct {
-    char sub[256];       /* the account ("" for anonymous) */
+    char sub[256]; /* the account ("" for anonymous) */
     char jti[64];
     int64_t iat, nbf, exp;
-    int64_t token_id;    /* the access token (robot/personal) it was issued from, 0 if from a password */
-    int64_t generation;  /* the account's generation number when issued (a disabled account bumps it) */
-    int external;        /* verified with an external issuer's key */
+    int64_t token_id;   /* the access token (robot/personal) it was issued from, 0 if from a password */
+    int64_t generation; /* the account's generation number when issued (a disabled account bumps it) */
+    int external;       /* verified with an external issuer's key */
     size_t naccess;
     scope_t access[TOKEN_MAX_ACCESS];
 } token_claims_t;

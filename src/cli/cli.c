@@ -24,7 +24,8 @@ static const struct {
     const char *name;
     int (*fn)(cli_t *c, int argc, char **argv);
 } commands[] = {
-    {"user", cli_user}, {"org", cli_org}, {"robot", cli_robot}, {"team", cli_team}, {"repo", cli_repo}, {"token", cli_token},
+    {"user", cli_user}, {"org", cli_org},   {"robot", cli_robot},
+    {"team", cli_team}, {"repo", cli_repo}, {"token", cli_token},
 };
 
 static const char *cur_cmd = "berth"; /* for messages: "user add: …" */
@@ -59,7 +60,9 @@ static void usage_of(FILE *out, const char *cmd)
 void cli_usage(FILE *out)
 {
     usage_of(out, NULL);
-    fprintf(out, "Passwords are typed twice on the terminal, or given as one line on standard input with --password-stdin.\n");
+    fprintf(
+        out,
+        "Passwords are typed twice on the terminal, or given as one line on standard input with --password-stdin.\n");
 }
 
 int cli_is_command(const char *cmd)

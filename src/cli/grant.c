@@ -96,7 +96,8 @@ static int team_member(cli_t *c, int argc, char **argv)
     if ((rc = need_person(c, pos[2])) != 0)
         return cli_rollback(c, rc);
     if ((rc = accounts_team_exists(c->m, pos[0], pos[1])) <= 0)
-        return cli_rollback(c, rc == 0 ? cli_fail("no team %s/%s", pos[0], pos[1]) : cli_fail("cannot look the team up"));
+        return cli_rollback(c,
+                            rc == 0 ? cli_fail("no team %s/%s", pos[0], pos[1]) : cli_fail("cannot look the team up"));
     rc = accounts_team_member(c->m, pos[0], pos[1], pos[2], !remove);
     if (rc == BERTH_ENOTFOUND)
         return cli_rollback(c, cli_fail("%s is not a member of %s/%s", pos[2], pos[0], pos[1]));

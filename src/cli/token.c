@@ -68,8 +68,8 @@ static void list_one(void *ctx, const access_token_t *t, const char *owner)
     char when[32];
     int64_t now = *(int64_t *)ctx;
     printf("%lld\t%s\t%s\t%s\t%s%s\t%s\n", (long long)t->id, owner, t->name, t->scope,
-           time_format(t->expires_at, when, sizeof(when)), t->expires_at != 0 && t->expires_at <= now ? " (expired)" : "",
-           t->revoked ? "yes" : "no");
+           time_format(t->expires_at, when, sizeof(when)),
+           t->expires_at != 0 && t->expires_at <= now ? " (expired)" : "", t->revoked ? "yes" : "no");
 }
 
 static int token_list(cli_t *c, int argc, char **argv)

@@ -20,8 +20,9 @@ static int user_add(cli_t *c, int argc, char **argv)
     if ((rc = cli_args(argc, argv, opts, pos, 1, 1, &n)) != 0)
         return rc;
     if (!accounts_name_valid(pos[0]))
-        return cli_usage_error("invalid user name %s: lowercase letters and digits, separated by . _ __ or -, at most %d",
-                               pos[0], ACCOUNT_NAME_MAX);
+        return cli_usage_error(
+            "invalid user name %s: lowercase letters and digits, separated by . _ __ or -, at most %d", pos[0],
+            ACCOUNT_NAME_MAX);
     /* hash before the write lock: yescrypt takes a while */
     if ((rc = cli_password_hash(from_stdin, &hash)) != 0 || (rc = cli_open(c, 1)) != 0)
         goto Exit;
@@ -87,7 +88,11 @@ static int user_simple(cli_t *c, int argc, char **argv)
     if (rc != 0)
         return cli_rollback(c, cli_fail("cannot %s %s", what, pos[0]));
     if ((rc = cli_commit(c)) == 0)
-        printf("%s %s\n", strcmp(what, "del") == 0 ? "deleted" : strcmp(what, "disable") == 0 ? "disabled" : "enabled", pos[0]);
+        printf("%s %s\n",
+               strcmp(what, "del") == 0       ? "deleted"
+               : strcmp(what, "disable") == 0 ? "disabled"
+                                              : "enabled",
+               pos[0]);
     return rc;
 }
 
@@ -139,8 +144,10 @@ static int user_import(cli_t *c, int argc, char **argv)
         if (r == 1)
             continue;
         if (r != 0) {
-            fprintf(stderr, "berth: %s:%ld: unsupported or malformed entry (berth takes bcrypt and yescrypt hashes), "
-                            "skipped\n", file, lineno);
+            fprintf(stderr,
+                    "berth: %s:%ld: unsupported or malformed entry (berth takes bcrypt and yescrypt hashes), "
+                    "skipped\n",
+                    file, lineno);
             ++skipped;
             continue;
         }

@@ -20,10 +20,10 @@ typedef enum { CONFIG_STRING, CONFIG_SIZE, CONFIG_DURATION, CONFIG_UINT, CONFIG_
 
 struct config_key {
     const char *key;
-    config_type_t type;   /* STRING: char *, SIZE/DURATION: uint64_t (bytes / ms), UINT: unsigned, BOOL: int */
-    size_t offset;        /* of the field in config_t */
-    const char *defval;   /* as it would be written in the file; NULL = unset (STRING only) */
-    uint64_t min, max;    /* numeric types, in bytes / ms / units; max 0 = the type's limit */
+    config_type_t type; /* STRING: char *, SIZE/DURATION: uint64_t (bytes / ms), UINT: unsigned, BOOL: int */
+    size_t offset;      /* of the field in config_t */
+    const char *defval; /* as it would be written in the file; NULL = unset (STRING only) */
+    uint64_t min, max;  /* numeric types, in bytes / ms / units; max 0 = the type's limit */
     const char *(*check)(const char *s); /* STRING: NULL if acceptable, else what is expected; NULL = anything */
     const char *doc;
 };
@@ -37,7 +37,8 @@ static const char *check_mode(const char *s);
 #define F(field) offsetof(config_t, field)
 
 static const struct config_key keys[] = {
-    {"http.addr", CONFIG_STRING, F(http_addr), "127.0.0.1:5000", 0, 0, check_addr, "listen address, host:port or [v6]:port"},
+    {"http.addr", CONFIG_STRING, F(http_addr), "127.0.0.1:5000", 0, 0, check_addr,
+     "listen address, host:port or [v6]:port"},
     {"http.tls.certificate", CONFIG_STRING, F(http_tls_certificate), NULL, 0, 0, NULL,
      "PEM certificate chain; TLS is on when this and http.tls.key are set"},
     {"http.tls.key", CONFIG_STRING, F(http_tls_key), NULL, 0, 0, NULL, "PEM private key of http.tls.certificate"},
@@ -59,7 +60,8 @@ static const struct config_key keys[] = {
     {"storage.upload_ttl", CONFIG_DURATION, F(storage_upload_ttl_ms), "24h", 0, 0, NULL,
      "upload sessions idle this long are removed"},
     {"workers", CONFIG_UINT, F(workers), "16", 1, 1024, NULL, "threads for blocking work (fsync, rename, hashing)"},
-    {"log.access", CONFIG_STRING, F(log_access), "-", 0, 0, NULL, "access log: \"-\" = stdout, \"\" = off, else a file"},
+    {"log.access", CONFIG_STRING, F(log_access), "-", 0, 0, NULL,
+     "access log: \"-\" = stdout, \"\" = off, else a file"},
     {"log.level", CONFIG_STRING, F(log_level), "info", 0, 0, check_level, "error, warn, info or debug"},
     {"mode", CONFIG_STRING, F(mode), "private", 0, 0, check_mode,
      "who may do what: private (credentials for everything), public, cloud, open (no authentication)"},
@@ -67,11 +69,13 @@ static const struct config_key keys[] = {
      "password of the admin account when it is created (serve prints a generated one otherwise)"},
     {"external_url", CONFIG_STRING, F(external_url), NULL, 0, 0, NULL,
      "how clients reach berth, e.g. https://registry.example (token realm); default: the request's scheme and Host"},
-    {"auth.service", CONFIG_STRING, F(auth_service), "berth", 0, 0, check_nonempty, "the service name tokens are issued for (aud)"},
+    {"auth.service", CONFIG_STRING, F(auth_service), "berth", 0, 0, check_nonempty,
+     "the service name tokens are issued for (aud)"},
     {"auth.issuer", CONFIG_STRING, F(auth_issuer), "berth", 0, 0, check_nonempty, "the issuer of berth's tokens (iss)"},
     {"auth.key", CONFIG_STRING, F(auth_key), NULL, 0, 0, NULL,
      "token signing key (P-256, PKCS#8 PEM); default <storage.root>/keys/token.pem, generated at first start"},
-    {"auth.token_ttl", CONFIG_DURATION, F(auth_token_ttl_ms), "5m", 60000, 0, NULL, "lifetime of issued tokens (at least 60s)"},
+    {"auth.token_ttl", CONFIG_DURATION, F(auth_token_ttl_ms), "5m", 60000, 0, NULL,
+     "lifetime of issued tokens (at least 60s)"},
     {"auth.refresh_ttl", CONFIG_DURATION, F(auth_refresh_ttl_ms), "30d", 60000, 0, NULL, "lifetime of refresh tokens"},
     {"auth.private_default_pull", CONFIG_BOOL, F(auth_private_default_pull), "true", 0, 0, NULL,
      "mode private: every account may pull every repository"},
@@ -108,7 +112,8 @@ static const char *check_addr(const char *s)
     int v6 = *p == '[';
 
     /* host names and v4 addresses; v6 ones (hex digits, ':', '.' and a "%eth0" zone) only within brackets */
-    for (host = p += v6; isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_' || (v6 && (*p == ':' || *p == '%')); ++p)
+    for (host = p += v6;
+         isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_' || (v6 && (*p == ':' || *p == '%')); ++p)
         ;
     if (p == host || (v6 && *p++ != ']') || *p++ != ':')
         return expected;
@@ -139,7 +144,6 @@ static const char *check_mode(const char *s)
     static const char *const modes[] = {"private", "public", "cloud", "open", NULL};
     return check_one_of(s, modes, "expected private, public, cloud or open");
 }
-
 
 /* Leading decimal digits into *out; returns the first byte after them, NULL on no digits or overflow. */
 static const char *parse_digits(const char *s, uint64_t *out)
@@ -192,10 +196,22 @@ static int parse_with_units(const char *s, const struct unit *units, uint64_t *o
 int config_parse_size(const char *s, uint64_t *out)
 {
     static const struct unit units[] = {
-        {"", 1},          {"B", 1},
-        {"KiB", 1ull << 10}, {"MiB", 1ull << 20}, {"GiB", 1ull << 30}, {"TiB", 1ull << 40},
-        {"KB", 1000ull},  {"kB", 1000ull}, {"MB", 1000000ull}, {"GB", 1000000000ull}, {"TB", 1000000000000ull},
-        {"k", 1ull << 10}, {"K", 1ull << 10}, {"M", 1ull << 20}, {"G", 1ull << 30}, {"T", 1ull << 40},
+        {"", 1},
+        {"B", 1},
+        {"KiB", 1ull << 10},
+        {"MiB", 1ull << 20},
+        {"GiB", 1ull << 30},
+        {"TiB", 1ull << 40},
+        {"KB", 1000ull},
+        {"kB", 1000ull},
+        {"MB", 1000000ull},
+        {"GB", 1000000000ull},
+        {"TB", 1000000000000ull},
+        {"k", 1ull << 10},
+        {"K", 1ull << 10},
+        {"M", 1ull << 20},
+        {"G", 1ull << 30},
+        {"T", 1ull << 40},
         {NULL, 0},
     };
     return parse_with_units(s, units, out);
@@ -410,12 +426,14 @@ static int set_value(struct loader *ld, const struct config_key *k, const char *
         return 0;
     case CONFIG_SIZE:
         if (config_parse_size(s, &v) != 0)
-            return fail(ld, "%s: %s: invalid size \"%s\" (bytes, or a number with B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)",
+            return fail(ld,
+                        "%s: %s: invalid size \"%s\" (bytes, or a number with B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)",
                         where, k->key, s);
         break;
     case CONFIG_DURATION:
         if (config_parse_duration_ms(s, &v) != 0)
-            return fail(ld, "%s: %s: invalid duration \"%s\" (seconds, or a number with ms, s, m, h, d)", where, k->key, s);
+            return fail(ld, "%s: %s: invalid duration \"%s\" (seconds, or a number with ms, s, m, h, d)", where, k->key,
+                        s);
         break;
     case CONFIG_UINT:
         if (parse_digits(s, &v) == NULL || s[strspn(s, "0123456789")] != '\0' || v > UINT_MAX)
@@ -425,8 +443,9 @@ static int set_value(struct loader *ld, const struct config_key *k, const char *
 
     if (v < k->min || (k->max != 0 && v > k->max)) {
         char lo[32], hi[32];
-        const char *(*fmt)(uint64_t, char *, size_t) = k->type == CONFIG_SIZE ? format_size
-                                                       : k->type == CONFIG_DURATION ? format_duration : NULL;
+        const char *(*fmt)(uint64_t, char *, size_t) = k->type == CONFIG_SIZE       ? format_size
+                                                       : k->type == CONFIG_DURATION ? format_duration
+                                                                                    : NULL;
         if (fmt == NULL) {
             snprintf(lo, sizeof(lo), "%" PRIu64, k->min);
             snprintf(hi, sizeof(hi), "%" PRIu64, k->max);
@@ -465,7 +484,8 @@ static int is_null(const yaml_event_t *ev)
     const char *v = (const char *)ev->data.scalar.value;
     if (ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return 0;
-    return *v == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
+    return *v == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 ||
+           strcmp(v, "NULL") == 0;
 }
 
 /* "\0" in a double-quoted scalar would silently cut the C string short */
@@ -494,9 +514,10 @@ static int parse_mapping(struct loader *ld, yaml_parser_t *parser, const char *p
         if (next_event(ld, parser, &ev) != 0)
             return -1;
         if (ev.type != YAML_SCALAR_EVENT || has_nul(&ev)) {
-            r = ev.type == YAML_MAPPING_END_EVENT ? 0
-                : fail(ld, "%s:%zu: keys must be plain names%s", ld->path, ev.start_mark.line + 1,
-                       ev.type == YAML_SCALAR_EVENT ? " (NUL in key)" : "");
+            r = ev.type == YAML_MAPPING_END_EVENT
+                    ? 0
+                    : fail(ld, "%s:%zu: keys must be plain names%s", ld->path, ev.start_mark.line + 1,
+                           ev.type == YAML_SCALAR_EVENT ? " (NUL in key)" : "");
             yaml_event_delete(&ev);
             return r;
         }
@@ -527,8 +548,8 @@ static int set_mirror_key(struct loader *ld, config_mirror_t *mr, const char *ke
         if (v == NULL)
             v = "";
         if (str == &mr->prefix && *v != '\0' && !name_valid(v, strlen(v)))
-            return fail(ld, "%s:%zu: mirrors: prefix \"%s\" is not a repository name (or \"\" for every name)", ld->path,
-                        line, v);
+            return fail(ld, "%s:%zu: mirrors: prefix \"%s\" is not a repository name (or \"\" for every name)",
+                        ld->path, line, v);
         if (str == &mr->upstream && strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
             return fail(ld, "%s:%zu: mirrors: upstream \"%s\" must be an http:// or https:// URL", ld->path, line, v);
         if (str == &mr->ns && (*v == '\0' || strpbrk(v, "/ ?&#") != NULL))
@@ -550,11 +571,13 @@ static int set_mirror_key(struct loader *ld, config_mirror_t *mr, const char *ke
     }
     if (strcmp(key, "library") == 0) {
         if (v == NULL || parse_bool(v, &mr->library) != 0)
-            return fail(ld, "%s:%zu: mirrors: library: invalid boolean \"%s\" (true or false)", ld->path, line, v ? v : "");
+            return fail(ld, "%s:%zu: mirrors: library: invalid boolean \"%s\" (true or false)", ld->path, line,
+                        v ? v : "");
         return 0;
     }
-    return fail(ld, "%s:%zu: mirrors: unknown key \"%s\" (prefix, upstream, ns, username, password, tag_ttl, timeout, library)",
-                ld->path, line, key);
+    return fail(
+        ld, "%s:%zu: mirrors: unknown key \"%s\" (prefix, upstream, ns, username, password, tag_ttl, timeout, library)",
+        ld->path, line, key);
 }
 
 /* The upstream's host[:port], the default ns: Docker Hub's API host is registry-1.docker.io, its name docker.io. */
@@ -588,10 +611,11 @@ static int parse_mirror(struct loader *ld, yaml_parser_t *parser, config_mirror_
             yaml_event_delete(&k);
             return -1;
         }
-        int r = v.type != YAML_SCALAR_EVENT || has_nul(&v)
-                    ? fail(ld, "%s:%zu: mirrors: %s: expected a value", ld->path, line, (const char *)k.data.scalar.value)
-                    : set_mirror_key(ld, mr, (const char *)k.data.scalar.value,
-                                     is_null(&v) ? NULL : (const char *)v.data.scalar.value, line);
+        int r =
+            v.type != YAML_SCALAR_EVENT || has_nul(&v)
+                ? fail(ld, "%s:%zu: mirrors: %s: expected a value", ld->path, line, (const char *)k.data.scalar.value)
+                : set_mirror_key(ld, mr, (const char *)k.data.scalar.value,
+                                 is_null(&v) ? NULL : (const char *)v.data.scalar.value, line);
         yaml_event_delete(&k);
         yaml_event_delete(&v);
         if (r != 0)
@@ -794,13 +818,15 @@ static int validate(struct loader *ld)
 {
     config_t *cfg = ld->cfg;
     if ((cfg->http_tls_certificate == NULL) != (cfg->http_tls_key == NULL))
-        return fail(ld, "http.tls.certificate (BERTH_HTTP_TLS_CERTIFICATE) and http.tls.key (BERTH_HTTP_TLS_KEY) must be set "
-                        "together");
+        return fail(
+            ld, "http.tls.certificate (BERTH_HTTP_TLS_CERTIFICATE) and http.tls.key (BERTH_HTTP_TLS_KEY) must be set "
+                "together");
     /* h2o refuses a larger body before berth sees it, so a manifest limit above the body limit would be a lie */
     if (cfg->http_max_body_size < cfg->storage_manifest_max_size) {
         char a[32], b[32];
         return fail(ld, "http.max_body_size (%s) must be at least storage.manifest_max_size (%s)",
-                    format_size(cfg->http_max_body_size, a, sizeof(a)), format_size(cfg->storage_manifest_max_size, b, sizeof(b)));
+                    format_size(cfg->http_max_body_size, a, sizeof(a)),
+                    format_size(cfg->storage_manifest_max_size, b, sizeof(b)));
     }
     return 0;
 }
@@ -870,8 +896,8 @@ void config_print(const config_t *cfg)
     for (size_t i = 0; i < cfg->nmirrors; ++i) {
         const config_mirror_t *mr = &cfg->mirrors[i];
         char ttl[32], to[32];
-        printf("mirrors[%zu]  prefix \"%s\"  upstream %s  ns %s  tag_ttl %s  timeout %s  library %s  credentials %s\n", i,
-               mr->prefix, mr->upstream, mr->ns, format_duration(mr->tag_ttl_ms, ttl, sizeof(ttl)),
+        printf("mirrors[%zu]  prefix \"%s\"  upstream %s  ns %s  tag_ttl %s  timeout %s  library %s  credentials %s\n",
+               i, mr->prefix, mr->upstream, mr->ns, format_duration(mr->tag_ttl_ms, ttl, sizeof(ttl)),
                format_duration(mr->timeout_ms, to, sizeof(to)), mr->library ? "true" : "false",
                mr->username && *mr->username ? "(set)" : "none");
     }

@@ -24,39 +24,39 @@ typedef struct {
 
 typedef struct {
     /* http */
-    char *http_addr;                  /* http.addr            "127.0.0.1:5000" (host:port; [v6]:port) */
-    char *http_tls_certificate;       /* http.tls.certificate NULL (PEM file; TLS on when both are set) */
-    char *http_tls_key;               /* http.tls.key         NULL */
-    unsigned http_threads;            /* http.threads         0 = one event loop per core */
-    unsigned http_max_connections;    /* http.max_connections 1024 (per process) */
-    uint64_t http_request_timeout_ms; /* http.request_timeout 1h (h2o's http1 req_timeout: headers + whole body) */
-    uint64_t http_idle_timeout_ms;    /* http.idle_timeout    5m (HTTP/2 idle timeout) */
-    uint64_t http_shutdown_timeout_ms;/* http.shutdown_timeout 30s (grace for in-flight requests on SIGTERM) */
-    uint64_t http_max_body_size;      /* http.max_body_size   10GiB (largest request body, i.e. largest single upload) */
+    char *http_addr;                   /* http.addr            "127.0.0.1:5000" (host:port; [v6]:port) */
+    char *http_tls_certificate;        /* http.tls.certificate NULL (PEM file; TLS on when both are set) */
+    char *http_tls_key;                /* http.tls.key         NULL */
+    unsigned http_threads;             /* http.threads         0 = one event loop per core */
+    unsigned http_max_connections;     /* http.max_connections 1024 (per process) */
+    uint64_t http_request_timeout_ms;  /* http.request_timeout 1h (h2o's http1 req_timeout: headers + whole body) */
+    uint64_t http_idle_timeout_ms;     /* http.idle_timeout    5m (HTTP/2 idle timeout) */
+    uint64_t http_shutdown_timeout_ms; /* http.shutdown_timeout 30s (grace for in-flight requests on SIGTERM) */
+    uint64_t http_max_body_size; /* http.max_body_size   10GiB (largest request body, i.e. largest single upload) */
     /* storage */
-    char *storage_root;               /* storage.root         "./data" */
+    char *storage_root;                 /* storage.root         "./data" */
     uint64_t storage_manifest_max_size; /* storage.manifest_max_size 4MiB (never below 4 MiB) */
-    uint64_t storage_upload_ttl_ms;   /* storage.upload_ttl   24h (stale upload sessions are removed) */
+    uint64_t storage_upload_ttl_ms;     /* storage.upload_ttl   24h (stale upload sessions are removed) */
     /* workers */
-    unsigned workers;                 /* workers              16 (threads for blocking work: fsync, rename, hashing) */
+    unsigned workers; /* workers              16 (threads for blocking work: fsync, rename, hashing) */
     /* log */
-    char *log_access;                 /* log.access           "-" (stdout), "" = off, else a file path */
-    char *log_level;                  /* log.level            "info" (error, warn, info, debug) */
+    char *log_access; /* log.access           "-" (stdout), "" = off, else a file path */
+    char *log_level;  /* log.level            "info" (error, warn, info, debug) */
     /* who may do what */
-    char *mode;                       /* mode                 "private" (private, public, cloud, open) */
-    char *admin_password;             /* admin_password       NULL (the admin account's password when created) */
-    char *external_url;               /* external_url         NULL (the request's scheme and Host) */
-    char *auth_service;               /* auth.service         "berth" (aud of tokens) */
-    char *auth_issuer;                /* auth.issuer          "berth" (iss of tokens) */
-    char *auth_key;                   /* auth.key             NULL = <storage.root>/keys/token.pem */
-    uint64_t auth_token_ttl_ms;       /* auth.token_ttl       5m */
-    uint64_t auth_refresh_ttl_ms;     /* auth.refresh_ttl     30d */
-    int auth_private_default_pull;    /* auth.private_default_pull true */
-    char *auth_external_issuer;       /* auth.external_issuer NULL */
-    char *auth_external_keys;         /* auth.external_keys   NULL (PEM public key or JWKS file) */
-    unsigned auth_login_failures;     /* auth.login_failures  5 */
-    uint64_t auth_login_backoff_ms;   /* auth.login_backoff   1s */
-    char *auth_trusted_proxies;       /* auth.trusted_proxies "" */
+    char *mode;                            /* mode                 "private" (private, public, cloud, open) */
+    char *admin_password;                  /* admin_password       NULL (the admin account's password when created) */
+    char *external_url;                    /* external_url         NULL (the request's scheme and Host) */
+    char *auth_service;                    /* auth.service         "berth" (aud of tokens) */
+    char *auth_issuer;                     /* auth.issuer          "berth" (iss of tokens) */
+    char *auth_key;                        /* auth.key             NULL = <storage.root>/keys/token.pem */
+    uint64_t auth_token_ttl_ms;            /* auth.token_ttl       5m */
+    uint64_t auth_refresh_ttl_ms;          /* auth.refresh_ttl     30d */
+    int auth_private_default_pull;         /* auth.private_default_pull true */
+    char *auth_external_issuer;            /* auth.external_issuer NULL */
+    char *auth_external_keys;              /* auth.external_keys   NULL (PEM public key or JWKS file) */
+    unsigned auth_login_failures;          /* auth.login_failures  5 */
+    uint64_t auth_login_backoff_ms;        /* auth.login_backoff   1s */
+    char *auth_trusted_proxies;            /* auth.trusted_proxies "" */
     uint64_t auth_credential_cache_ttl_ms; /* auth.credential_cache_ttl 60s */
     /* pull-through mirrors, from the file only (a list has no environment variable) */
     config_mirror_t *mirrors;

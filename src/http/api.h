@@ -13,9 +13,9 @@ struct auth_principal;
 typedef struct {
     h2o_req_t *req;
     thread_ctx_t *tc;
-    const char *name; /* the repository, validated; NULL for /v2/ and the catalog */
-    const char *ref;  /* the last path component: tag, digest or upload id (not validated), "" if none */
-    struct auth_principal *who; /* the caller, once authenticated (auth/principal.h, by http/gate.c) */
+    const char *name;              /* the repository, validated; NULL for /v2/ and the catalog */
+    const char *ref;               /* the last path component: tag, digest or upload id (not validated), "" if none */
+    struct auth_principal *who;    /* the caller, once authenticated (auth/principal.h, by http/gate.c) */
     const struct mirror_s *mirror; /* the pull-through mirror serving `name`, or NULL (api_mirror.c) */
     const char *upstream_name;     /* with a mirror: the upstream's name for the repository */
 } route_t;

@@ -72,7 +72,8 @@ void api_manifest_send(route_t *r, metastore_manifest_t *mf)
      * sent in a form the client said it cannot read (berth converts nothing). */
     if (!parse_accepts(&r->req->headers, mf->media_type)) {
         char msg[256];
-        snprintf(msg, sizeof(msg), "the manifest is of type %s, which the Accept header does not include", mf->media_type);
+        snprintf(msg, sizeof(msg), "the manifest is of type %s, which the Accept header does not include",
+                 mf->media_type);
         res_error(r->req, ERR_MANIFEST_UNKNOWN, msg,
                   json_pack("{s:s,s:s}", "digest", mf->digest.str, "mediaType", mf->media_type));
     } else {
@@ -86,8 +87,8 @@ void api_manifest_send(route_t *r, metastore_manifest_t *mf)
 static int put_write(metastore_t *m, void *arg)
 {
     put_t *p = arg;
-    return metastore_manifest_put(m, p->name, &p->digest, p->mf, p->body, p->len, (const char *const *)p->tags, p->ntags,
-                                  &p->missing);
+    return metastore_manifest_put(m, p->name, &p->digest, p->mf, p->body, p->len, (const char *const *)p->tags,
+                                  p->ntags, &p->missing);
 }
 
 static void put_done(work_t *w)

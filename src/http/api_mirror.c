@@ -117,7 +117,8 @@ static void follower_error(follower_t *fo, const mirror_fetch_progress_t *p)
     if (p->retry_after[0] != '\0')
         res_header(req, "retry-after", p->retry_after);
     res_error(req, p->err, p->message,
-              json_pack("{s:s,s:s}", "upstream", p->what->m->cfg->upstream, p->what->is_blob ? "digest" : "reference", p->what->ref));
+              json_pack("{s:s,s:s}", "upstream", p->what->m->cfg->upstream, p->what->is_blob ? "digest" : "reference",
+                        p->what->ref));
 }
 
 static void on_proceed(h2o_generator_t *self, h2o_req_t *req)
@@ -325,7 +326,8 @@ int api_mirror_route(route_t *r, int push)
         return -1;
     }
     case MIRROR_ROUTE_NO_MIRROR:
-        res_error(req, ERR_NAME_UNKNOWN, "no mirror here serves that registry", json_pack("{s:s,s:s}", "name", r->name, "ns", ns));
+        res_error(req, ERR_NAME_UNKNOWN, "no mirror here serves that registry",
+                  json_pack("{s:s,s:s}", "name", r->name, "ns", ns));
         return -1;
     case MIRROR_ROUTE_ERROR:
         break;

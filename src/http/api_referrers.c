@@ -5,7 +5,8 @@
 
 static void add_referrer(void *ctx, const metastore_referrer_t *r)
 {
-    json_t *d = json_pack("{s:s,s:s,s:I}", "mediaType", r->media_type, "digest", r->digest, "size", (json_int_t)r->size);
+    json_t *d =
+        json_pack("{s:s,s:s,s:I}", "mediaType", r->media_type, "digest", r->digest, "size", (json_int_t)r->size);
     if (r->artifact_type)
         json_object_set_new(d, "artifactType", json_string(r->artifact_type));
     if (r->annotations_json) {

@@ -59,8 +59,8 @@ static void page_keep(h2o_req_t *req, uint64_t gen, const cache_key_t *k, const 
 typedef struct {
     json_t *arr;
     const char *last;
-    route_t *r;      /* for the catalog: only what the caller may pull is listed */
-    char seen[256];  /* the last name read, listed or not */
+    route_t *r;     /* for the catalog: only what the caller may pull is listed */
+    char seen[256]; /* the last name read, listed or not */
 } list_t;
 
 static void add_name(void *ctx, const char *name)
@@ -147,7 +147,8 @@ static void list(route_t *r, const char *name, const char *path)
         l.last = json_string_value(json_array_get(l.arr, (size_t)limit - 1));
         add_link(req, path, n < 0 ? limit : n, l.last);
     }
-    json_t *body = name ? json_pack("{s:s,s:o}", "name", name, "tags", l.arr) : json_pack("{s:o}", "repositories", l.arr);
+    json_t *body =
+        name ? json_pack("{s:s,s:o}", "name", name, "tags", l.arr) : json_pack("{s:o}", "repositories", l.arr);
     char *text = json_dumps(body, JSON_COMPACT);
     json_decref(body);
     if (text == NULL) {

@@ -20,8 +20,8 @@
 typedef struct {
     scope_t scopes[MAX_SCOPES];
     size_t nscopes;
-    int offline; /* also issue a refresh token */
-    int post;    /* the OAuth2 form: the answer carries `scope` */
+    int offline;   /* also issue a refresh token */
+    int post;      /* the OAuth2 form: the answer carries `scope` */
     char *refresh; /* the refresh token presented (refresh grant), answered back unchanged */
 } token_req_t;
 
@@ -184,7 +184,8 @@ static void token_post(h2o_req_t *req, token_req_t *t)
     t->offline = access_type != NULL && strcmp(access_type, "offline") == 0;
     t->post = 1;
     if (grant != NULL && strcmp(grant, "password") == 0) {
-        const char *user = form_value(pool, body, len, "username", 0), *pass = form_value(pool, body, len, "password", 0);
+        const char *user = form_value(pool, body, len, "username", 0),
+                   *pass = form_value(pool, body, len, "password", 0);
         if (user == NULL || pass == NULL || *user == '\0') {
             res_error(req, ERR_UNAUTHORIZED, "username and password are required", NULL);
             return;

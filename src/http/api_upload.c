@@ -30,10 +30,10 @@ struct copy {
     copy_t **slot;
     upload_t *up;
     body_copy_t body;
-    copy_cb then;   /* called on success, with req alive */
-    char *name;     /* the repository (malloc'd: outlives the request) */
+    copy_cb then; /* called on success, with req alive */
+    char *name;   /* the repository (malloc'd: outlives the request) */
     digest_t digest;
-    double t_recv;  /* seconds the body took to arrive (h2o's timestamps) */
+    double t_recv; /* seconds the body took to arrive (h2o's timestamps) */
 };
 
 typedef struct {
@@ -53,7 +53,8 @@ static double body_seconds(h2o_req_t *req)
     const struct timeval *b = &req->timestamps.request_body_begin_at;
     if (b->tv_sec == 0 && b->tv_usec == 0)
         b = &req->timestamps.request_begin_at;
-    return (double)(req->processed_at.at.tv_sec - b->tv_sec) + (double)(req->processed_at.at.tv_usec - b->tv_usec) / 1e6;
+    return (double)(req->processed_at.at.tv_sec - b->tv_sec) +
+           (double)(req->processed_at.at.tv_usec - b->tv_usec) / 1e6;
 }
 
 static void set_upload_headers(h2o_req_t *req, const char *name, const char *uuid, uint64_t offset)
@@ -152,8 +153,9 @@ static void finish_done(work_t *w)
     h2o_req_t *req = w->req;
     if (f->rc == 0)
         log_debug("blob %s: %llu bytes; receive %.3f s, copy+hash %.3f s, queue %.3f s, hash %.3f s, fsync %.3f s, "
-                  "rename %.3f s, db %.3f s", f->digest.str, (unsigned long long)f->size, f->t_recv, f->t_copy, f->t_queued,
-                  f->phases.hash, f->phases.fsync, f->phases.commit, f->t_db);
+                  "rename %.3f s, db %.3f s",
+                  f->digest.str, (unsigned long long)f->size, f->t_recv, f->t_copy, f->t_queued, f->phases.hash,
+                  f->phases.fsync, f->phases.commit, f->t_db);
     if (req != NULL) {
         if (f->rc == 0) {
             res_headerf(req, "location", "/v2/%s/blobs/%s", f->name, f->digest.str);
@@ -296,7 +298,8 @@ static int try_mount(route_t *r, const char *ms)
             return 1;
         }
         /* a source the caller may not pull is treated as one without the blob: never a leak across tenants */
-        found = (auth_actions(r->tc->db, r->who, from) & ACTION_PULL) != 0 && metastore_blob_get(r->tc->db, from, &d, &size) == 0;
+        found = (auth_actions(r->tc->db, r->who, from) & ACTION_PULL) != 0 &&
+                metastore_blob_get(r->tc->db, from, &d, &size) == 0;
     } else {
         holders_t h = {r, 0};
         found = metastore_blob_repos(r->tc->db, &d, 100, &size, found_repo, &h) > 0 && h.found;
@@ -325,7 +328,8 @@ void api_upload_start(route_t *r)
     if (algo != NULL) {
         int i = digest_algo_from_name(algo, strlen(algo));
         if (i < 0) {
-            res_error(r->req, ERR_DIGEST_INVALID, "unsupported digest algorithm", json_pack("{s:s}", "digest-algorithm", algo));
+            res_error(r->req, ERR_DIGEST_INVALID, "unsupported digest algorithm",
+                      json_pack("{s:s}", "digest-algorithm", algo));
             return;
         }
         a = (digest_algo_t)i;

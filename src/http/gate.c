@@ -158,7 +158,8 @@ static void decide(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
     char scope[512] = "";
     if (r->name != NULL) {
         char acts[64];
-        snprintf(scope, sizeof(scope), "repository:%s:%s", r->name, scope_actions_format(p->actions, acts, sizeof(acts)));
+        snprintf(scope, sizeof(scope), "repository:%s:%s", r->name,
+                 scope_actions_format(p->actions, acts, sizeof(acts)));
     } else if (p->catalog) {
         snprintf(scope, sizeof(scope), "registry:catalog:*");
     }

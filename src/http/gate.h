@@ -1,8 +1,8 @@
 /*
- * The gate every registry request passes: authentication and authorization, the HTTP side: the credentials a request presents (Authorization:
- * Basic or Bearer), the client's address, the slow password check on the worker pool, and the answers. Who the
- * caller is and what they may do are the auth module's (auth/principal.h, auth/decide.h). Refusals are 401
- * challenges that tell docker, podman and skopeo where to get a token:
+ * The gate every registry request passes: authentication and authorization, the HTTP side: the credentials a request
+ * presents (Authorization: Basic or Bearer), the client's address, the slow password check on the worker pool, and
+ * the answers. Who the caller is and what they may do are the auth module's (auth/principal.h, auth/decide.h).
+ * Refusals are 401 challenges that tell docker, podman and skopeo where to get a token:
  *   WWW-Authenticate: Bearer realm="<base>/token",service="<service>",scope="repository:<name>:<actions>"
  * never 403 or 404, so that clients fetch the next token; a repository the caller may not pull answers
  * exactly as one that does not exist.

@@ -32,18 +32,21 @@ static void repository_endpoint(parse_route_t *out, resource_t kind, const char 
             out->err = ERR_BLOB_UPLOAD_UNKNOWN;
             return;
         }
-        out->ep = read                     ? PARSE_EP_UPLOAD_STATUS
-                  : is(m, mlen, "PATCH")   ? PARSE_EP_UPLOAD_PATCH
-                  : put                    ? PARSE_EP_UPLOAD_PUT
-                  : del                    ? PARSE_EP_UPLOAD_DELETE
-                                           : PARSE_EP_NONE;
+        out->ep = read                   ? PARSE_EP_UPLOAD_STATUS
+                  : is(m, mlen, "PATCH") ? PARSE_EP_UPLOAD_PATCH
+                  : put                  ? PARSE_EP_UPLOAD_PUT
+                  : del                  ? PARSE_EP_UPLOAD_DELETE
+                                         : PARSE_EP_NONE;
         break;
     case R_BLOB:
         out->ep = read ? PARSE_EP_BLOB_GET : del ? PARSE_EP_BLOB_DELETE : PARSE_EP_NONE;
         out->actions = read ? ACTION_PULL : ACTION_DELETE;
         break;
     case R_MANIFEST:
-        out->ep = read ? PARSE_EP_MANIFEST_GET : put ? PARSE_EP_MANIFEST_PUT : del ? PARSE_EP_MANIFEST_DELETE : PARSE_EP_NONE;
+        out->ep = read  ? PARSE_EP_MANIFEST_GET
+                  : put ? PARSE_EP_MANIFEST_PUT
+                  : del ? PARSE_EP_MANIFEST_DELETE
+                        : PARSE_EP_NONE;
         out->actions = read ? ACTION_PULL : put ? ACTION_PUSH : ACTION_DELETE;
         break;
     case R_REFERRERS:

@@ -50,10 +50,10 @@ typedef struct {
     const char *message; /* with PARSE_EP_NONE: its message, NULL for the table's */
     const char *name;    /* /v2/<name>/…: the repository, valid unless err is ERR_NAME_INVALID; else NULL */
     size_t name_len;
-    const char *ref;     /* the last component (tag, digest or upload id), for the endpoints that take one; else NULL */
+    const char *ref; /* the last component (tag, digest or upload id), for the endpoints that take one; else NULL */
     size_t ref_len;
-    unsigned actions;    /* the ACTION_* bits (oci/scope.h) the endpoint needs on the repository */
-    int push;            /* the request writes to the repository (a mirrored one refuses it) */
+    unsigned actions; /* the ACTION_* bits (oci/scope.h) the endpoint needs on the repository */
+    int push;         /* the request writes to the repository (a mirrored one refuses it) */
 } parse_route_t;
 
 /**

@@ -6,23 +6,40 @@
 static const char *reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 307: return "Temporary Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 416: return "Range Not Satisfiable";
-    case 429: return "Too Many Requests";
-    case 503: return "Service Unavailable";
-    default: return "Internal Server Error";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 307:
+        return "Temporary Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Payload Too Large";
+    case 416:
+        return "Range Not Satisfiable";
+    case 429:
+        return "Too Many Requests";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Internal Server Error";
     }
 }
 
@@ -54,7 +71,8 @@ void res_bytes(h2o_req_t *req, int status, const char *content_type, const void 
         h2o_set_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, content_type, strlen(content_type), 1);
     h2o_iovec_t body = h2o_strdup(&req->pool, data, len);
     h2o_start_response(req, &generator);
-    h2o_send(req, &body, h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) ? 0 : 1, H2O_SEND_STATE_FINAL);
+    h2o_send(req, &body, h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) ? 0 : 1,
+             H2O_SEND_STATE_FINAL);
 }
 
 void res_empty(h2o_req_t *req, int status)
@@ -112,7 +130,8 @@ char *form_value(h2o_mem_pool_t *pool, const char *s, size_t len, const char *ke
             char *out = h2o_mem_alloc_pool(pool, amp - v + 1), *o = out;
             for (; v < amp; ++v) {
                 int hi, lo;
-                if (*v == '%' && amp - v >= 3 && (hi = hexval(v[1])) >= 0 && (lo = hexval(v[2])) >= 0 && (hi | lo) != 0) {
+                if (*v == '%' && amp - v >= 3 && (hi = hexval(v[1])) >= 0 && (lo = hexval(v[2])) >= 0 &&
+                    (hi | lo) != 0) {
                     *o++ = (char)(hi << 4 | lo);
                     v += 2;
                 } else if (*v == '+') {

@@ -43,7 +43,8 @@ static int parse_addr(const char *addr, struct addrinfo **out)
     }
     memcpy(host, h, hlen);
     host[hlen] = '\0';
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo hints = {
+        .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     int rc = getaddrinfo(hlen ? host : NULL, colon + 1, &hints, out);
     if (rc != 0) {
         log_error("http.addr %s: %s", addr, gai_strerror(rc));
@@ -231,8 +232,10 @@ static int setup_h2o(void)
     handler->on_req = router_on_req;
     const char *log = berth.cfg.log_access;
     if (log != NULL && *log != '\0') {
-        h2o_access_log_filehandle_t *fh = h2o_access_log_open_handle(strcmp(log, "-") == 0 ? "/dev/stdout" : log,
-            "%h %l %u %t \"%r\" %s %b %{duration}x \"%{user-agent}i\" %{docker-content-digest}o", H2O_LOGCONF_ESCAPE_APACHE);
+        h2o_access_log_filehandle_t *fh = h2o_access_log_open_handle(
+            strcmp(log, "-") == 0 ? "/dev/stdout" : log,
+            "%h %l %u %t \"%r\" %s %b %{duration}x \"%{user-agent}i\" %{docker-content-digest}o",
+            H2O_LOGCONF_ESCAPE_APACHE);
         if (fh == NULL) {
             log_error("cannot open the access log %s", log);
             return -1;
@@ -311,7 +314,8 @@ int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const 
     if (parse_addr(berth.cfg.http_addr, &listen_addr) != 0)
         return 1;
     if (strcmp(berth.cfg.mode, "open") == 0 && !is_loopback(listen_addr->ai_addr))
-        log_warn("mode open: anyone who can reach %s may push, pull and delete without credentials", berth.cfg.http_addr);
+        log_warn("mode open: anyone who can reach %s may push, pull and delete without credentials",
+                 berth.cfg.http_addr);
     if (setup_h2o() != 0) {
         stop_loops();
         return 1;

@@ -25,15 +25,15 @@ extern berth_t berth;
 typedef struct {
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
-    metastore_t *db;                        /* this thread's read connection */
-    h2o_multithread_receiver_t work_done;   /* results of worker jobs (work.h) */
-    h2o_multithread_receiver_t shutdown;    /* the main thread's "stop" */
-    h2o_timeout_t zero_timeout;             /* runs a callback on the next turn of the loop */
+    metastore_t *db;                      /* this thread's read connection */
+    h2o_multithread_receiver_t work_done; /* results of worker jobs (work.h) */
+    h2o_multithread_receiver_t shutdown;  /* the main thread's "stop" */
+    h2o_timeout_t zero_timeout;           /* runs a callback on the next turn of the loop */
     int listen_fd;
     h2o_socket_t *listener;
     unsigned max_conns;
-    h2o_linklist_t socks;                   /* accepted sockets, to tell busy connections from idle ones at shutdown */
-    size_t inflight;                        /* requests being handled (router.c) */
+    h2o_linklist_t socks; /* accepted sockets, to tell busy connections from idle ones at shutdown */
+    size_t inflight;      /* requests being handled (router.c) */
     int stopping;
     pthread_t thread;
 } thread_ctx_t;

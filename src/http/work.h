@@ -14,12 +14,12 @@ typedef void (*work_cb)(work_t *w);
 
 struct work {
     h2o_multithread_message_t _msg;
-    work_t **_slot;    /* the request's pointer back to us, cleared when the request is disposed */
+    work_t **_slot; /* the request's pointer back to us, cleared when the request is disposed */
     work_t *_next;
     thread_ctx_t *tc;
-    h2o_req_t *req;    /* NULL once the request is gone */
-    work_cb run;       /* on a worker thread: must not touch req */
-    work_cb done;      /* on the loop thread: answers (if req) and frees the work */
+    h2o_req_t *req; /* NULL once the request is gone */
+    work_cb run;    /* on a worker thread: must not touch req */
+    work_cb done;   /* on the loop thread: answers (if req) and frees the work */
 };
 
 /* I/O work (fsync, rename, database writes); CPU-heavy password checks; upstream fetches of the mirrors, which
@@ -45,7 +45,9 @@ typedef struct {
     int rc;
 } write_work_t;
 
-/** Queue `w` (the first member of the caller's struct, whose `fn` gets `w` as its argument); `done` runs on the loop. */
+/**
+ * Queue `w` (the first member of the caller's struct, whose `fn` gets `w` as its argument); `done` runs on the loop.
+ */
 void work_write(h2o_req_t *req, write_work_t *w, metastore_write_fn fn, work_cb done);
 
 /** The receiver callback each loop registers for work_done. */

@@ -122,14 +122,16 @@ static void fail_from_upstream(mirror_flight_t *f, const upstream_resp_t *resp)
     const char *what = w->is_blob ? "blob" : "manifest";
     if (resp->status == 404 || resp->status == 401 || resp->status == 403) {
         /* Docker Hub answers 401 for a repository that does not exist */
-        flight_fail(f, w->is_blob ? ERR_BLOB_UNKNOWN : ERR_MANIFEST_UNKNOWN, NULL, "the upstream registry has no %s %s in %s", what,
-                    w->ref, w->up);
+        flight_fail(f, w->is_blob ? ERR_BLOB_UNKNOWN : ERR_MANIFEST_UNKNOWN, NULL,
+                    "the upstream registry has no %s %s in %s", what, w->ref, w->up);
     } else if (resp->status == 429) {
         log_warn("mirror %s: 429 for %s %s@%s", w->m->cfg->upstream, what, w->up, w->ref);
-        flight_fail(f, ERR_TOOMANYREQUESTS, resp->retry_after, "the upstream registry limits requests; try again later");
+        flight_fail(f, ERR_TOOMANYREQUESTS, resp->retry_after,
+                    "the upstream registry limits requests; try again later");
     } else {
         char why[320];
-        log_warn("mirror %s: cannot fetch %s %s@%s: %s", w->m->cfg->upstream, what, w->up, w->ref, describe(resp, why, sizeof(why)));
+        log_warn("mirror %s: cannot fetch %s %s@%s: %s", w->m->cfg->upstream, what, w->up, w->ref,
+                 describe(resp, why, sizeof(why)));
         flight_fail(f, ERR_UNAVAILABLE, resp->retry_after, "the upstream registry is unavailable");
     }
 }
@@ -165,7 +167,8 @@ static int store_manifest(metastore_t *m, void *arg)
 {
     store_manifest_t *s = arg;
     const mirror_fetch_what_t *w = &s->f->what;
-    return metastore_mirror_manifest_put(m, w->local, s->d, s->mf, s->body->buf, s->body->len, w->by_tag ? w->ref : NULL, s->now);
+    return metastore_mirror_manifest_put(m, w->local, s->d, s->mf, s->body->buf, s->body->len,
+                                         w->by_tag ? w->ref : NULL, s->now);
 }
 
 typedef struct {
@@ -190,8 +193,8 @@ static void serve_stale(mirror_flight_t *f, const upstream_resp_t *resp)
 {
     __atomic_add_fetch((uint64_t *)&f->what.m->stale, 1, __ATOMIC_RELAXED);
     char why[320];
-    log_warn("mirror %s: serving the cached %s:%s, the upstream failed (%s)", f->what.m->cfg->upstream, f->what.local, f->what.ref,
-             describe(resp, why, sizeof(why)));
+    log_warn("mirror %s: serving the cached %s:%s, the upstream failed (%s)", f->what.m->cfg->upstream, f->what.local,
+             f->what.ref, describe(resp, why, sizeof(why)));
     flight_end(f, MIRROR_FETCH_DONE);
 }
 
@@ -253,7 +256,8 @@ static void fetch_manifest(mirror_flight_t *f)
     digest_compute(&d, w->by_tag ? DIGEST_SHA256 : w->digest.algo, body.buf ? body.buf : "", body.len);
     int has_claim = digest_parse(&claimed, resp.digest, strlen(resp.digest)) == DIGEST_OK && claimed.algo == d.algo;
     if ((!w->by_tag && !digest_equal(&d, &w->digest)) || (has_claim && !digest_equal(&d, &claimed))) {
-        log_error("mirror %s: manifest %s@%s: the upstream sent content of digest %s", w->m->cfg->upstream, w->up, ref, d.str);
+        log_error("mirror %s: manifest %s@%s: the upstream sent content of digest %s", w->m->cfg->upstream, w->up, ref,
+                  d.str);
         free(body.buf);
         flight_fail(f, ERR_UNAVAILABLE, NULL, "the upstream registry sent a manifest that does not match its digest");
         return;
@@ -264,7 +268,8 @@ static void fetch_manifest(mirror_flight_t *f)
     size_t ctlen = strcspn(resp.content_type, ";");
     while (ctlen > 0 && resp.content_type[ctlen - 1] == ' ')
         --ctlen;
-    if (manifest_parse(&mf, resp.content_type, ctlen, body.buf ? body.buf : "", body.len, err, sizeof(err)) != MANIFEST_OK) {
+    if (manifest_parse(&mf, resp.content_type, ctlen, body.buf ? body.buf : "", body.len, err, sizeof(err)) !=
+        MANIFEST_OK) {
         log_error("mirror %s: manifest %s@%s is not one berth stores: %s", w->m->cfg->upstream, w->up, ref, err);
         free(body.buf);
         flight_fail(f, ERR_UNAVAILABLE, NULL, "the upstream registry sent a manifest berth cannot store: %s", err);
@@ -351,7 +356,8 @@ static int link_blob(metastore_t *m, void *arg)
     return metastore_mirror_blob_link(m, l->f->what.local, &l->f->what.digest, l->size);
 }
 
-/* The blob's file is already here (another repository has it): the upstream need only confirm this repository has it. */
+/* The blob's file is already here (another repository has it): the upstream need only confirm this repository
+ * has it. */
 static void confirm_blob(mirror_flight_t *f, int fd, uint64_t size)
 {
     const mirror_fetch_what_t *w = &f->what;
@@ -405,13 +411,14 @@ static void fetch_blob(mirror_flight_t *f)
     }
     link_t l = {f, f->have};
     if (!digest_equal(&got, &w->digest) || (f->size != UINT64_MAX && f->have != f->size)) {
-        log_error("mirror %s: blob %s@%s: the upstream sent %llu bytes of digest %s", w->m->cfg->upstream, w->up, w->ref,
-                  (unsigned long long)f->have, got.str);
+        log_error("mirror %s: blob %s@%s: the upstream sent %llu bytes of digest %s", w->m->cfg->upstream, w->up,
+                  w->ref, (unsigned long long)f->have, got.str);
         unlink(b.tmp);
         flight_fail(f, ERR_UNAVAILABLE, NULL, "the upstream registry sent a blob that does not match its digest");
         return;
     }
-    if (fsync(f->fd) != 0 || blobstore_commit(env.blobs, b.tmp, &w->digest) != 0 || metastore_write(env.writer, link_blob, &l) != 0) {
+    if (fsync(f->fd) != 0 || blobstore_commit(env.blobs, b.tmp, &w->digest) != 0 ||
+        metastore_write(env.writer, link_blob, &l) != 0) {
         log_error("mirror: cannot store blob %s: %s", w->digest.str, strerror(errno));
         unlink(b.tmp);
         flight_fail(f, ERR_INTERNAL, NULL, "cannot store the blob");

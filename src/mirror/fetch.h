@@ -24,8 +24,9 @@
 #include "store/metastore.h"
 
 /** upstream_fetch's signature: how the engine reaches an upstream (a test gives a fake one). */
-typedef int (*mirror_upstream_fn)(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref,
-                                  const char *accept, int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp);
+typedef int (*mirror_upstream_fn)(upstream_t *u, const char *method, const char *name, const char *kind,
+                                  const char *ref, const char *accept, int whole_timeout, const upstream_sink_t *sink,
+                                  upstream_resp_t *resp);
 
 /** What the engine stores with and runs on. Every pointer is the caller's and must outlive the fetches. */
 typedef struct {
@@ -92,9 +93,9 @@ int mirror_follow(mirror_follower_t *fo, const mirror_fetch_what_t *what);
 /** Where the flight is, for a follower. The pointers are the flight's, valid while the follower holds it. */
 typedef struct {
     mirror_fetch_state_t state;
-    uint64_t have;   /* a blob: the bytes in `fd` so far */
-    uint64_t size;   /* a blob: its size, UINT64_MAX until known */
-    int fd;          /* a blob (BODY, DONE): the file it is written to; pread it, never close it */
+    uint64_t have; /* a blob: the bytes in `fd` so far */
+    uint64_t size; /* a blob: its size, UINT64_MAX until known */
+    int fd;        /* a blob (BODY, DONE): the file it is written to; pread it, never close it */
     const mirror_fetch_what_t *what;
     err_code_t err;          /* FAIL: the error for the client */
     const char *message;     /* FAIL: its message, NULL for the code's own */

@@ -37,7 +37,8 @@ void mirror_dispose(void)
 /* The upstream's name for `rest` of a request: "library/" added to a one-word name where the mirror says so. */
 static int upstream_name(const mirror_t *m, const char *rest, char *up)
 {
-    int n = snprintf(up, NAME_MAX_LEN + 1, "%s%s", m->cfg->library && strchr(rest, '/') == NULL ? "library/" : "", rest);
+    int n =
+        snprintf(up, NAME_MAX_LEN + 1, "%s%s", m->cfg->library && strchr(rest, '/') == NULL ? "library/" : "", rest);
     return n > 0 && n <= NAME_MAX_LEN && name_valid(up, (size_t)n) ? 0 : -1;
 }
 

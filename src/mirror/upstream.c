@@ -12,7 +12,7 @@
 #include "mirror/upstream.h"
 #include "util/log.h"
 
-#define TOKENS 32          /* cached upstream tokens per mirror, one per repository scope */
+#define TOKENS 32 /* cached upstream tokens per mirror, one per repository scope */
 #define TOKEN_MAX (64 * 1024)
 
 struct upstream {
@@ -22,8 +22,8 @@ struct upstream {
     long timeout_ms;
     pthread_mutex_t mu;
     struct {
-        char *scope;   /* "repository:library/alpine:pull" */
-        char *token;   /* NULL: use Basic credentials */
+        char *scope; /* "repository:library/alpine:pull" */
+        char *token; /* NULL: use Basic credentials */
         time_t until;
     } tokens[TOKENS];
     unsigned next; /* the slot to replace when all are taken */
@@ -74,9 +74,10 @@ int upstream_global_init(void)
         log_error("mirrors need libcurl (Debian package libcurl4): %s", dlerror());
         return -1;
     }
-    static const char *const names[] = {"curl_global_init",   "curl_easy_init",     "curl_easy_cleanup", "curl_easy_reset",
-                                        "curl_easy_setopt",   "curl_easy_perform",  "curl_easy_getinfo", "curl_easy_strerror",
-                                        "curl_easy_escape",   "curl_free",          "curl_slist_append", "curl_slist_free_all"};
+    static const char *const names[] = {"curl_global_init",  "curl_easy_init",     "curl_easy_cleanup",
+                                        "curl_easy_reset",   "curl_easy_setopt",   "curl_easy_perform",
+                                        "curl_easy_getinfo", "curl_easy_strerror", "curl_easy_escape",
+                                        "curl_free",         "curl_slist_append",  "curl_slist_free_all"};
     void **slots = (void **)&C;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); ++i) {
         if ((slots[i] = dlsym(lib, names[i])) == NULL) {
@@ -266,8 +267,8 @@ static size_t on_body(char *buf, size_t size, size_t n, void *p)
 /* ---- requests ---- */
 
 /* One request; `bearer` (or Basic credentials when `basic`) authorizes it. 0 if answered, -1 if not. */
-static int perform(upstream_t *u, xfer_t *x, const char *method, const char *url, const char *accept, const char *bearer,
-                   int basic, int whole_timeout)
+static int perform(upstream_t *u, xfer_t *x, const char *method, const char *url, const char *accept,
+                   const char *bearer, int basic, int whole_timeout)
 {
     CURL *c = handle();
     char errbuf[CURL_ERROR_SIZE] = "", line[TOKEN_MAX + 32];
@@ -281,7 +282,8 @@ static int perform(upstream_t *u, xfer_t *x, const char *method, const char *url
     x->state = 0;
     x->errlen = 0;
     x->resp->status = 0;
-    x->resp->error[0] = x->resp->content_type[0] = x->resp->digest[0] = x->resp->retry_after[0] = x->challenge[0] = '\0';
+    x->resp->error[0] = x->resp->content_type[0] = x->resp->digest[0] = x->resp->retry_after[0] = x->challenge[0] =
+        '\0';
     x->resp->length = -1;
 
     C.easy_setopt(c, CURLOPT_URL, url);
@@ -388,7 +390,8 @@ static int mem_data(void *ctx, const void *p, size_t n)
 }
 
 /* Answer a Bearer challenge: ask its realm for a token for `scope`. 0 and the malloc'd token in *token. */
-static int fetch_token(upstream_t *u, const char *challenge, const char *scope, char **token, time_t *until, upstream_resp_t *resp)
+static int fetch_token(upstream_t *u, const char *challenge, const char *scope, char **token, time_t *until,
+                       upstream_resp_t *resp)
 {
     char realm[512], service[256] = "", want[512], *url = NULL;
     if (challenge_param(challenge, "realm", realm, sizeof(realm)) != 0 ||
@@ -437,8 +440,8 @@ static int fetch_token(upstream_t *u, const char *challenge, const char *scope, 
     return rc;
 }
 
-int upstream_fetch(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref, const char *accept,
-                   int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp)
+int upstream_fetch(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref,
+                   const char *accept, int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp)
 {
     char *url = NULL, scope[512], *token = NULL;
     int basic = 0, rc = -1;

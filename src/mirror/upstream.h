@@ -15,12 +15,12 @@ typedef struct upstream upstream_t;
 
 /** What the upstream answered. */
 typedef struct {
-    long status;            /* the final HTTP status; 0 if there was no answer (see error) */
-    char error[256];        /* why there was no answer, or the start of an error body, for the log */
+    long status;     /* the final HTTP status; 0 if there was no answer (see error) */
+    char error[256]; /* why there was no answer, or the start of an error body, for the log */
     char content_type[256];
-    char digest[160];       /* Docker-Content-Digest, "" if absent */
-    int64_t length;         /* Content-Length, -1 if absent */
-    char retry_after[32];   /* Retry-After, "" if absent */
+    char digest[160];     /* Docker-Content-Digest, "" if absent */
+    int64_t length;       /* Content-Length, -1 if absent */
+    char retry_after[32]; /* Retry-After, "" if absent */
 } upstream_resp_t;
 
 /** Where a 2xx body goes: `start` once the status and headers are known, then `data` for each piece; either
@@ -44,7 +44,7 @@ void upstream_free(upstream_t *u);
  * only connecting and a stalled transfer (blobs). Returns 0 if the upstream answered (status in resp->status; the
  * body of a 2xx went to `sink`), -1 if not (resp->error says why; also when the sink aborted).
  */
-int upstream_fetch(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref, const char *accept,
-                   int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp);
+int upstream_fetch(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref,
+                   const char *accept, int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp);
 
 #endif

@@ -188,7 +188,8 @@ void digest_compute(digest_t *out, digest_algo_t algo, const void *data, size_t 
     unsigned int mdlen = 0;
 
     algo = algo == DIGEST_SHA512 ? DIGEST_SHA512 : DIGEST_SHA256;
-    if (!EVP_Digest(len != 0 ? data : "", len, md, &mdlen, algo_md(algo), NULL) || mdlen * 2 != digest_algo_hexlen(algo))
+    if (!EVP_Digest(len != 0 ? data : "", len, md, &mdlen, algo_md(algo), NULL) ||
+        mdlen * 2 != digest_algo_hexlen(algo))
         abort();
     digest_format(out, algo, md, mdlen);
 }

@@ -16,7 +16,7 @@ typedef enum { DIGEST_SHA256 = 0, DIGEST_SHA512 = 1 } digest_algo_t;
 /** A parsed, validated digest; `str` is NUL-terminated "algo:hex". */
 typedef struct {
     digest_algo_t algo;
-    size_t len;                     /* strlen(str) */
+    size_t len; /* strlen(str) */
     char str[DIGEST_MAX_STR + 1];
 } digest_t;
 

@@ -24,7 +24,7 @@ typedef enum {
     ERR_UNSUPPORTED,
     ERR_METHOD_UNKNOWN, /* UNSUPPORTED with 405 */
     ERR_TOOMANYREQUESTS,
-    ERR_NOT_FOUND, /* a path outside the API: NOT_FOUND with 404 */
+    ERR_NOT_FOUND,   /* a path outside the API: NOT_FOUND with 404 */
     ERR_UNAVAILABLE, /* UNAVAILABLE with 503: shutting down, storage failing */
     ERR_INTERNAL,
     ERR__COUNT

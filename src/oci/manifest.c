@@ -72,8 +72,8 @@ static json_t *opt_member(const json_t *obj, const char *key)
  * Validate descriptor `d`, named `where` in messages. The digest is parsed straight into its final home because a
  * digest_t points into itself and must not be copied.
  */
-static int parse_descriptor(const json_t *d, const char *where, digest_t *digest, const char **media_type, int64_t *size,
-                            int *has_urls, errbuf_t *e)
+static int parse_descriptor(const json_t *d, const char *where, digest_t *digest, const char **media_type,
+                            int64_t *size, int *has_urls, errbuf_t *e)
 {
     json_t *mt, *dg, *sz, *urls;
     digest_err_t derr;
@@ -91,7 +91,8 @@ static int parse_descriptor(const json_t *d, const char *where, digest_t *digest
         return -1;
     }
     if ((derr = digest_parse(digest, json_string_value(dg), json_string_length(dg))) != DIGEST_OK) {
-        set_err(e, "%s: %s \"%.*s\"", where, derr == DIGEST_EUNSUPPORTED ? "unsupported digest algorithm in" : "invalid digest",
+        set_err(e, "%s: %s \"%.*s\"", where,
+                derr == DIGEST_EUNSUPPORTED ? "unsupported digest algorithm in" : "invalid digest",
                 quoted_len(json_string_length(dg)), json_string_value(dg));
         return -1;
     }
@@ -133,7 +134,8 @@ static int parse_ref(const json_t *d, const char *where, manifest_ref_kind_t kin
     }
     ref->kind = kind;
     /* A non-distributable layer lives elsewhere (Windows base layers): the registry need not hold its blob. */
-    ref->foreign = kind == REF_LAYER && (strstr(mt, "nondistributable") != NULL || strstr(mt, "foreign") != NULL || has_urls);
+    ref->foreign =
+        kind == REF_LAYER && (strstr(mt, "nondistributable") != NULL || strstr(mt, "foreign") != NULL || has_urls);
     return 0;
 }
 
@@ -329,8 +331,8 @@ manifest_err_t manifest_parse(manifest_t **out, const char *content_type, size_t
         goto Exit;
     }
     if (bmt != NULL && ct != NULL && !(bmtlen == ctl && memcmp(bmt, ct, ctl) == 0)) {
-        set_err(&e, "the manifest's mediaType \"%.*s\" does not match the Content-Type \"%.*s\"", quoted_len(bmtlen), bmt,
-                quoted_len(ctl), ct);
+        set_err(&e, "the manifest's mediaType \"%.*s\" does not match the Content-Type \"%.*s\"", quoted_len(bmtlen),
+                bmt, quoted_len(ctl), ct);
         goto Exit;
     }
 
@@ -371,6 +373,6 @@ int manifest_media_type_known(const char *mt, size_t len)
     if (mt == NULL)
         return 0;
     mt = media_type_base(mt, len, &len);
-    return span_is(mt, len, MT_OCI_MANIFEST) || span_is(mt, len, MT_OCI_INDEX) || span_is(mt, len, MT_DOCKER_MANIFEST) ||
-           span_is(mt, len, MT_DOCKER_LIST);
+    return span_is(mt, len, MT_OCI_MANIFEST) || span_is(mt, len, MT_OCI_INDEX) ||
+           span_is(mt, len, MT_DOCKER_MANIFEST) || span_is(mt, len, MT_DOCKER_LIST);
 }

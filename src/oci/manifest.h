@@ -24,16 +24,16 @@ typedef struct {
     manifest_ref_kind_t kind;
     digest_t digest;
     int64_t size;
-    char *media_type;  /* never NULL (may be "") */
-    int foreign;       /* non-distributable layer (media type says nondistributable/foreign, or `urls` given):
+    char *media_type; /* never NULL (may be "") */
+    int foreign;      /* non-distributable layer (media type says nondistributable/foreign, or `urls` given):
                           the registry need not hold the blob */
 } manifest_ref_t;
 
 typedef struct {
     manifest_kind_t kind;
-    char *media_type;       /* the effective media type: the body's `mediaType`, else the Content-Type, else
+    char *media_type;    /* the effective media type: the body's `mediaType`, else the Content-Type, else
                                inferred (config present -> OCI manifest, manifests present -> OCI index) */
-    char *artifact_type;    /* `artifactType`, else for an image manifest the config's media type; NULL if neither */
+    char *artifact_type; /* `artifactType`, else for an image manifest the config's media type; NULL if neither */
     int has_subject;
     digest_t subject;
     char *annotations_json; /* compact JSON of `annotations`, or NULL */

@@ -8,10 +8,10 @@
 #include <stdint.h>
 
 typedef enum {
-    RANGE_OK = 0,             /* out_start/out_end (inclusive) are set */
-    RANGE_IGNORE = 1,         /* not a single bytes range berth serves (multi-range, other unit, garbage):
+    RANGE_OK = 0,            /* out_start/out_end (inclusive) are set */
+    RANGE_IGNORE = 1,        /* not a single bytes range berth serves (multi-range, other unit, garbage):
                                  serve the whole entity with 200, as RFC 9110 allows */
-    RANGE_UNSATISFIABLE = 2,  /* a well-formed single range that does not overlap the entity: 416 */
+    RANGE_UNSATISFIABLE = 2, /* a well-formed single range that does not overlap the entity: 416 */
 } range_result_t;
 
 /**

@@ -74,13 +74,14 @@ static db_query_t queries[Q__COUNT] = {
      *   0: the repository's visibility;
      *   1: namespace rights: the account's own namespace (7: every action), or an organisation's through its teams;
      *   2: grants to the account or its teams, with their pattern (matched in C, not with LIKE: '_' is a wildcard) */
-    [Q_FACTS] = {"SELECT 0, public, NULL FROM repository WHERE name = ?1 "
-                 "UNION ALL SELECT 1, 7, NULL FROM account WHERE id = ?3 AND name = ?2 "
-                 "UNION ALL SELECT 1, t.permission, NULL FROM account o JOIN team t ON t.org_id = o.id "
-                 "JOIN team_member tm ON tm.team_id = t.id WHERE o.name = ?2 AND o.kind = 1 AND tm.account_id = ?3 "
-                 "UNION ALL SELECT 2, actions, pattern FROM repo_grant WHERE account_id = ?3 "
-                 "UNION ALL SELECT 2, g.actions, g.pattern FROM team_member tm JOIN repo_grant g ON g.team_id = tm.team_id "
-                 "WHERE tm.account_id = ?3"},
+    [Q_FACTS] =
+        {"SELECT 0, public, NULL FROM repository WHERE name = ?1 "
+         "UNION ALL SELECT 1, 7, NULL FROM account WHERE id = ?3 AND name = ?2 "
+         "UNION ALL SELECT 1, t.permission, NULL FROM account o JOIN team t ON t.org_id = o.id "
+         "JOIN team_member tm ON tm.team_id = t.id WHERE o.name = ?2 AND o.kind = 1 AND tm.account_id = ?3 "
+         "UNION ALL SELECT 2, actions, pattern FROM repo_grant WHERE account_id = ?3 "
+         "UNION ALL SELECT 2, g.actions, g.pattern FROM team_member tm JOIN repo_grant g ON g.team_id = tm.team_id "
+         "WHERE tm.account_id = ?3"},
     [Q_TOKEN] = {"SELECT " TOKEN_COLS ", t.secret_sha256, a.disabled FROM access_token t "
                  "JOIN account a ON a.id = t.account_id WHERE t.id = ?1"},
     [Q_TOKEN_USABLE] = {"SELECT 1 FROM access_token t JOIN account a ON a.id = t.account_id WHERE t.id = ?1 "
@@ -93,7 +94,8 @@ static db_query_t queries[Q__COUNT] = {
     [Q_ACCOUNT_LOOKUP] = {"SELECT id, kind FROM account WHERE name = ?1"},
     [Q_TEAM_LOOKUP] = {"SELECT t.id FROM team t JOIN account o ON o.id = t.org_id "
                        "WHERE o.name = ?1 AND o.kind = 1 AND t.name = ?2"},
-    [Q_ACCOUNT_INSERT] = {"INSERT INTO account(name, kind, password_hash, admin, created_at) VALUES (?1, ?2, ?3, ?4, ?5)"},
+    [Q_ACCOUNT_INSERT] =
+        {"INSERT INTO account(name, kind, password_hash, admin, created_at) VALUES (?1, ?2, ?3, ?4, ?5)"},
     [Q_ACCOUNT_DELETE] = {"DELETE FROM account WHERE id = ?1"},
     [Q_SET_DISABLED] = {"UPDATE account SET disabled = ?2 WHERE id = ?1"},
     [Q_SET_ADMIN] = {"UPDATE account SET admin = ?2 WHERE id = ?1"},
@@ -117,9 +119,11 @@ static db_query_t queries[Q__COUNT] = {
     [Q_TOKEN_REVOKE] = {"UPDATE access_token SET revoked = 1 WHERE id = ?1"},
     [Q_TOKEN_LIST] = {"SELECT " TOKEN_COLS ", a.name FROM access_token t JOIN account a ON a.id = t.account_id "
                       "WHERE ?1 = 0 OR t.account_id = ?1 ORDER BY t.id"},
-    /* the account's expired refresh tokens go when it gets a new one, so that the table does not grow with every login */
+    /* the account's expired refresh tokens go when it gets a new one, so that the table does not grow with
+     * every login */
     [Q_REFRESH_DELETE_EXPIRED] = {"DELETE FROM refresh_token WHERE account_id = ?1 AND expires_at <= ?2"},
-    [Q_REFRESH_INSERT] = {"INSERT INTO refresh_token(secret_sha256, account_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)"},
+    [Q_REFRESH_INSERT] =
+        {"INSERT INTO refresh_token(secret_sha256, account_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)"},
 };
 
 static sqlite3_stmt *stmt(metastore_t *m, int q)
@@ -341,7 +345,6 @@ unsigned accounts_token_scope_actions(const access_token_t *t, scope_type_t type
     return mt.actions & ACTION_ALL;
 }
 
-
 /* ---- accounts ---- */
 
 void account_dispose(account_t *a)
@@ -471,7 +474,8 @@ int accounts_user_delete(metastore_t *m, const char *name)
     return db_atomic_end(&t, rc);
 }
 
-/* Run statement q (?1 the id, ?2 `value`) on account `name` of one of `kinds`; with `bump`, bump the generations too. */
+/* Run statement q (?1 the id, ?2 `value`) on account `name` of one of `kinds`; with `bump`, bump the
+ * generations too. */
 static int account_update(metastore_t *m, const char *name, unsigned kinds, int q, int64_t value, int bump)
 {
     db_atomic_t t;
@@ -776,7 +780,8 @@ int accounts_repo_facts(metastore_t *m, int64_t account_id, const char *repo, ac
         snprintf(id, sizeof(id), "%lld", (long long)account_id);
         k = cache_key('f', repo, id);
         if ((hit = cache_get(c, gen, &k)) != NULL) {
-            *out = (accounts_repo_facts_t){(int)hit->num[0], (int)hit->num[1], (unsigned)hit->num[2], (unsigned)hit->num[3]};
+            *out = (accounts_repo_facts_t){(int)hit->num[0], (int)hit->num[1], (unsigned)hit->num[2],
+                                           (unsigned)hit->num[3]};
             return 0;
         }
     }
@@ -826,8 +831,8 @@ int accounts_token_create(metastore_t *m, const char *owner, const char *name, c
     char *raw = NULL, hex[65];
     *secret = NULL;
     /* the limits of access_token_t: a truncated scope read back would not be the one granted */
-    if (name == NULL || name[0] == '\0' || strlen(name) >= sizeof(((access_token_t *)0)->name) || !accounts_scope_valid(scope) ||
-        expires_at < 0) {
+    if (name == NULL || name[0] == '\0' || strlen(name) >= sizeof(((access_token_t *)0)->name) ||
+        !accounts_scope_valid(scope) || expires_at < 0) {
         log_error("invalid access token name, scope or expiry");
         return BERTH_ERROR;
     }
@@ -891,7 +896,8 @@ int accounts_token_check(metastore_t *m, const char *presented, int64_t now, acc
     const size_t plen = sizeof(TOKEN_PREFIX) - 1;
     char hex[65], *end;
 
-    if (presented == NULL || strncmp(presented, TOKEN_PREFIX, plen) != 0 || presented[plen] < '1' || presented[plen] > '9')
+    if (presented == NULL || strncmp(presented, TOKEN_PREFIX, plen) != 0 || presented[plen] < '1' ||
+        presented[plen] > '9')
         return BERTH_ENOTFOUND;
     errno = 0;
     long long id = strtoll(presented + plen, &end, 10);

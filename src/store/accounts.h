@@ -63,7 +63,8 @@ typedef struct {
     int64_t id;
     int64_t account_id; /* the user (personal token) or robot it acts as */
     char name[128];
-    char scope[512];    /* space-separated scopes; names may end in "/" plus a star or be a star ("repository:acme/…:pull") */
+    /* space-separated scopes; names may end in "/" plus a star or be a star ("repository:acme/…:pull") */
+    char scope[512];
     int64_t expires_at; /* 0: never */
     int revoked;
     int64_t created_at;
@@ -128,7 +129,10 @@ int accounts_list(metastore_t *m, void (*cb)(void *ctx, const account_t *a), voi
 
 int accounts_org_add(metastore_t *m, const char *name);
 int accounts_robot_add(metastore_t *m, const char *name);
-/** write: add team `team` to organisation `org` with `permission` (ACTION_* bits on all the organisation's repositories). */
+/**
+ * write: add team `team` to organisation `org` with `permission` (ACTION_* bits on all the organisation's
+ * repositories).
+ */
 int accounts_team_add(metastore_t *m, const char *org, const char *team, unsigned permission);
 /** 1 if team `team` of organisation `org` exists, 0 if not, BERTH_ERROR (for precise messages in the CLI). */
 int accounts_team_exists(metastore_t *m, const char *org, const char *team);
@@ -156,9 +160,8 @@ int accounts_token_create(metastore_t *m, const char *owner, const char *name, c
                           char **secret);
 int accounts_token_revoke(metastore_t *m, int64_t id); /* bumps the generation; BERTH_ENOTFOUND */
 /** Every token (or `owner`'s: BERTH_ENOTFOUND if no such account) ordered by id; the count, or BERTH_ERROR. */
-int accounts_token_list(metastore_t *m, const char *owner /* NULL: all */, void (*cb)(void *ctx, const access_token_t *t,
-                                                                                       const char *owner_name),
-                        void *ctx);
+int accounts_token_list(metastore_t *m, const char *owner /* NULL: all */,
+                        void (*cb)(void *ctx, const access_token_t *t, const char *owner_name), void *ctx);
 
 /* ---- validation (no I/O) ---- */
 

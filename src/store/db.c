@@ -17,12 +17,12 @@ struct metastore {
     sqlite3_stmt *oneoffs[ONEOFF_MAX];
     unsigned noneoffs;
     uint64_t queries;
-    int wal;                 /* in WAL mode, and the WAL index may still be mapped for the generation */
-    const uint32_t *walhdr;  /* the WAL index header in shared memory (SQLite's WalIndexHdr), or NULL */
-    uint64_t gen;            /* the generation, and what it was computed from: */
-    uint64_t seen_writes;    /*   this process's write count */
-    uint64_t seen_ext;       /*   the WAL index header's change counter and checksum (or PRAGMA data_version) */
-    int64_t seen_own;        /*   this connection's own changes */
+    int wal;                /* in WAL mode, and the WAL index may still be mapped for the generation */
+    const uint32_t *walhdr; /* the WAL index header in shared memory (SQLite's WalIndexHdr), or NULL */
+    uint64_t gen;           /* the generation, and what it was computed from: */
+    uint64_t seen_writes;   /*   this process's write count */
+    uint64_t seen_ext;      /*   the WAL index header's change counter and checksum (or PRAGMA data_version) */
+    int64_t seen_own;       /*   this connection's own changes */
     cache_t *cache;
     struct {
         uint64_t gen; /* 0: empty */
@@ -317,15 +317,15 @@ uint64_t db_writes(void)
  * checked before use; the mapping lives as long as the connection (SQLite keeps its own pointer to it as long).
  */
 #define WALINDEX_VERSION 3007000
-#define WALINDEX_REGION 32768 /* the size SQLite maps the WAL index by */
+#define WALINDEX_REGION 32768                             /* the size SQLite maps the WAL index by */
 enum { HDR_VERSION = 0, HDR_CHANGE = 2, HDR_CKSUM = 10 }; /* in u32 units: iVersion, iChange, aCksum[0] */
 
 static void wal_index_map(db_t *db)
 {
     sqlite3_file *f = NULL;
     void volatile *p = NULL;
-    if (sqlite3_file_control(db->h, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || f == NULL || f->pMethods == NULL ||
-        f->pMethods->iVersion < 2 || f->pMethods->xShmMap == NULL) {
+    if (sqlite3_file_control(db->h, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK || f == NULL ||
+        f->pMethods == NULL || f->pMethods->iVersion < 2 || f->pMethods->xShmMap == NULL) {
         db->wal = 0;
         return;
     }

@@ -52,31 +52,36 @@ static db_query_t queries[Q__COUNT] = {
                             "ON CONFLICT DO NOTHING"},
     [Q_HAS_REPO_BLOB] = {"SELECT 1 FROM repository_blob WHERE repository_id = ?1 AND digest = ?2"},
     [Q_HAS_MANIFEST] = {"SELECT 1 FROM manifest WHERE repository_id = ?1 AND digest = ?2"},
-    [Q_MANIFEST_INSERT] = {"INSERT INTO manifest(repository_id, digest, media_type, size, content, artifact_type, subject, "
-                           "annotations, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
-                           "ON CONFLICT(repository_id, digest) DO NOTHING"},
+    [Q_MANIFEST_INSERT] =
+        {"INSERT INTO manifest(repository_id, digest, media_type, size, content, artifact_type, subject, "
+         "annotations, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+         "ON CONFLICT(repository_id, digest) DO NOTHING"},
     [Q_MANIFEST_ID] = {"SELECT id FROM manifest WHERE repository_id = ?1 AND digest = ?2"},
     [Q_REF_INSERT] = {"INSERT INTO manifest_ref(manifest_id, kind, digest, size, media_type, foreign_layer) "
                       "VALUES (?1, ?2, ?3, ?4, ?5, ?6)"},
-    [Q_TAG_UPSERT] = {"INSERT INTO tag(repository_id, name, manifest_id, updated_at, checked_at) VALUES (?1, ?2, ?3, ?4, ?5) "
-                      "ON CONFLICT(repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, "
-                      "updated_at = CASE WHEN manifest_id = excluded.manifest_id THEN updated_at ELSE excluded.updated_at END, "
-                      "checked_at = excluded.checked_at"},
+    [Q_TAG_UPSERT] =
+        {"INSERT INTO tag(repository_id, name, manifest_id, updated_at, checked_at) VALUES (?1, ?2, ?3, ?4, ?5) "
+         "ON CONFLICT(repository_id, name) DO UPDATE SET manifest_id = excluded.manifest_id, "
+         "updated_at = CASE WHEN manifest_id = excluded.manifest_id THEN updated_at ELSE excluded.updated_at END, "
+         "checked_at = excluded.checked_at"},
     [Q_MANIFEST_DELETE] = {"DELETE FROM manifest WHERE repository_id = (SELECT id FROM repository WHERE name = ?1) "
                            "AND digest = ?2"},
-    [Q_TAG_DELETE] = {"DELETE FROM tag WHERE repository_id = (SELECT id FROM repository WHERE name = ?1) AND name = ?2"},
+    [Q_TAG_DELETE] =
+        {"DELETE FROM tag WHERE repository_id = (SELECT id FROM repository WHERE name = ?1) AND name = ?2"},
     [Q_BLOB_UNLINK] = {"DELETE FROM repository_blob WHERE repository_id = (SELECT id FROM repository WHERE name = ?1) "
                        "AND digest = ?2"},
     [Q_BLOB_REPOS] = {"SELECT r.name, b.size FROM blob b JOIN repository_blob rb ON rb.digest = b.digest "
                       "JOIN repository r ON r.id = rb.repository_id WHERE b.digest = ?1 ORDER BY r.name LIMIT ?2"},
-    [Q_REFERRERS] = {"SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM repository r "
-                     "JOIN manifest m ON m.repository_id = r.id WHERE r.name = ?1 AND m.subject = ?2 ORDER BY m.digest"},
+    [Q_REFERRERS] =
+        {"SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM repository r "
+         "JOIN manifest m ON m.repository_id = r.id WHERE r.name = ?1 AND m.subject = ?2 ORDER BY m.digest"},
     [Q_REFERRERS_TYPE] = {"SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations FROM repository r "
                           "JOIN manifest m ON m.repository_id = r.id WHERE r.name = ?1 AND m.subject = ?2 "
                           "AND m.artifact_type = ?3 ORDER BY m.digest"},
     [Q_REPO_ORIGIN] = {"SELECT mirror FROM repository WHERE name = ?1"},
-    [Q_TAG_CHECKED] = {"UPDATE tag SET checked_at = ?3 WHERE repository_id = (SELECT id FROM repository WHERE name = ?1) "
-                       "AND name = ?2"},
+    [Q_TAG_CHECKED] =
+        {"UPDATE tag SET checked_at = ?3 WHERE repository_id = (SELECT id FROM repository WHERE name = ?1) "
+         "AND name = ?2"},
 };
 
 int metastore_new_repos_public;
@@ -221,7 +226,8 @@ static void manifest_copy(sqlite3_stmt *s, cache_t *c, uint64_t gen, const cache
     memcpy(out->content, sqlite3_column_blob(s, 2), out->size);
 }
 
-int metastore_manifest_get(metastore_t *m, const char *repo, const char *tag, const digest_t *d, metastore_manifest_t *out)
+int metastore_manifest_get(metastore_t *m, const char *repo, const char *tag, const digest_t *d,
+                           metastore_manifest_t *out)
 {
     int q = tag ? Q_MANIFEST_BY_TAG : Q_MANIFEST_BY_DIGEST;
     const char *ref = tag ? tag : d->str;
@@ -377,8 +383,8 @@ static int exists(metastore_t *m, int q, int64_t id, const char *digest)
 }
 
 /* The manifest's row id: inserted with its references, or the one already there (a push of the same bytes). */
-static int manifest_row(metastore_t *m, int64_t rid, const digest_t *d, const manifest_t *mf, const void *body, size_t len,
-                        int64_t now, int64_t *mid)
+static int manifest_row(metastore_t *m, int64_t rid, const digest_t *d, const manifest_t *mf, const void *body,
+                        size_t len, int64_t now, int64_t *mid)
 {
     sqlite3_stmt *s = stmt(m, Q_MANIFEST_INSERT);
     if (s == NULL)
@@ -426,8 +432,8 @@ static int manifest_row(metastore_t *m, int64_t rid, const digest_t *d, const ma
 
 /* A push checks that everything the manifest references is here; a mirror (checked_at != 0: when the upstream
  * served it) stores what the upstream serves and fetches the rest when asked for it. */
-static int manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body, size_t len,
-                        const char *const *tags, size_t ntags, int64_t checked_at, digest_t *missing)
+static int manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
+                        size_t len, const char *const *tags, size_t ntags, int64_t checked_at, digest_t *missing)
 {
     int64_t rid, mid = 0, now = time_now_s();
     if (repo_ensure(m, repo, checked_at != 0, &rid) != 0)
@@ -467,8 +473,8 @@ int metastore_manifest_put(metastore_t *m, const char *repo, const digest_t *d, 
     return manifest_put(m, repo, d, mf, body, len, tags, ntags, 0, missing);
 }
 
-int metastore_mirror_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
-                                  size_t len, const char *tag, int64_t checked_at)
+int metastore_mirror_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf,
+                                  const void *body, size_t len, const char *tag, int64_t checked_at)
 {
     digest_t unused;
     return manifest_put(m, repo, d, mf, body, len, &tag, tag != NULL, checked_at > 0 ? checked_at : 1, &unused);
@@ -540,8 +546,8 @@ int metastore_blob_unlink(metastore_t *m, const char *repo, const digest_t *d)
     return delete_one(m, Q_BLOB_UNLINK, repo, d->str);
 }
 
-int metastore_blob_repos(metastore_t *m, const digest_t *d, long limit, uint64_t *size, void (*cb)(void *ctx, const char *repo),
-                         void *ctx)
+int metastore_blob_repos(metastore_t *m, const digest_t *d, long limit, uint64_t *size,
+                         void (*cb)(void *ctx, const char *repo), void *ctx)
 {
     sqlite3_stmt *s = stmt(m, Q_BLOB_REPOS);
     if (s == NULL)
@@ -571,8 +577,11 @@ int metastore_referrers(metastore_t *m, const char *repo, const digest_t *subjec
     int n = 0, rc;
     while ((rc = db_step(m, s)) == 1) {
         metastore_referrer_t r = {
-            (const char *)sqlite3_column_text(s, 0), (const char *)sqlite3_column_text(s, 1),
-            (const char *)sqlite3_column_text(s, 3), (const char *)sqlite3_column_text(s, 4), sqlite3_column_int64(s, 2),
+            (const char *)sqlite3_column_text(s, 0),
+            (const char *)sqlite3_column_text(s, 1),
+            (const char *)sqlite3_column_text(s, 3),
+            (const char *)sqlite3_column_text(s, 4),
+            sqlite3_column_int64(s, 2),
         };
         cb(ctx, &r);
         ++n;

@@ -42,8 +42,9 @@ void metastore_rollback(metastore_t *m);
 void metastore_enable_cache(metastore_t *m);
 /**
  * The generation of connection `m`: it moves whenever a committed write may have changed the database, this
- * process's writer's, `m`'s own or another process's (the CLI's). Costs no query in WAL mode, berth's (store/db.h). For caches
- * above the store: stamp what was read with the generation read before it, and trust it while that has not moved.
+ * process's writer's, `m`'s own or another process's (the CLI's). Costs no query in WAL mode, berth's (store/db.h).
+ * For caches above the store: stamp what was read with the generation read before it, and trust it while that has
+ * not moved.
  */
 uint64_t metastore_generation(metastore_t *m);
 
@@ -69,15 +70,16 @@ typedef struct {
  * metastore_manifest_dispose), BERTH_ENOTFOUND or BERTH_ERROR. On a connection with a cache, the strings may be
  * lent by the cache: use them before the next call on the connection.
  */
-int metastore_manifest_get(metastore_t *m, const char *repo, const char *tag, const digest_t *d, metastore_manifest_t *out);
+int metastore_manifest_get(metastore_t *m, const char *repo, const char *tag, const digest_t *d,
+                           metastore_manifest_t *out);
 void metastore_manifest_dispose(metastore_manifest_t *mf);
 
 /**
  * The repositories that hold blob `d`, in byte order, at most `limit`, with its size in *size: the count (0 if
  * none), or BERTH_ERROR. For mounting a blob the caller may read without naming where it comes from.
  */
-int metastore_blob_repos(metastore_t *m, const digest_t *d, long limit, uint64_t *size, void (*cb)(void *ctx, const char *repo),
-                         void *ctx);
+int metastore_blob_repos(metastore_t *m, const digest_t *d, long limit, uint64_t *size,
+                         void (*cb)(void *ctx, const char *repo), void *ctx);
 
 /** One manifest whose subject is a given digest. Strings are valid during the callback only. */
 typedef struct {
@@ -96,11 +98,15 @@ typedef void (*metastore_name_cb)(void *ctx, const char *name);
  * Tags of `repo` in byte order, after `last` (NULL: from the start), at most `limit` (< 0: all). Returns the
  * count, BERTH_ENOTFOUND for an unknown repository, or BERTH_ERROR.
  */
-int metastore_tags_list(metastore_t *m, const char *repo, const char *last, long limit, metastore_name_cb cb, void *ctx);
+int metastore_tags_list(metastore_t *m, const char *repo, const char *last, long limit, metastore_name_cb cb,
+                        void *ctx);
 /** Repository names in byte order, as metastore_tags_list. */
 int metastore_catalog(metastore_t *m, const char *last, long limit, metastore_name_cb cb, void *ctx);
 
-/** Where repository `repo` comes from: 0 pushed here, 1 created by a pull-through mirror, BERTH_ENOTFOUND, BERTH_ERROR. */
+/**
+ * Where repository `repo` comes from: 0 pushed here, 1 created by a pull-through mirror, BERTH_ENOTFOUND,
+ * BERTH_ERROR.
+ */
 int metastore_repo_origin(metastore_t *m, const char *repo);
 
 /* ---- writes (only inside a metastore_write callback) ---- */
@@ -122,8 +128,8 @@ int metastore_manifest_put(metastore_t *m, const char *repo, const digest_t *d, 
  */
 int metastore_mirror_blob_link(metastore_t *m, const char *repo, const digest_t *d, uint64_t size);
 /** Store manifest `d` fetched from upstream, and point `tag` (unless NULL) at it, confirmed at `checked_at`. */
-int metastore_mirror_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
-                                  size_t len, const char *tag, int64_t checked_at);
+int metastore_mirror_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf,
+                                  const void *body, size_t len, const char *tag, int64_t checked_at);
 /** The upstream confirmed `tag` of `repo` at `checked_at`: 0 or BERTH_ENOTFOUND. */
 int metastore_tag_checked(metastore_t *m, const char *repo, const char *tag, int64_t checked_at);
 

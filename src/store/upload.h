@@ -69,15 +69,14 @@ typedef struct {
 /**
  * Finish a busy session: fsync, check the data against `expect` (re-hashing the file when needed), move it
  * into the blob store. On success the session is gone and *size is the blob's size. On BERTH_EDIGEST the session
- * is gone too and nothing was stored. `phases` (may be NULL) receives the time of each step. Blocking: call on a worker thread.
+ * is gone too and nothing was stored. `phases` (may be NULL) receives the time of each step. Blocking: call on a
+ * worker thread.
  */
 int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size,
                   upload_phases_t *phases);
 
 /** Remove a busy session and its files. */
 void upload_cancel(uploads_t *u, upload_t *up);
-
-
 
 /**
  * Remove sessions whose data was last written more than `ttl_ms` ago and that no request is using.

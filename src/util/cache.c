@@ -61,7 +61,8 @@ cache_key_t cache_key(char kind, const char *a, const char *b)
 static int key_is(const char *key, const cache_key_t *k)
 {
     size_t al = strlen(k->a);
-    return key[0] == k->kind && strncmp(key + 1, k->a, al) == 0 && key[1 + al] == '\n' && strcmp(key + 2 + al, k->b) == 0;
+    return key[0] == k->kind && strncmp(key + 1, k->a, al) == 0 && key[1 + al] == '\n' &&
+           strcmp(key + 2 + al, k->b) == 0;
 }
 
 const cache_value_t *cache_get(cache_t *c, uint64_t gen, const cache_key_t *k)
