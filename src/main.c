@@ -51,7 +51,7 @@ static int serve(const config_t *cfg)
         return 1;
     if (ensure_admin(&store, cfg) != 0)
         goto Exit;
-    if (auth_init(cfg, gate_mirror_creates, &err) != 0) {
+    if (auth_init(cfg, mirror_creates, &err) != 0) {
         log_error("auth: %s", err);
         free(err);
         goto Exit;

@@ -7,21 +7,14 @@
 #include <string.h>
 #include "auth/limiter.h"
 #include "http/gate.h"
-#include "mirror/mirror.h"
 #include "oci/name.h"
 #include "http/work.h"
 #include "util/status.h"
 
-int gate_mirror_creates(const char *repo)
-{
-    char local[NAME_MAX_LEN + 1], up[NAME_MAX_LEN + 1];
-    return nmirrors != 0 && mirror_select(repo, NULL, local, up) != NULL && strcmp(local, repo) == 0;
-}
-
-/* The address the rate limiter keys on: the peer's, or behind a trusted proxy what it says the client's is. */
 /* this loop's caches of verified credentials (made and freed by the loop hooks below) */
 static __thread auth_cache_t *cache;
 
+/* The address the rate limiter keys on: the peer's, or behind a trusted proxy what it says the client's is. */
 static void client_addr(h2o_req_t *req, char *buf, size_t len)
 {
     struct sockaddr_storage ss;

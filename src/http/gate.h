@@ -39,12 +39,6 @@ void gate_login(h2o_req_t *req, const char *user, const char *password, void *ct
 /** Decode the base64 part of "Basic …" into `user` and `password` (pool strings). 0, or -1 if malformed. */
 int gate_parse_basic(h2o_req_t *req, const char *v, size_t len, char **user, char **password);
 
-/**
- * For auth_init(): whether a configured pull-through mirror creates `repo` under that very name on its first pull
- * (asked at decision time, so mirrors set up after auth_init() count).
- */
-int gate_mirror_creates(const char *repo);
-
 /** Each loop's caches of verified credentials (auth/principal.h), made and freed with the loop. */
 extern const server_hooks_t gate_hooks;
 

@@ -74,3 +74,9 @@ const mirror_t *mirror_select(const char *name, const char *ns, char *local, cha
         return NULL;
     return m;
 }
+
+int mirror_creates(const char *repo)
+{
+    char local[NAME_MAX_LEN + 1], up[NAME_MAX_LEN + 1];
+    return nmirrors != 0 && mirror_select(repo, NULL, local, up) != NULL && strcmp(local, repo) == 0;
+}

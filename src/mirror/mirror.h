@@ -41,4 +41,11 @@ void mirror_dispose(void);
  */
 const mirror_t *mirror_select(const char *name, const char *ns, char *local, char *up);
 
+/**
+ * Whether a configured mirror creates repository `repo` under that very name on its first pull (for the access
+ * decision, auth/decide.h: such a repository is as public as the ones the mirror created). Asked at decision time,
+ * so it answers for the mirrors set up by mirror_init, whenever that ran.
+ */
+int mirror_creates(const char *repo);
+
 #endif
