@@ -591,8 +591,7 @@ static void test_ensure_admin(void)
 int main(void)
 {
     char path[300];
-    snprintf(root, sizeof(root), "%s/berth-accounts-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(root) == NULL)
+    if (tap_tmpdir(root, sizeof(root), "berth-accounts") != 0)
         return 1;
     snprintf(path, sizeof(path), "%s/berth.db", root);
     m = metastore_open(path, 1);
@@ -614,9 +613,6 @@ int main(void)
     test_ensure_admin();
 
     metastore_close(m);
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        printf("# could not remove %s\n", root);
+    tap_rmtree(root);
     return tap_done();
 }

@@ -250,8 +250,7 @@ int main(void)
     blobstore_t bs;
     uploads_t u;
     page = (size_t)sysconf(_SC_PAGESIZE);
-    snprintf(root, sizeof(root), "%s/berth-body-test.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(root) == NULL || blobstore_init(&bs, root) != 0 || uploads_init(&u, root) != 0)
+    if (tap_tmpdir(root, sizeof(root), "berth-body-test") != 0 || blobstore_init(&bs, root) != 0 || uploads_init(&u, root) != 0)
         return 2;
     can_punch = probe_punch();
     test_mapped(&u, &bs);
@@ -259,9 +258,7 @@ int main(void)
     test_write_error(&u, &bs);
     uploads_dispose(&u);
     blobstore_dispose(&bs);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    if (system(cmd) != 0)
+    if (tap_rmtree(root) != 0)
         return 2;
     return tap_done();
 }

@@ -383,8 +383,7 @@ int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--disable") == 0)
         return child_disable(argv[2], argv[3]);
-    snprintf(root, sizeof(root), "%s/berth-db-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(root) == NULL)
+    if (tap_tmpdir(root, sizeof(root), "berth-db") != 0)
         return 1;
     snprintf(path, sizeof(path), "%s/berth.db", root);
     test_statements();
@@ -392,9 +391,6 @@ int main(int argc, char **argv)
     test_writer();
     test_generation();
     test_cache();
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        printf("# could not remove %s\n", root);
+    tap_rmtree(root);
     return tap_done();
 }

@@ -220,8 +220,7 @@ static void test_init(void)
 int main(void)
 {
     char path[300];
-    snprintf(root, sizeof(root), "%s/berth-decide-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(root) == NULL)
+    if (tap_tmpdir(root, sizeof(root), "berth-decide") != 0)
         return 1;
     snprintf(path, sizeof(path), "%s/berth.db", root);
     m = metastore_open(path, 1);
@@ -233,9 +232,6 @@ int main(void)
     test_mirror();
     test_init();
     metastore_close(m);
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        printf("# could not remove %s\n", root);
+    tap_rmtree(root);
     return tap_done();
 }

@@ -262,16 +262,6 @@ static int tmp_is_empty(void)
     return empty;
 }
 
-static int file_holds(const char *path, const char *data, size_t len)
-{
-    static char buf[1 << 16];
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf), f);
-    fclose(f);
-    return n == len && memcmp(buf, data, len) == 0;
-}
 
 /* ---- manifests ---- */
 
@@ -523,7 +513,7 @@ static void test_blob(void)
     ok(up.gets == 1 && strcmp(up.last, want) == 0, "... one GET upstream: %s", up.last);
     leave(&fo);
     blobstore_path(&blobs, &blob_d, path, sizeof(path));
-    ok(file_holds(path, blob, sizeof(blob)), "... the blob file is in place: %s", path + strlen(root));
+    ok(tap_file_equals(path, blob, sizeof(blob)), "... the blob file is in place: %s", path + strlen(root));
     int rc = metastore_blob_get(db, REPO, &blob_d, &size);
     ok(rc == 0 && size == sizeof(blob), "... linked to " REPO ", %llu bytes", (unsigned long long)size);
     ok(tmp_is_empty(), "... no temporary file left");
@@ -661,8 +651,7 @@ static void test_stop(const mirror_fetch_env_t *env)
 
 int main(void)
 {
-    snprintf(root, sizeof(root), "%s/berth-fetch-test.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(root) == NULL)
+    if (tap_tmpdir(root, sizeof(root), "berth-fetch-test") != 0)
         return 2;
     char path[300];
     snprintf(path, sizeof(path), "%s/berth.db", root);
@@ -684,8 +673,7 @@ int main(void)
     metastore_writer_stop(writer);
     metastore_close(db);
     blobstore_dispose(&blobs);
-    snprintf(path, sizeof(path), "rm -rf '%s'", root);
-    if (system(path) != 0)
+    if (tap_rmtree(root) != 0)
         return 2;
     return tap_done();
 }

@@ -100,10 +100,9 @@ static const char *route(metastore_t *db, const char *name, const char *ns, int 
 
 static void test_route(void)
 {
-    char root[256], db_path[300], cmd[300], *err;
+    char root[256], db_path[300], *err;
     config_t cfg;
-    snprintf(root, sizeof(root), "%s/berth-mirror-route.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(root) == NULL)
+    if (tap_tmpdir(root, sizeof(root), "berth-mirror-route") != 0)
         exit(2);
     snprintf(db_path, sizeof(db_path), "%s/berth.db", root);
     metastore_t *db = metastore_open(db_path, 1);
@@ -153,8 +152,7 @@ static void test_route(void)
     config_dispose(&cfg);
     metastore_writer_stop(w);
     metastore_close(db);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    if (system(cmd) != 0)
+    if (tap_rmtree(root) != 0)
         exit(2);
 }
 

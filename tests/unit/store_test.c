@@ -12,16 +12,6 @@
 
 static char root[256];
 
-static int file_equals(const char *path, const void *data, size_t len)
-{
-    char buf[4096];
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf), f);
-    fclose(f);
-    return n == len && memcmp(buf, data, len) == 0;
-}
 
 static void test_uploads(blobstore_t *bs)
 {
@@ -63,7 +53,7 @@ static void test_uploads(blobstore_t *bs)
     digest_compute(&d, DIGEST_SHA512, "hello world", 11);
     ok(upload_finish(&u, up, &d, bs, &size, NULL) == 0 && size == 11, "finish with sha512 (re-hashed)");
     blobstore_path(bs, &d, path, sizeof(path));
-    ok(file_equals(path, "hello world", 11), "the blob file holds the bytes: %s", path);
+    ok(tap_file_equals(path, "hello world", 11), "the blob file holds the bytes: %s", path);
     uploads_dispose(&u);
 }
 
@@ -149,16 +139,13 @@ static void test_metastore(void)
 int main(void)
 {
     blobstore_t bs;
-    snprintf(root, sizeof(root), "%s/berth-store-test.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(root) == NULL)
+    if (tap_tmpdir(root, sizeof(root), "berth-store-test") != 0)
         return 2;
     ok(blobstore_init(&bs, root) == 0, "blobstore_init creates the layout");
     test_uploads(&bs);
     test_metastore();
     blobstore_dispose(&bs);
-    char cmd[300];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    if (system(cmd) != 0)
+    if (tap_rmtree(root) != 0)
         return 2;
     return tap_done();
 }
