@@ -8,10 +8,13 @@
 #include "store/blobstore.h"
 #include "util/log.h"
 
-static int mkdir_p(const char *path)
+int mkdir_p(const char *path)
 {
     char buf[BLOBSTORE_PATH_MAX];
-    snprintf(buf, sizeof(buf), "%s", path);
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     for (char *p = buf + 1; *p; ++p) {
         if (*p != '/')
             continue;

@@ -34,6 +34,9 @@ int blobstore_commit(blobstore_t *bs, const char *src, const digest_t *d);
 /** Open a blob for reading; returns the fd (size in *size) or -1 (errno set; ENOENT if absent). */
 int blobstore_open(const blobstore_t *bs, const digest_t *d, uint64_t *size);
 
+/** Create the folder `path` and its missing parents (mode 0755). 0, or -1 with errno. */
+int mkdir_p(const char *path);
+
 /** fsync a directory by path. */
 int fsync_dir(const char *path);
 
