@@ -110,17 +110,11 @@ static void hmac(unsigned char *out, const void *a, size_t alen, const void *b, 
     OPENSSL_cleanse(buf, sizeof(buf));
 }
 
-/* The one place that asks the store for the auth generation, so that a cheaper source can replace it here. */
-static int64_t auth_generation(metastore_t *db)
-{
-    return accounts_generation(db);
-}
-
 /* The stamp of cache entries: the auth generation, which moves with anything that can take rights away (also a CLI
  * run in another process), plus one; 0 (do not cache) when the store cannot say. */
 static uint64_t cache_gen(metastore_t *db)
 {
-    int64_t g = auth_generation(db);
+    int64_t g = accounts_generation(db); /* no query while nothing was written */
     return g < 0 ? 0 : (uint64_t)g + 1;
 }
 
@@ -204,7 +198,8 @@ static auth_check_t *check_new(metastore_t *db, const char *user, const char *pa
 }
 
 auth_status_t auth_basic(auth_cache_t *cache, metastore_t *db, const char *user, const char *password,
-                         const char *client, auth_principal_t *who, int64_t *wait_ms, auth_check_t **check)
+                         auth_client_fn client, void *client_ctx, auth_principal_t *who, int64_t *wait_ms,
+                         auth_check_t **check)
 {
     memset(who, 0, sizeof(*who));
     if (user == NULL)
@@ -218,7 +213,9 @@ auth_status_t auth_basic(auth_cache_t *cache, metastore_t *db, const char *user,
     hmac(ck, user, strlen(user), password, strlen(password));
     if (cached(cache, 'c', ck, gen, time_now_s(), who))
         return AUTH_OK;
-    hmac(lk, user, strlen(user), client, strlen(client));
+    char addr[64] = "";
+    client(client_ctx, addr, sizeof(addr)); /* only now: a cached password needs no address */
+    hmac(lk, user, strlen(user), addr, strlen(addr));
     *wait_ms = limiter_wait(auth.limiter, lk, (int64_t)time_mono_ms());
     if (*wait_ms > 0)
         return AUTH_LIMITED;

@@ -66,9 +66,12 @@ typedef enum {
 /** A password check in flight: made by auth_basic(), run by auth_check_run(), freed by auth_check_finish(). */
 typedef struct auth_check auth_check_t;
 
+/** Writes the caller's client address (see limiter_client_addr()) into `buf` of `len` bytes. */
+typedef void (*auth_client_fn)(void *ctx, char *buf, size_t len);
+
 /**
- * Resolve Basic credentials `user` and `password` presented from client address `client` (for the rate limiter;
- * the caller says what it is, see limiter_client_addr()), with this thread's `cache` and store connection `db`.
+ * Resolve Basic credentials `user` and `password`, with `client(client_ctx, …)` giving the client's address when
+ * the rate limiter needs it (not for an access token or a cached password), with this thread's `cache` and store connection `db`.
  * `user` NULL is an anonymous caller: AUTH_OK with *who zeroed. An access-token secret ("berth_…") is checked at
  * once: AUTH_OK or AUTH_DENIED (a wrong 256-bit secret is not counted as a failed login). A password found in the
  * cache gives AUTH_OK; a client over its failed logins AUTH_LIMITED; else AUTH_CHECK with a check that holds a copy
@@ -76,7 +79,8 @@ typedef struct auth_check auth_check_t;
  * which names exist). *who is always written; *wait_ms and *check only for their result.
  */
 auth_status_t auth_basic(auth_cache_t *cache, metastore_t *db, const char *user, const char *password,
-                         const char *client, auth_principal_t *who, int64_t *wait_ms, auth_check_t **check);
+                         auth_client_fn client, void *client_ctx, auth_principal_t *who, int64_t *wait_ms,
+                         auth_check_t **check);
 
 /** Compare the password with its hash: slow (tens of ms, MiB of memory) and thread-safe, for a worker thread. */
 void auth_check_run(auth_check_t *check);

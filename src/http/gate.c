@@ -15,8 +15,9 @@
 static __thread auth_cache_t *cache;
 
 /* The address the rate limiter keys on: the peer's, or behind a trusted proxy what it says the client's is. */
-static void client_addr(h2o_req_t *req, char *buf, size_t len)
+static void client_addr(void *ctx, char *buf, size_t len)
 {
+    h2o_req_t *req = ctx;
     struct sockaddr_storage ss;
     char peer[INET6_ADDRSTRLEN] = "";
     socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
@@ -73,12 +74,9 @@ void gate_login(h2o_req_t *req, const char *user, const char *password, void *ct
 {
     thread_ctx_t *tc = thread_ctx_of(req);
     auth_principal_t *who = h2o_mem_alloc_pool(&req->pool, sizeof(*who));
-    char addr[64] = "";
     int64_t wait = 0;
     auth_check_t *check = NULL;
-    if (user != NULL)
-        client_addr(req, addr, sizeof(addr));
-    switch (auth_basic(cache, tc->db, user, password, addr, who, &wait, &check)) {
+    switch (auth_basic(cache, tc->db, user, password, client_addr, req, who, &wait, &check)) {
     case AUTH_OK:
         done(req, who, ctx, 0);
         break;

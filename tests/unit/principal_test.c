@@ -28,6 +28,12 @@ static void add_user(const char *name, const char *password)
     free(h);
 }
 
+/* The client address auth_basic asks for: the one the test gives. */
+static void fixed_addr(void *ctx, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", (const char *)ctx);
+}
+
 /* A write the auth generation does not see: what a stale cache entry would miss. */
 static void sql(const char *stmt)
 {
@@ -49,7 +55,7 @@ static auth_status_t login(const char *user, const char *password, const char *c
 {
     int64_t wait = -1;
     auth_check_t *check = NULL;
-    auth_status_t st = auth_basic(cache, rd, user, password, client, who, &wait, &check);
+    auth_status_t st = auth_basic(cache, rd, user, password, fixed_addr, (void *)client, who, &wait, &check);
     if (st != AUTH_CHECK)
         return st;
     auth_check_run(check);
@@ -61,7 +67,7 @@ static void test_passwords(void)
     auth_principal_t who;
     int64_t wait = -1;
     auth_check_t *check = (auth_check_t *)&who;
-    ok(auth_basic(cache, rd, NULL, NULL, "10.0.0.1", &who, &wait, &check) == AUTH_OK && !who.authenticated &&
+    ok(auth_basic(cache, rd, NULL, NULL, fixed_addr, (void *)"10.0.0.1", &who, &wait, &check) == AUTH_OK && !who.authenticated &&
            who.account_id == 0 && !who.bearer && wait == -1 && check == (auth_check_t *)&who,
        "no user: anonymous, nothing else written");
     ok(login("alice", "wrong", "10.0.0.1", 1, &who) == AUTH_DENIED, "a wrong password: checked, refused");
@@ -96,7 +102,7 @@ static void test_limits(void)
     add_user("carol", "carol-pw");
     ok(login("carol", "bad1", "10.0.0.7", 1, &who) == AUTH_DENIED, "carol fails once");
     ok(login("carol", "bad2", "10.0.0.7", 1, &who) == AUTH_DENIED, "carol fails twice (the limit)");
-    auth_status_t st = auth_basic(cache, rd, "carol", "carol-pw", "10.0.0.7", &who, &wait, &check);
+    auth_status_t st = auth_basic(cache, rd, "carol", "carol-pw", fixed_addr, (void *)"10.0.0.7", &who, &wait, &check);
     ok(st == AUTH_LIMITED && wait > 50000 && wait <= 60000, "then she must wait the backoff, even with her password");
     ok(login("carol", "carol-pw", "10.0.0.8", 1, &who) == AUTH_CHECK, "from another address she logs in");
     ok(login("dave", "x", "10.0.0.7", 1, &who) == AUTH_DENIED, "another name from the same address is not limited");
@@ -118,20 +124,20 @@ static void test_access_tokens(void)
     char *secret = NULL;
     ok(accounts_token_create(m, "alice", "ci", "repository:alice/*:pull", 0, &secret) == 0 && secret != NULL,
        "alice makes an access token");
-    ok(auth_basic(cache, rd, "alice", secret, "10.0.0.3", &who, &wait, &check) == AUTH_OK && who.authenticated &&
+    ok(auth_basic(cache, rd, "alice", secret, fixed_addr, (void *)"10.0.0.3", &who, &wait, &check) == AUTH_OK && who.authenticated &&
            who.via_token && who.token.account_id == who.account_id && strcmp(who.name, "alice") == 0,
        "her secret as the password: at once, limited by the token");
     int64_t tid = who.token.id;
-    ok(auth_basic(cache, rd, "bob", secret, "10.0.0.3", &who, &wait, &check) == AUTH_DENIED && !who.authenticated,
+    ok(auth_basic(cache, rd, "bob", secret, fixed_addr, (void *)"10.0.0.3", &who, &wait, &check) == AUTH_DENIED && !who.authenticated,
        "under another name: refused");
     char wrong[256];
     snprintf(wrong, sizeof(wrong), "%.*sx", (int)strlen(secret) - 1, secret);
     for (int i = 0; i < 5; ++i)
-        ok(auth_basic(cache, rd, "alice", wrong, "10.0.0.3", &who, &wait, &check) == AUTH_DENIED, "a wrong secret: refused");
+        ok(auth_basic(cache, rd, "alice", wrong, fixed_addr, (void *)"10.0.0.3", &who, &wait, &check) == AUTH_DENIED, "a wrong secret: refused");
     bump_generation(); /* her password is cached: make it checked, and so rate-limited */
     ok(login("alice", "alice-pw", "10.0.0.3", 1, &who) == AUTH_CHECK, "wrong secrets are not failed logins");
     accounts_token_revoke(m, tid);
-    ok(auth_basic(cache, rd, "alice", secret, "10.0.0.3", &who, &wait, &check) == AUTH_DENIED, "revoked: refused at once");
+    ok(auth_basic(cache, rd, "alice", secret, fixed_addr, (void *)"10.0.0.3", &who, &wait, &check) == AUTH_DENIED, "revoked: refused at once");
     free(secret);
 }
 
@@ -221,7 +227,7 @@ static void test_bearer(void)
     accounts_token_create(m, "frank", "ci", "repository:alice/*:pull", now + 3600, &secret);
     auth_check_t *check = NULL;
     int64_t wait;
-    ok(auth_basic(cache, rd, "frank", secret, "10.0.0.4", &who, &wait, &check) == AUTH_OK && who.via_token, "frank's access token");
+    ok(auth_basic(cache, rd, "frank", secret, fixed_addr, (void *)"10.0.0.4", &who, &wait, &check) == AUTH_OK && who.via_token, "frank's access token");
     int64_t tid = who.token.id;
     tok = mint(auth_keys(), "frank", gen, tid, now, 300);
     ok(bearer(tok, &who) == 0 && who.via_token && who.token.id == tid && who.token.expires_at == now + 3600,
@@ -236,8 +242,7 @@ int main(void)
 {
     char path[300], *err = NULL;
     config_t cfg;
-    snprintf(root, sizeof(root), "%s/berth-principal-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (mkdtemp(root) == NULL || config_load(&cfg, NULL, &err) != 0)
+    if (tap_tmpdir(root, sizeof(root), "berth-principal") != 0 || config_load(&cfg, NULL, &err) != 0)
         return 1;
     free(cfg.storage_root);
     cfg.storage_root = strdup(root);
@@ -272,9 +277,6 @@ int main(void)
     config_dispose(&cfg);
     metastore_close(rd);
     metastore_close(m);
-    char cmd[400];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", root);
-    if (system(cmd) != 0)
-        printf("# could not remove %s\n", root);
+    tap_rmtree(root);
     return tap_done();
 }
