@@ -15,7 +15,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* a parsed digest is its own input, NUL-terminated, with hex after the colon, and parses again identically */
         if (d.len != size || d.len > DIGEST_MAX_STR || strlen(d.str) != d.len || memcmp(d.str, data, size) != 0)
             abort();
-        if (digest_hex(&d) != d.str + strlen(digest_algo_name(d.algo)) + 1 || strlen(digest_hex(&d)) != digest_algo_hexlen(d.algo))
+        if (digest_hex(&d) != d.str + strlen(digest_algo_name(d.algo)) + 1 ||
+            strlen(digest_hex(&d)) != digest_algo_hexlen(d.algo))
             abort();
         if (digest_parse(&again, d.str, d.len) != DIGEST_OK || !digest_equal(&d, &again))
             abort();

@@ -9,8 +9,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const cts[] = {
-        NULL,           MT_OCI_MANIFEST, MT_OCI_INDEX, MT_DOCKER_MANIFEST, MT_DOCKER_LIST, MT_DOCKER_SCHEMA1,
-        MT_OCI_MANIFEST "; charset=utf-8", " ", "application/json", "application/vnd.oci.image.manifest.v1+json ;",
+        NULL,
+        MT_OCI_MANIFEST,
+        MT_OCI_INDEX,
+        MT_DOCKER_MANIFEST,
+        MT_DOCKER_LIST,
+        MT_DOCKER_SCHEMA1,
+        MT_OCI_MANIFEST "; charset=utf-8",
+        " ",
+        "application/json",
+        "application/vnd.oci.image.manifest.v1+json ;",
     };
     const char *ct = NULL;
     manifest_t *m;
@@ -34,7 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         return 0;
     }
-    if (m == NULL || err[0] != '\0' || m->media_type == NULL || (m->kind != MANIFEST_IMAGE && m->kind != MANIFEST_INDEX))
+    if (m == NULL || err[0] != '\0' || m->media_type == NULL ||
+        (m->kind != MANIFEST_IMAGE && m->kind != MANIFEST_INDEX))
         abort();
     if (m->kind == MANIFEST_IMAGE && (m->nrefs == 0 || m->refs[0].kind != REF_CONFIG || m->artifact_type == NULL))
         abort();

@@ -58,11 +58,12 @@ int main(void)
     access_principal_t user = {1, 0, ALL}, anon = {0, 0, ALL};
     access_repo_t plain = {1, 0, 0, 0};
     ok(access_allowed(&nopull, &user, &plain) == 0, "private without default pull: nothing without a grant");
-    ok(!access_catalog_allowed(&nopull, &anon) && access_catalog_allowed(&nopull, &user), "private catalog needs an account");
+    ok(!access_catalog_allowed(&nopull, &anon) && access_catalog_allowed(&nopull, &user),
+       "private catalog needs an account");
     access_policy_t pub = {MODE_PUBLIC, 1};
     ok(access_catalog_allowed(&pub, &anon), "public catalog is open (filtered by pull rights)");
-    ok(access_new_repo_public(MODE_PUBLIC) && access_new_repo_public(MODE_OPEN) && !access_new_repo_public(MODE_CLOUD) &&
-           !access_new_repo_public(MODE_PRIVATE),
+    ok(access_new_repo_public(MODE_PUBLIC) && access_new_repo_public(MODE_OPEN) &&
+           !access_new_repo_public(MODE_CLOUD) && !access_new_repo_public(MODE_PRIVATE),
        "new repositories start public in public and open modes only");
     ok(access_mode_from_name("cloud") == MODE_CLOUD && access_mode_from_name("Cloud") == -1, "mode names");
     return tap_done();

@@ -64,8 +64,8 @@ static int facts_are(const char *who, const char *repo, unsigned ns, unsigned gr
 {
     accounts_repo_facts_t f = facts(who, repo);
     if (f.ns_actions != ns || f.granted != granted) {
-        printf("# %s on %s: ns %u granted %u (expected %u %u)\n", who ? who : "anonymous", repo, f.ns_actions, f.granted, ns,
-               granted);
+        printf("# %s on %s: ns %u granted %u (expected %u %u)\n", who ? who : "anonymous", repo, f.ns_actions,
+               f.granted, ns, granted);
         return 0;
     }
     return 1;
@@ -116,7 +116,8 @@ static void test_accounts(void)
     ok(accounts_org_add(m, "-x") == BERTH_ERROR && accounts_robot_add(m, "") == BERTH_ERROR, "for every kind");
 
     ok(accounts_get(m, "alice", &a) == 0, "get alice");
-    ok(strcmp(a.name, "alice") == 0 && a.kind == ACCOUNT_USER && !a.admin && !a.disabled && a.generation == 1, "her fields");
+    ok(strcmp(a.name, "alice") == 0 && a.kind == ACCOUNT_USER && !a.admin && !a.disabled && a.generation == 1,
+       "her fields");
     ok(a.password_hash && strncmp(a.password_hash, "$y$", 3) == 0, "a yescrypt hash is stored");
     ok(password_verify("alice-pw", a.password_hash) && !password_verify("alice-pW", a.password_hash), "that verifies");
     int64_t alice = a.id;
@@ -143,7 +144,8 @@ static void test_accounts(void)
     free(h);
     ok(accounts_user_set_disabled(m, "acme", 1) == BERTH_ENOTFOUND, "an organisation cannot be disabled");
     ok(accounts_user_set_admin(m, "nobody", 1) == BERTH_ENOTFOUND, "set_admin of a missing user");
-    ok(accounts_user_set_admin(m, "bob", 1) == 0 && accounts_get(m, "bob", &a) == 0 && a.admin, "make bob administrator");
+    ok(accounts_user_set_admin(m, "bob", 1) == 0 && accounts_get(m, "bob", &a) == 0 && a.admin,
+       "make bob administrator");
     account_dispose(&a);
     ok(accounts_user_set_admin(m, "bob", 0) == 0 && accounts_get(m, "bob", &a) == 0 && !a.admin, "and not");
     account_dispose(&a);
@@ -180,7 +182,8 @@ static void test_teams(void)
     ok(accounts_team_member(m, "acme", "readers", "carol", 1) == 0, "again: no error");
     ok(accounts_team_member(m, "acme", "writers", "dave", 1) == 0, "dave joins writers");
     ok(accounts_team_member(m, "acme", "deleters", "erin", 1) == 0, "erin joins deleters");
-    ok(accounts_team_member(m, "acme", "readers", "frank", 1) == 0 && accounts_team_member(m, "acme", "deleters", "frank", 1) == 0,
+    ok(accounts_team_member(m, "acme", "readers", "frank", 1) == 0 &&
+           accounts_team_member(m, "acme", "deleters", "frank", 1) == 0,
        "frank joins readers and deleters");
     ok(accounts_team_member(m, "acme", "writers", "ci", 1) == 0, "a robot can be a member");
     ok(accounts_team_member(m, "acme", "nope", "carol", 1) == BERTH_ENOTFOUND, "a missing team: ENOTFOUND");
@@ -193,8 +196,8 @@ static void test_teams(void)
 
 static void test_facts(void)
 {
-    const char *repos[] = {"alice/app", "acme/app", "acme/a/b", "other/x", "other/y/z", "otherx/a", "other", "pub/lib",
-                           "a_b/c", "axb/c", NULL};
+    const char *repos[] = {"alice/app", "acme/app", "acme/a/b", "other/x", "other/y/z", "otherx/a",
+                           "other",     "pub/lib",  "a_b/c",    "axb/c",   NULL};
     for (int i = 0; repos[i]; ++i)
         accounts_repo_set_public(m, repos[i], 0);
     ok(count("SELECT count(*) FROM repository") == 10, "repositories created by set_public");
@@ -203,7 +206,8 @@ static void test_facts(void)
     ok(f.exists == 1 && f.is_public == 0 && f.ns_actions == ACTION_ALL && f.granted == 0, "own namespace: everything");
     ok(facts_are("bob", "alice/app", 0, 0), "another user's namespace: nothing");
     f = facts("alice", "alice/missing");
-    ok(f.exists == 0 && f.is_public == 0 && f.ns_actions == ACTION_ALL, "own namespace, missing repository: exists 0, ns all");
+    ok(f.exists == 0 && f.is_public == 0 && f.ns_actions == ACTION_ALL,
+       "own namespace, missing repository: exists 0, ns all");
     f = facts("alice", "alice");
     ok(f.exists == 0 && f.ns_actions == ACTION_ALL, "a one-component name is in the namespace of that name");
 
@@ -222,11 +226,13 @@ static void test_facts(void)
     ok(facts_are("bob", "other/y/z", 0, 0), "covers only that repository");
     ok(facts_are("alice", "other/x", 0, 0), "and only bob");
     ok(accounts_grant(m, "other/*", "carol", ACTION_PUSH) == 0, "grant other/* push to carol");
-    ok(facts_are("carol", "other/x", 0, ACTION_PUSH) && facts_are("carol", "other/y/z", 0, ACTION_PUSH), "ns/* covers ns/...");
+    ok(facts_are("carol", "other/x", 0, ACTION_PUSH) && facts_are("carol", "other/y/z", 0, ACTION_PUSH),
+       "ns/* covers ns/...");
     ok(facts_are("carol", "otherx/a", 0, 0), "not otherx/...");
     ok(facts_are("carol", "other", 0, 0), "nor ns itself");
     ok(accounts_grant(m, "*", "ci", ACTION_PULL) == 0, "grant * pull to robot ci");
-    ok(facts_are("ci", "pub/lib", 0, ACTION_PULL) && facts_are("ci", "alice/app", 0, ACTION_PULL), "* covers everything");
+    ok(facts_are("ci", "pub/lib", 0, ACTION_PULL) && facts_are("ci", "alice/app", 0, ACTION_PULL),
+       "* covers everything");
     f = facts("ci", "no/such");
     ok(f.exists == 0 && f.granted == ACTION_PULL, "missing repositories too");
     ok(accounts_grant(m, "pub/*", "acme/writers", ACTION_DELETE) == 0, "grant pub/* delete to team acme/writers");
@@ -252,7 +258,8 @@ static void test_facts(void)
     ok(accounts_repo_set_public(m, "pub/lib", 1) == 0, "make pub/lib public");
     f = facts(NULL, "pub/lib");
     ok(f.exists && f.is_public, "it is public");
-    ok(accounts_repo_set_public(m, "new/repo", 1) == 0 && facts(NULL, "new/repo").is_public, "a new repository record, public");
+    ok(accounts_repo_set_public(m, "new/repo", 1) == 0 && facts(NULL, "new/repo").is_public,
+       "a new repository record, public");
     ok(accounts_repo_set_public(m, "Bad/Repo", 1) == BERTH_ERROR, "an invalid repository name is refused");
 }
 
@@ -268,7 +275,8 @@ static void test_scopes(void)
     ok(!accounts_scope_valid("repository:acme/*:pull,fly"), "one unknown action");
     ok(!accounts_scope_valid("repo:acme:pull"), "unknown type");
     ok(!accounts_scope_valid("registry:other:*"), "registry but not catalog");
-    ok(!accounts_scope_valid("repository:*/x:pull") && !accounts_scope_valid("repository:acme/**:pull"), "bad patterns");
+    ok(!accounts_scope_valid("repository:*/x:pull") && !accounts_scope_valid("repository:acme/**:pull"),
+       "bad patterns");
     ok(!accounts_scope_valid("repository:host:5000/a:pull"), "a host:port is no pattern");
     char big[600];
     memset(big, 'a', sizeof(big));
@@ -277,10 +285,12 @@ static void test_scopes(void)
     ok(!accounts_scope_valid(big), "a scope that would not fit access_token_t");
 
     access_token_t t = {0};
-    snprintf(t.scope, sizeof(t.scope), "repository:acme/*:pull,push repository:alice/app:* registry:catalog:* "
-                                       "repository:Bad/x:pull bogus repository:acme/app:delete");
+    snprintf(t.scope, sizeof(t.scope),
+             "repository:acme/*:pull,push repository:alice/app:* registry:catalog:* "
+             "repository:Bad/x:pull bogus repository:acme/app:delete");
     ok(accounts_token_scope_actions(&t, SCOPE_REPOSITORY, "acme/app") == ACTION_ALL, "ns/* and exact entries add up");
-    ok(accounts_token_scope_actions(&t, SCOPE_REPOSITORY, "acme/x/y") == (ACTION_PULL | ACTION_PUSH), "ns/* covers depth");
+    ok(accounts_token_scope_actions(&t, SCOPE_REPOSITORY, "acme/x/y") == (ACTION_PULL | ACTION_PUSH),
+       "ns/* covers depth");
     ok(accounts_token_scope_actions(&t, SCOPE_REPOSITORY, "acme") == 0, "not ns itself");
     ok(accounts_token_scope_actions(&t, SCOPE_REPOSITORY, "acmex/a") == 0, "not a longer ns");
     ok(accounts_token_scope_actions(&t, SCOPE_REPOSITORY, "alice/app") == ACTION_ALL, "* actions");
@@ -293,7 +303,8 @@ static void test_scopes(void)
     ok(accounts_token_scope_actions(&t, SCOPE_REPOSITORY, "x/y/z") == ACTION_PULL, "* covers everything");
     ok(accounts_token_scope_actions(&t, SCOPE_REGISTRY, "catalog") == 0, "but not the catalog");
     snprintf(t.scope, sizeof(t.scope), "repository:acme/app:pull,bogus,push");
-    ok(accounts_token_scope_actions(&t, SCOPE_REPOSITORY, "acme/app") == (ACTION_PULL | ACTION_PUSH), "unknown actions ignored");
+    ok(accounts_token_scope_actions(&t, SCOPE_REPOSITORY, "acme/app") == (ACTION_PULL | ACTION_PUSH),
+       "unknown actions ignored");
 }
 
 static int list_n;
@@ -318,8 +329,9 @@ static void test_tokens(void)
     ok(count("SELECT count(*) FROM access_token WHERE length(secret_sha256) = 64") == 1, "its SHA-256 is stored (hex)");
     if (us) {
         char q[256];
-        snprintf(q, sizeof(q), "SELECT count(*) FROM access_token WHERE secret_sha256 LIKE '%%%s%%' OR scope LIKE '%%%s%%'",
-                 us + 1, us + 1);
+        snprintf(q, sizeof(q),
+                 "SELECT count(*) FROM access_token WHERE secret_sha256 LIKE '%%%s%%' OR scope LIKE '%%%s%%'", us + 1,
+                 us + 1);
         ok(count(q) == 0, "not the secret itself");
     }
     ok(accounts_token_check(m, secret, now, &t) == 0, "the right secret checks");
@@ -335,8 +347,17 @@ static void test_tokens(void)
     snprintf(wrong, strlen(secret) + 1, "berth_%lld%s", (long long)tid + 1, us);
     ok(accounts_token_check(m, wrong, now, &t) == BERTH_ENOTFOUND, "the secret with another id does not");
     free(wrong);
-    const char *malformed[] = {"", "berth_", "berth_1", "berth_1_", "berth_x_y", "berth_01_abc", "berth_-1_abc",
-                               "berth_99999999999999999999_abc", "ghp_abc", "Berth_1_abc", NULL};
+    const char *malformed[] = {"",
+                               "berth_",
+                               "berth_1",
+                               "berth_1_",
+                               "berth_x_y",
+                               "berth_01_abc",
+                               "berth_-1_abc",
+                               "berth_99999999999999999999_abc",
+                               "ghp_abc",
+                               "Berth_1_abc",
+                               NULL};
     int all = 1;
     for (int i = 0; malformed[i]; ++i)
         all &= accounts_token_check(m, malformed[i], now, &t) == BERTH_ENOTFOUND;
@@ -344,7 +365,8 @@ static void test_tokens(void)
     ok(accounts_token_check(m, NULL, now, &t) == BERTH_ENOTFOUND, "NULL: ENOTFOUND");
     ok(accounts_token_usable(m, tid, now), "usable");
 
-    ok(accounts_token_create(m, "ci", "deploy", "repository:*:pull", now + 10, &s2) == 0, "a robot token expiring in 10 s");
+    ok(accounts_token_create(m, "ci", "deploy", "repository:*:pull", now + 10, &s2) == 0,
+       "a robot token expiring in 10 s");
     ok(accounts_token_check(m, s2, now + 9, &t) == 0 && accounts_token_usable(m, t.id, now + 9), "valid before expiry");
     int64_t t2 = t.id;
     ok(accounts_token_check(m, s2, now + 10, &t) == BERTH_ENOTFOUND, "expired at expires_at");
@@ -356,19 +378,22 @@ static void test_tokens(void)
     ok(accounts_token_create(m, "alice", "x", "repository:acme/*:fly", 0, &s3) == BERTH_ERROR && s3 == NULL,
        "an invalid scope is refused");
     ok(accounts_token_create(m, "alice", "", "repository:*:pull", 0, &s3) == BERTH_ERROR, "an empty name is refused");
-    ok(accounts_token_create(m, "alice", "x", "repository:*:pull", -1, &s3) == BERTH_ERROR, "a negative expiry is refused");
+    ok(accounts_token_create(m, "alice", "x", "repository:*:pull", -1, &s3) == BERTH_ERROR,
+       "a negative expiry is refused");
 
     int64_t g = accounts_generation(m);
     ok(accounts_token_revoke(m, tid) == 0, "revoke alice's token");
     ok(accounts_generation(m) > g, "revoking bumps the generation");
-    ok(accounts_token_check(m, secret, now, &t) == BERTH_ENOTFOUND && !accounts_token_usable(m, tid, now), "revoked: refused");
+    ok(accounts_token_check(m, secret, now, &t) == BERTH_ENOTFOUND && !accounts_token_usable(m, tid, now),
+       "revoked: refused");
     ok(accounts_token_revoke(m, 99999) == BERTH_ENOTFOUND, "revoking a missing token: ENOTFOUND");
 
     ok(accounts_token_create(m, "bob", "b", "repository:other/*:pull", 0, &s3) == 0, "a token for bob");
     ok(accounts_token_check(m, s3, now, &t) == 0, "it checks");
     int64_t t3 = t.id;
     ok(accounts_user_set_disabled(m, "bob", 1) == 0, "disable bob");
-    ok(accounts_token_check(m, s3, now, &t) == BERTH_ENOTFOUND && !accounts_token_usable(m, t3, now), "his token is refused");
+    ok(accounts_token_check(m, s3, now, &t) == BERTH_ENOTFOUND && !accounts_token_usable(m, t3, now),
+       "his token is refused");
     ok(accounts_user_set_disabled(m, "bob", 0) == 0, "enable bob");
     ok(accounts_token_check(m, s3, now, &t) == 0 && accounts_token_usable(m, t3, now), "his token works again");
 
@@ -384,7 +409,8 @@ static void test_tokens(void)
     ok(accounts_token_create(m, "frank", "f", "repository:*:pull", 0, &s4) == 0, "a token for frank");
     ok(accounts_user_delete(m, "frank") == 0, "delete frank");
     ok(accounts_token_check(m, s4, now, &t) == BERTH_ENOTFOUND, "his token is gone");
-    ok(count("SELECT count(*) FROM team_member tm JOIN account a ON a.id = tm.account_id WHERE a.name = 'frank'") == 0 &&
+    ok(count("SELECT count(*) FROM team_member tm JOIN account a ON a.id = tm.account_id WHERE a.name = 'frank'") ==
+               0 &&
            count("SELECT count(*) FROM access_token WHERE name = 'f'") == 0,
        "with his memberships and tokens");
     ok(accounts_user_delete(m, "frank") == BERTH_ENOTFOUND, "deleting again: ENOTFOUND");
@@ -403,7 +429,8 @@ static void test_refresh(void)
     ok(count("SELECT count(*) FROM refresh_token WHERE secret_sha256 = 'refresh-secret-1'") == 0, "as its hash");
     ok(accounts_refresh_check(m, "refresh-secret-1", now, &id) == 0 && id == alice, "it checks, for alice");
     ok(accounts_refresh_check(m, "refresh-secret-2", now, &id) == BERTH_ENOTFOUND, "another secret does not");
-    ok(accounts_refresh_check(m, "", now, &id) == BERTH_ENOTFOUND && accounts_refresh_check(m, NULL, now, &id) == BERTH_ENOTFOUND,
+    ok(accounts_refresh_check(m, "", now, &id) == BERTH_ENOTFOUND &&
+           accounts_refresh_check(m, NULL, now, &id) == BERTH_ENOTFOUND,
        "nor empty or NULL");
     ok(accounts_refresh_check(m, "refresh-secret-1", now + 100, &id) == BERTH_ENOTFOUND, "expired at expires_at");
     accounts_user_set_disabled(m, "alice", 1);
@@ -435,11 +462,11 @@ static void test_generations(void)
     int64_t g, a;
     access_token_t t;
 
-#define GEN(desc, expr, global, account)                                                                                    \
-    do {                                                                                                                    \
-        g = accounts_generation(m);                                                                                         \
-        a = account_gen("alice");                                                                                           \
-        gen_case(desc, (expr), g, a, global, account);                                                                      \
+#define GEN(desc, expr, global, account)                                                                               \
+    do {                                                                                                               \
+        g = accounts_generation(m);                                                                                    \
+        a = account_gen("alice");                                                                                      \
+        gen_case(desc, (expr), g, a, global, account);                                                                 \
     } while (0)
 
     ok(accounts_generation(m) >= 1, "the generation starts at 1 or more");
@@ -482,8 +509,9 @@ static void test_transactions(void)
     ok(accounts_grant(m, "hank/*", "acme/nope", ACTION_PULL) == BERTH_ENOTFOUND, "another failing write");
     ok(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL) == SQLITE_OK, "ROLLBACK");
     ok(id_of("hank") == -1, "hank is gone with it");
-    ok(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK && accounts_user_add(m, "hank", NULL, 0) == 0 &&
-           sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK && id_of("hank") > 0,
+    ok(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK &&
+           accounts_user_add(m, "hank", NULL, 0) == 0 && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) == SQLITE_OK &&
+           id_of("hank") > 0,
        "committed, it stays");
 }
 
@@ -553,7 +581,8 @@ static void test_ensure_admin(void)
     metastore_t *m1 = metastore_open(path, 1);
     ok(admin_ensure(m1, NULL, NULL) == 0 && accounts_get(m1, "admin", &a) == BERTH_ENOTFOUND,
        "no password and nowhere to show one: no admin");
-    ok(admin_ensure(m1, "", NULL) == 0 && accounts_get(m1, "admin", &a) == BERTH_ENOTFOUND, "an empty password is none");
+    ok(admin_ensure(m1, "", NULL) == 0 && accounts_get(m1, "admin", &a) == BERTH_ENOTFOUND,
+       "an empty password is none");
     ok(admin_ensure(m1, NULL, &gen) == 1, "a generated password: created");
     ok(gen != NULL && strlen(gen) == 24, "the password is 18 random bytes (24 characters)");
     ok(accounts_get(m1, "admin", &a) == 0 && a.kind == ACCOUNT_USER && a.admin && password_verify(gen, a.password_hash),
@@ -563,7 +592,8 @@ static void test_ensure_admin(void)
     char *gen2 = (char *)"x";
     ok(admin_ensure(m1, "other", &gen2) == 0 && gen2 == NULL, "a second call: it existed, no password");
     ok(admin_ensure(m1, NULL, &gen2) == 0 && gen2 == NULL, "also without a password");
-    ok(accounts_get(m1, "admin", &a) == 0 && first && strcmp(a.password_hash, first) == 0 && password_verify(gen, a.password_hash),
+    ok(accounts_get(m1, "admin", &a) == 0 && first && strcmp(a.password_hash, first) == 0 &&
+           password_verify(gen, a.password_hash),
        "never overwritten");
     account_dispose(&a);
     free(first);

@@ -129,12 +129,14 @@ static void test_mapped(uploads_t *u, blobstore_t *bs)
     body_copy_t c;
     body_copy_init(&c, up);
     ok(c.start == 0 && c.done == 0, "a copy starts at the session's offset");
-    ok(body_copy_step(&c, up, body, len) == BODY_COPY_MORE && c.done == BODY_COPY_SLICE && up->offset == BODY_COPY_SLICE,
+    ok(body_copy_step(&c, up, body, len) == BODY_COPY_MORE && c.done == BODY_COPY_SLICE &&
+           up->offset == BODY_COPY_SLICE,
        "the first step copies one slice and asks for more");
     ok_punched(c.dropped == BODY_COPY_SLICE && resident(body, BODY_COPY_SLICE) == 0,
                "the copied slice's pages are no longer resident");
     long long blocks1 = blocks_of(fd);
-    ok_punched(blocks1 < blocks0, "and their blocks were punched out of the temp file (%lld -> %lld blocks)", blocks0, blocks1);
+    ok_punched(blocks1 < blocks0, "and their blocks were punched out of the temp file (%lld -> %lld blocks)", blocks0,
+               blocks1);
     ok(resident(body + BODY_COPY_SLICE, len - BODY_COPY_SLICE) == (len - BODY_COPY_SLICE + page - 1) / page,
        "the pages not copied yet are untouched");
     ok(body_copy_step(&c, up, body, len) == BODY_COPY_MORE && c.done == 2 * BODY_COPY_SLICE, "the second slice");
@@ -143,7 +145,8 @@ static void test_mapped(uploads_t *u, blobstore_t *bs)
        "the third step copies the rest and is done");
     ok(c.seconds >= 0 && c.seconds < 60, "the copy's time is measured (%.6f s)", c.seconds);
     ok(c.dropped == len / page * page, "every whole page was given back, but not the partial last one");
-    ok_punched(resident(body + c.dropped, len - c.dropped) == 1, "the last page, which may hold the next request, stays");
+    ok_punched(resident(body + c.dropped, len - c.dropped) == 1,
+               "the last page, which may hold the next request, stays");
 
     char path[BLOBSTORE_PATH_MAX];
     snprintf(path, sizeof(path), "%s/uploads/%s/data", root, up->uuid);
@@ -211,7 +214,8 @@ static void test_write_error(uploads_t *u, blobstore_t *bs)
     setrlimit(RLIMIT_FSIZE, &old);
     ok(rc == BERTH_ERROR && e == EFBIG, "a write past the quota is an error (%s)", strerror(e));
     struct stat st;
-    ok(up->offset == 10 && fstat(up->fd, &st) == 0 && st.st_size == 10, "the session is cut back to where the body began");
+    ok(up->offset == 10 && fstat(up->fd, &st) == 0 && st.st_size == 10,
+       "the session is cut back to where the body began");
 
     /* the client sends the chunk again: the running hash was dropped, so the end re-hashes the file */
     body_copy_init(&c, up);
@@ -250,7 +254,8 @@ int main(void)
     blobstore_t bs;
     uploads_t u;
     page = (size_t)sysconf(_SC_PAGESIZE);
-    if (tap_tmpdir(root, sizeof(root), "berth-body-test") != 0 || blobstore_init(&bs, root) != 0 || uploads_init(&u, root) != 0)
+    if (tap_tmpdir(root, sizeof(root), "berth-body-test") != 0 || blobstore_init(&bs, root) != 0 ||
+        uploads_init(&u, root) != 0)
         return 2;
     can_punch = probe_punch();
     test_mapped(&u, &bs);

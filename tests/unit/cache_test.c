@@ -20,7 +20,8 @@ int main(void)
     ok(v != NULL && v->num[0] == 0 && v->num[3] == 0, "put: the value, numbers zeroed");
     v->num[0] = 42;
     const cache_value_t *hit = cache_get(c, 1, &k);
-    ok(hit != NULL && hit->len == 6 && strcmp(hit->data, "hello") == 0 && hit->num[0] == 42, "get at the same generation");
+    ok(hit != NULL && hit->len == 6 && strcmp(hit->data, "hello") == 0 && hit->num[0] == 42,
+       "get at the same generation");
     ok(cache_get(c, 2, &k) == NULL, "another generation: a miss (one change invalidates every entry)");
 
     cache_key_t other_kind = cache_key('t', "lib/app", "v1"), split = cache_key('m', "lib/ap", "pv1"),

@@ -134,7 +134,8 @@ static void test_defaults(void)
     config_dispose(&cfg);
     ok(load_text(&cfg, "---\n", &err) == 0 && is_default(&cfg), "empty document: defaults");
     config_dispose(&cfg);
-    ok(load_text(&cfg, "http:\n  # addr: x\nstorage:\nlog: ~\n", &err) == 0 && is_default(&cfg), "empty sections: defaults");
+    ok(load_text(&cfg, "http:\n  # addr: x\nstorage:\nlog: ~\n", &err) == 0 && is_default(&cfg),
+       "empty sections: defaults");
     config_dispose(&cfg);
     free(err);
 }
@@ -171,7 +172,8 @@ static void test_yaml(void)
     ok(streq(cfg.http_tls_certificate, "/etc/berth/cert.pem") && streq(cfg.http_tls_key, "/etc/berth/key.pem"),
        "nested http.tls.*");
     ok(cfg.http_threads == 4 && cfg.http_max_connections == 100, "nested http.threads, http.max_connections");
-    ok(cfg.http_request_timeout_ms == 5400000 && cfg.http_idle_timeout_ms == 45000 && cfg.http_shutdown_timeout_ms == 1500,
+    ok(cfg.http_request_timeout_ms == 5400000 && cfg.http_idle_timeout_ms == 45000 &&
+           cfg.http_shutdown_timeout_ms == 1500,
        "nested durations");
     ok(cfg.http_max_body_size == 2ull << 30, "nested http.max_body_size");
     ok(streq(cfg.storage_root, "/var/lib/berth") && cfg.storage_manifest_max_size == 8 << 20 &&
@@ -181,8 +183,9 @@ static void test_yaml(void)
     ok(streq(cfg.log_access, "/var/log/berth/access.log") && streq(cfg.log_level, "debug"), "nested log.*");
     config_dispose(&cfg);
 
-    r = load_text(&cfg, "http.addr: 0.0.0.0:80\nhttp.tls.certificate: c.pem\nhttp.tls.key: k.pem\nstorage.upload_ttl: 60\n"
-                        "log.level: warn\n",
+    r = load_text(&cfg,
+                  "http.addr: 0.0.0.0:80\nhttp.tls.certificate: c.pem\nhttp.tls.key: k.pem\nstorage.upload_ttl: 60\n"
+                  "log.level: warn\n",
                   &err);
     ok(r == 0 && streq(cfg.http_addr, "0.0.0.0:80") && streq(cfg.http_tls_certificate, "c.pem") &&
            streq(cfg.http_tls_key, "k.pem") && cfg.storage_upload_ttl_ms == 60000 && streq(cfg.log_level, "warn"),
@@ -262,7 +265,8 @@ static void test_env(void)
     setenv("BERTH_HTTP_TLS_CERTIFICATE", "", 1);
     setenv("BERTH_HTTP_TLS_KEY", "", 1);
     r = load_text(&cfg, "http.tls.certificate: c.pem\nhttp.tls.key: k.pem\n", &err);
-    ok(r == 0 && cfg.http_tls_certificate == NULL && cfg.http_tls_key == NULL, "empty variables turn off TLS set in the file");
+    ok(r == 0 && cfg.http_tls_certificate == NULL && cfg.http_tls_key == NULL,
+       "empty variables turn off TLS set in the file");
     config_dispose(&cfg);
     clear_env();
 
@@ -292,8 +296,25 @@ static void test_sizes(void)
     ok(size_is("18446744073709551615", UINT64_MAX), "size: UINT64_MAX");
     ok(size_is("16777215TiB", 16777215ull << 40), "size: largest TiB");
 
-    const char *bad[] = {"", "-1", "+1", " 1", "1 ", "1.5GiB", "0x10", "GiB", "1GiBx", "1 GiB B", "1gib", "1b", "1Ki",
-                         "1PiB", "18446744073709551616", "16777216TiB", "99999999999999999999999", "1,000", "1e9"};
+    const char *bad[] = {"",
+                         "-1",
+                         "+1",
+                         " 1",
+                         "1 ",
+                         "1.5GiB",
+                         "0x10",
+                         "GiB",
+                         "1GiBx",
+                         "1 GiB B",
+                         "1gib",
+                         "1b",
+                         "1Ki",
+                         "1PiB",
+                         "18446744073709551616",
+                         "16777216TiB",
+                         "99999999999999999999999",
+                         "1,000",
+                         "1e9"};
     int all = 1;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
         if (config_parse_size(bad[i], &v) == 0) {
@@ -311,12 +332,27 @@ static void test_durations(void)
     uint64_t v = 77;
     ok(dur_is("0", 0) && dur_is("30", 30000), "duration: plain seconds");
     ok(dur_is("250ms", 250) && dur_is("250 ms", 250), "duration: ms");
-    ok(dur_is("30s", 30000) && dur_is("5m", 300000) && dur_is("2h", 7200000) && dur_is("3d", 259200000), "duration: s m h d");
+    ok(dur_is("30s", 30000) && dur_is("5m", 300000) && dur_is("2h", 7200000) && dur_is("3d", 259200000),
+       "duration: s m h d");
     ok(dur_is("18446744073709551615ms", UINT64_MAX), "duration: largest ms");
     ok(dur_is("213503982334d", 213503982334ull * 86400000), "duration: largest days");
 
-    const char *bad[] = {"", "-1s", "+1s", "1.5h", "1h30m", "s", "1sec", "1S", "1 s ", "1w", "1y", "1us",
-                         "18446744073709551616ms", "18446744073709551616", "213503982335d", "18446744073709552s"};
+    const char *bad[] = {"",
+                         "-1s",
+                         "+1s",
+                         "1.5h",
+                         "1h30m",
+                         "s",
+                         "1sec",
+                         "1S",
+                         "1 s ",
+                         "1w",
+                         "1y",
+                         "1us",
+                         "18446744073709551616ms",
+                         "18446744073709551616",
+                         "213503982335d",
+                         "18446744073709552s"};
     int all = 1;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
         if (config_parse_duration_ms(bad[i], &v) == 0) {
@@ -327,7 +363,8 @@ static void test_durations(void)
     ok(all, "duration: malformed, negative and overflowing values are rejected");
     ok(v == 77, "duration: a rejected value leaves the output alone");
 
-    ok(fails_with("http:\n  max_body_size: -1\n", "http.max_body_size", "-1", ":2", NULL), "file: negative size rejected");
+    ok(fails_with("http:\n  max_body_size: -1\n", "http.max_body_size", "-1", ":2", NULL),
+       "file: negative size rejected");
     ok(fails_with("http:\n  idle_timeout: 5 minutes\n", "http.idle_timeout", NULL), "file: bad duration rejected");
     ok(fails_with("http.request_timeout: 0\n", "http.request_timeout", NULL), "request_timeout 0 rejected");
     ok(loads("http.shutdown_timeout: 0\nstorage.upload_ttl: 0s\n"), "shutdown_timeout and upload_ttl may be 0");
@@ -340,12 +377,14 @@ static void test_errors(void)
 
     ok(fails_with("http:\n  addr: 1.2.3.4:5\n  address: x\n", "http.address", ":3", "http.addr", NULL),
        "unknown key: names it, its line and the nearest key");
-    ok(fails_with("workers: 1\nhtp:\n  addr: x\n", "htp", ":2", "\"http\"", NULL), "unknown section suggests the section");
+    ok(fails_with("workers: 1\nhtp:\n  addr: x\n", "htp", ":2", "\"http\"", NULL),
+       "unknown section suggests the section");
     ok(fails_with("addr: x\n", "\"addr\"", ":1", "http.addr", NULL), "key outside its section suggests the full key");
     ok(fails_with("tls:\n  key: x\n", "http.tls", NULL), "section outside its section suggests the full one");
     ok(fails_with("\n\nfrobnicate: yes\n", "frobnicate", ":3", NULL), "unknown key without a suggestion");
     ok(fails_with("http.bogus.deep: 1\n", "http.bogus.deep", NULL), "unknown dotted key");
-    ok(fails_with("http:\n  addr:\n    host: x\n", "http.addr", "mapping", ":2", NULL), "mapping where a value is expected");
+    ok(fails_with("http:\n  addr:\n    host: x\n", "http.addr", "mapping", ":2", NULL),
+       "mapping where a value is expected");
     ok(fails_with("http: 1.2.3.4:5000\n", "http", "section", NULL), "value where a mapping is expected");
     ok(fails_with("workers: [1, 2]\n", "workers", "list", NULL), "list where a value is expected");
     ok(fails_with("storage:\n  - root: x\n", "storage", "list", NULL), "list where a mapping is expected");
@@ -355,7 +394,8 @@ static void test_errors(void)
     ok(fails_with("log:\n  level: &l info\nworkers: *l\n", "workers", "alias", NULL), "aliases rejected");
     ok(fails_with("? [a, b]\n: 1\n", "keys", NULL), "complex keys rejected");
     ok(fails_with("workers: 1\nworkers: 2\n", "workers", "twice", ":2", "line 1", NULL), "duplicate key");
-    ok(fails_with("http:\n  addr: a:1\nhttp.addr: b:2\n", "http.addr", "twice", NULL), "duplicate key, nested and flat");
+    ok(fails_with("http:\n  addr: a:1\nhttp.addr: b:2\n", "http.addr", "twice", NULL),
+       "duplicate key, nested and flat");
     ok(fails_with("http:\n  addr: \"oops\n", "YAML", NULL), "syntax error");
     ok(fails_with("http:\n  addr: a:1\n bad: indentation\n", "YAML", ":3", NULL), "syntax error line");
     ok(fails_with("workers: 1\n---\nworkers: 2\n", "one YAML document", NULL), "several documents");
@@ -369,32 +409,38 @@ static void test_errors(void)
     ok(fails_with("workers: 0\n", "workers", "out of range", NULL), "workers 0");
     ok(fails_with("workers: 1025\n", "workers", "1024", NULL), "workers 1025");
     ok(loads("workers: 1\n") && loads("workers: 1024\n"), "workers 1 and 1024");
-    ok(fails_with("workers: -1\n", "workers", NULL) && fails_with("workers: 1.0\n", "workers", NULL) && loads("workers: 4 \n"),
+    ok(fails_with("workers: -1\n", "workers", NULL) && fails_with("workers: 1.0\n", "workers", NULL) &&
+           loads("workers: 4 \n"),
        "workers: negative and fractional rejected, trailing blanks stripped by YAML");
     ok(fails_with("http.threads: 4294967296\n", "http.threads", NULL), "uint overflow");
     ok(loads("http.threads: 4294967295\n"), "uint max");
     ok(fails_with("http.max_connections: 0\n", "http.max_connections", NULL), "max_connections 0");
     ok(fails_with("log.level: verbose\n", "log.level", "verbose", "debug", NULL), "bad log.level");
-    ok(fails_with("\nhttp:\n  addr: localhost\n", "http.addr", "localhost", ":3", "host:port", NULL), "addr without a port");
+    ok(fails_with("\nhttp:\n  addr: localhost\n", "http.addr", "localhost", ":3", "host:port", NULL),
+       "addr without a port");
     ok(fails_with("log.level: INFO\n", "log.level", NULL), "log.level is case-sensitive");
     ok(loads("log.level: error\n") && loads("log.level: warn\n") && loads("log.level: debug\n"), "every log level");
 
-    ok(fails_with("storage:\n  manifest_max_size: 1MiB\n", "storage.manifest_max_size", "4MiB", NULL), "manifest limit < 4MiB");
-    ok(fails_with("storage.manifest_max_size: 4194303\n", "storage.manifest_max_size", NULL), "manifest limit 4MiB - 1");
+    ok(fails_with("storage:\n  manifest_max_size: 1MiB\n", "storage.manifest_max_size", "4MiB", NULL),
+       "manifest limit < 4MiB");
+    ok(fails_with("storage.manifest_max_size: 4194303\n", "storage.manifest_max_size", NULL),
+       "manifest limit 4MiB - 1");
     ok(load_text(&cfg, "storage.manifest_max_size: 4194304\n", &err) == 0 && cfg.storage_manifest_max_size == 4194304,
        "manifest limit exactly 4MiB");
     config_dispose(&cfg);
     ok(fails_with("http.max_body_size: 16MiB\nstorage.manifest_max_size: 32MiB\n", "http.max_body_size", NULL),
        "body limit below the manifest limit");
 
-    ok(fails_with("http.tls.certificate: c.pem\n", "http.tls.certificate", "http.tls.key", NULL), "certificate without key");
+    ok(fails_with("http.tls.certificate: c.pem\n", "http.tls.certificate", "http.tls.key", NULL),
+       "certificate without key");
     ok(fails_with("http.tls.key: k.pem\n", "http.tls.certificate", "http.tls.key", NULL), "key without certificate");
 
-    const char *good_addr[] = {"127.0.0.1:5000", "0.0.0.0:1", "localhost:65535", "my-host.example.com:443", "[::]:5000",
-                               "[::1]:80", "[fe80::1%eth0]:8080"};
-    const char *bad_addr[] = {"127.0.0.1", "127.0.0.1:", ":5000", "127.0.0.1:0", "127.0.0.1:65536", "127.0.0.1:99999",
-                              "127.0.0.1:http", "::1:5000", "[::1]5000", "[]:80", "[::1:80", "host :80", "host:80x",
-                              "host:-1", "host:+80", "a b:1", "127.0.0.1:5000/", "[::1]:"};
+    const char *good_addr[] = {"127.0.0.1:5000", "0.0.0.0:1", "localhost:65535",    "my-host.example.com:443",
+                               "[::]:5000",      "[::1]:80",  "[fe80::1%eth0]:8080"};
+    const char *bad_addr[] = {"127.0.0.1",       "127.0.0.1:",      ":5000",    "127.0.0.1:0", "127.0.0.1:65536",
+                              "127.0.0.1:99999", "127.0.0.1:http",  "::1:5000", "[::1]5000",   "[]:80",
+                              "[::1:80",         "host :80",        "host:80x", "host:-1",     "host:+80",
+                              "a b:1",           "127.0.0.1:5000/", "[::1]:"};
     int all = 1;
     for (size_t i = 0; i < sizeof(good_addr) / sizeof(good_addr[0]); ++i) {
         char yaml[128];
@@ -423,7 +469,8 @@ static void test_errors(void)
        "missing file: error names it");
     free(err);
     err = NULL;
-    ok(config_load(&cfg, tmpdir, &err) == -1 && err != NULL && strstr(err, tmpdir) != NULL && strstr(err, "directory") != NULL,
+    ok(config_load(&cfg, tmpdir, &err) == -1 && err != NULL && strstr(err, tmpdir) != NULL &&
+           strstr(err, "directory") != NULL,
        "a directory is an error");
     free(err);
     err = NULL;
@@ -452,7 +499,8 @@ static void test_print(void)
 
     setenv("BERTH_WORKERS", "12", 1);
     setenv("BERTH_HTTP_MAX_BODY_SIZE", "1500000000", 1);
-    ok(load_text(&cfg, "http.tls.certificate: c.pem\nhttp.tls.key: k.pem\nlog.access: ''\n", &err) == 0, "print: loads");
+    ok(load_text(&cfg, "http.tls.certificate: c.pem\nhttp.tls.key: k.pem\nlog.access: ''\n", &err) == 0,
+       "print: loads");
     clear_env();
 
     snprintf(out, sizeof(out), "%s/print.txt", tmpdir);
@@ -470,12 +518,15 @@ static void test_print(void)
     buf[n] = '\0';
 
     ok(strstr(buf, "KEY") == buf && strstr(buf, "VARIABLE") != NULL, "print: header");
-    ok(strstr(buf, "http.addr") != NULL && strstr(buf, "BERTH_HTTP_ADDR") != NULL && strstr(buf, "127.0.0.1:5000") != NULL,
+    ok(strstr(buf, "http.addr") != NULL && strstr(buf, "BERTH_HTTP_ADDR") != NULL &&
+           strstr(buf, "127.0.0.1:5000") != NULL,
        "print: key, variable, value");
-    ok(strstr(buf, "BERTH_HTTP_TLS_CERTIFICATE") != NULL && strstr(buf, "c.pem") != NULL, "print: nested key's variable");
+    ok(strstr(buf, "BERTH_HTTP_TLS_CERTIFICATE") != NULL && strstr(buf, "c.pem") != NULL,
+       "print: nested key's variable");
     ok(strstr(buf, "BERTH_STORAGE_MANIFEST_MAX_SIZE") != NULL && strstr(buf, "4MiB") != NULL, "print: sizes in units");
     ok(strstr(buf, " 1500000000 ") != NULL, "print: odd size in bytes");
-    ok(strstr(buf, " 1h ") != NULL && strstr(buf, " 5m ") != NULL && strstr(buf, " 30s ") != NULL && strstr(buf, " 1d ") != NULL,
+    ok(strstr(buf, " 1h ") != NULL && strstr(buf, " 5m ") != NULL && strstr(buf, " 30s ") != NULL &&
+           strstr(buf, " 1d ") != NULL,
        "print: durations in units");
     ok(strstr(buf, " 12 ") != NULL && strstr(buf, " \"\" ") != NULL, "print: numbers and empty strings");
     int lines = 0;

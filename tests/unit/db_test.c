@@ -101,8 +101,10 @@ static void test_migrations(void)
     int in_order = 1;
     for (int i = 0; i < n; ++i) {
         char sql[160];
-        snprintf(sql, sizeof(sql), "SELECT version = %d AND name = '%s' FROM schema_version ORDER BY applied_at, version "
-                                   "LIMIT 1 OFFSET %d", db_migrations[i].version, db_migrations[i].name, i);
+        snprintf(sql, sizeof(sql),
+                 "SELECT version = %d AND name = '%s' FROM schema_version ORDER BY applied_at, version "
+                 "LIMIT 1 OFFSET %d",
+                 db_migrations[i].version, db_migrations[i].name, i);
         in_order &= scalar(db, sql) == 1;
     }
     ok(in_order, "recorded in order, with their names");
@@ -178,7 +180,8 @@ static void test_writer(void)
     ok(scalar(db, "SELECT count(*) FROM t") == WRITERS - 1 && scalar(db, "SELECT count(*) FROM t WHERE x = 5") == 0,
        "every other write is committed and visible on another connection; the failing one's row is not");
     uint64_t commits = db_writes() - w0;
-    ok(commits >= 1 && commits < WRITERS, "they shared commits: %llu for %d writes", (unsigned long long)commits, WRITERS);
+    ok(commits >= 1 && commits < WRITERS, "they shared commits: %llu for %d writes", (unsigned long long)commits,
+       WRITERS);
     ok(db_generation(db) != g0, "the generation moved");
     job_t dup = {1, 99, 0};
     ok(db_write(writer, insert_row, &dup) == BERTH_EEXISTS, "a write that fails alone returns its error");
@@ -302,7 +305,8 @@ static void test_cache(void)
     digest_compute(&blob, DIGEST_SHA256, "blob", 4);
     ok(db_write(writer, put_manifest, &p1) == 0 && db_write(writer, link_blob, &blob) == 0, "a manifest and a blob");
 
-    ok(metastore_manifest_get(loop, "acme/app", "v1", NULL, &mf) == 0 && digest_equal(&mf.digest, &p1.digest) && mf.lent,
+    ok(metastore_manifest_get(loop, "acme/app", "v1", NULL, &mf) == 0 && digest_equal(&mf.digest, &p1.digest) &&
+           mf.lent,
        "manifest by tag: read, and lent by the cache");
     metastore_manifest_dispose(&mf);
     uint64_t q = db_queries(loop);
@@ -310,8 +314,8 @@ static void test_cache(void)
            memcmp(mf.content, p1.body, mf.size) == 0,
        "again: from the cache, no query");
     metastore_manifest_dispose(&mf);
-    ok(metastore_blob_get(loop, "acme/app", &blob, &size) == 0 && NO_QUERY(metastore_blob_get(loop, "acme/app", &blob, &size) == 0) &&
-           size == 42,
+    ok(metastore_blob_get(loop, "acme/app", &blob, &size) == 0 &&
+           NO_QUERY(metastore_blob_get(loop, "acme/app", &blob, &size) == 0) && size == 42,
        "blob size: the second time no query");
     ok(metastore_repo_origin(loop, "acme/app") == 1 && NO_QUERY(metastore_repo_origin(loop, "acme/app") == 1),
        "repository origin: the second time no query");
@@ -325,8 +329,10 @@ static void test_cache(void)
     metastore_manifest_dispose(&mf);
 
     char big[20200];
-    snprintf(big, sizeof(big), "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
-                               "\"manifests\":[],\"annotations\":{\"a\":\"%020000d\"}}", 0);
+    snprintf(big, sizeof(big),
+             "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\","
+             "\"manifests\":[],\"annotations\":{\"a\":\"%020000d\"}}",
+             0);
     put_t p3 = manifest_put("big", big);
     ok(db_write(writer, put_manifest, &p3) == 0 && metastore_manifest_get(loop, "acme/app", "big", NULL, &mf) == 0 &&
            !mf.lent && mf.size > 16384,
@@ -344,10 +350,12 @@ static void test_cache(void)
     if (accounts_get(loop, "alice", &a) == 0)
         alice = a.id;
     account_dispose(&a);
-    ok(accounts_repo_facts(loop, alice, "acme/app", &f) == 0 && f.exists && f.granted == 0, "facts: alice has no grant");
+    ok(accounts_repo_facts(loop, alice, "acme/app", &f) == 0 && f.exists && f.granted == 0,
+       "facts: alice has no grant");
     ok(NO_QUERY(accounts_repo_facts(loop, alice, "acme/app", &f) == 0 && f.exists && f.granted == 0),
        "asked again: no query");
-    ok(QUERIED(accounts_repo_facts(loop, 0, "acme/app", &f) == 0 && f.exists), "another account (anonymous) is another key");
+    ok(QUERIED(accounts_repo_facts(loop, 0, "acme/app", &f) == 0 && f.exists),
+       "another account (anonymous) is another key");
     ok(accounts_grant(cli, "acme/*", "alice", ACTION_PULL) == 0, "the CLI (another connection) grants her pull");
     ok(accounts_repo_facts(loop, alice, "acme/app", &f) == 0 && f.granted == ACTION_PULL, "seen on the next check");
     ok(accounts_grant_revoke(cli, "acme/*", "alice") == 0 && accounts_repo_facts(loop, alice, "acme/app", &f) == 0 &&
@@ -362,7 +370,8 @@ static void test_cache(void)
        "after it, the manifest is read again too (one generation for every cache)");
     metastore_manifest_dispose(&mf);
 
-    ok(metastore_blob_get(loop, "acme/app", &blob, &size) == 0 && NO_QUERY(metastore_blob_get(loop, "acme/app", &blob, &size) == 0),
+    ok(metastore_blob_get(loop, "acme/app", &blob, &size) == 0 &&
+           NO_QUERY(metastore_blob_get(loop, "acme/app", &blob, &size) == 0),
        "(a blob size cached)");
     ok(metastore_begin(loop, 0, NULL) == 0 && QUERIED(accounts_generation(loop) == g) &&
            QUERIED(metastore_blob_get(loop, "acme/app", &blob, &size) == 0) &&

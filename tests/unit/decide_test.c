@@ -111,7 +111,8 @@ static void test_public(void)
     ok(policy_is("alice", &alice, "shared/x", 0), "public: a grant is bob's only");
     ok(policy_is("alice", &alice, "bob/secret", 0), "public: another's private repository");
     ok(policy_is("admin", &admin, "bob/secret", ACTION_ALL), "public: the administrator does everything");
-    ok(policy_is("alice's token", &alice_tok, "alice/app", ACTION_PULL), "public: an access token bounds what alice may");
+    ok(policy_is("alice's token", &alice_tok, "alice/app", ACTION_PULL),
+       "public: an access token bounds what alice may");
     ok(policy_is("alice's token", &alice_tok, "alice/pub", 0), "public: nothing outside its scope, even public");
     ok(auth_actions(m, &alice_tok, "alice/app") == ACTION_PULL, "public: auth_actions agrees for an access token");
 
@@ -124,7 +125,8 @@ static void test_public(void)
     ok(auth_allows(m, &alice, "alice/app", ACTION_PULL | ACTION_PUSH, 0), "public: a push of alice's is allowed");
     ok(!auth_allows(m, &anon, "alice/pub", ACTION_PULL | ACTION_PUSH, 0), "public: anonymous may not push");
     ok(auth_allows(m, &anon, "alice/pub", ACTION_PULL, 0), "public: but pull");
-    ok(!auth_allows(m, &bearer_alice, "alice/app", ACTION_PULL, 0), "public: a request beyond a Bearer grant is refused");
+    ok(!auth_allows(m, &bearer_alice, "alice/app", ACTION_PULL, 0),
+       "public: a request beyond a Bearer grant is refused");
     ok(!auth_allows(m, &anon, NULL, 0, 0), "public: /v2/ wants credentials");
     ok(auth_allows(m, &alice, NULL, 0, 0) && auth_allows(m, &bearer_anon, NULL, 0, 0),
        "public: an account or any Bearer token opens /v2/");
@@ -186,7 +188,8 @@ static void test_mirror(void)
     ok(policy_is("anonymous", &anon, "alice/app", 0) && mirror_calls == 0,
        "an existing repository: its own visibility, the mirror not asked");
     set_mode(MODE_PRIVATE, 1, hub_mirror);
-    ok(policy_is("anonymous", &anon, "hub/nginx", 0), "private: a mirror's repository is still no one's to pull anonymously");
+    ok(policy_is("anonymous", &anon, "hub/nginx", 0),
+       "private: a mirror's repository is still no one's to pull anonymously");
     ok(policy_is("alice", &alice, "hub/nginx", ACTION_PULL), "private: accounts pull it");
 }
 

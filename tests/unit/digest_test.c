@@ -6,10 +6,12 @@
 
 #define ABC256 "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 #define EMPTY256 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-#define EMPTY512 "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce" \
-                 "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"
-#define ABC512 "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a" \
-               "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
+#define EMPTY512                                                                                                       \
+    "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"                                                 \
+    "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"
+#define ABC512                                                                                                         \
+    "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a"                                                 \
+    "2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
 
 /* `s` with control characters escaped, so that a description stays on one TAP line. */
 static const char *show(const char *s, char *buf, size_t size)
@@ -18,7 +20,7 @@ static const char *show(const char *s, char *buf, size_t size)
 
     for (; *s != '\0' && o + 5 < size; ++s)
         o += *s >= 0x20 && *s < 0x7f ? (size_t)snprintf(buf + o, size - o, "%c", *s)
-                                      : (size_t)snprintf(buf + o, size - o, "\\x%02x", (unsigned char)*s);
+                                     : (size_t)snprintf(buf + o, size - o, "\\x%02x", (unsigned char)*s);
     buf[o] = '\0';
     return buf;
 }
@@ -67,30 +69,30 @@ static void test_parse_invalid(void)
 {
     static const char *malformed[] = {
         "",
-        "sha256",                          /* no colon */
-        "sha256:",                         /* empty encoded */
-        ":" ABC256,                        /* empty algorithm */
-        "SHA256:" ABC256,                  /* uppercase algorithm is not grammatical */
+        "sha256",         /* no colon */
+        "sha256:",        /* empty encoded */
+        ":" ABC256,       /* empty algorithm */
+        "SHA256:" ABC256, /* uppercase algorithm is not grammatical */
         "sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", /* uppercase hex */
         "sha256:Ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", /* one uppercase char */
         "sha256:a7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",  /* 63 chars */
-        "sha256:" ABC256 "0",              /* 65 chars */
-        "sha256:" ABC512,                  /* sha512 length under sha256 */
-        "sha512:" ABC256,                  /* sha256 length under sha512 */
+        "sha256:" ABC256 "0",                                                      /* 65 chars */
+        "sha256:" ABC512,                                                          /* sha512 length under sha256 */
+        "sha512:" ABC256,                                                          /* sha256 length under sha512 */
         "sha256:ga7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", /* non-hex but grammatical */
-        "sha256:" ABC256 ":",              /* second colon */
+        "sha256:" ABC256 ":",                                                      /* second colon */
         "sha256::" ABC256,
         "sha256 :" ABC256,
         " sha256:" ABC256,
         "sha256:" ABC256 " ",
         "sha256:" ABC256 "\n",
-        "sha256:abc/def",                  /* '/' not in the encoded alphabet */
-        "sha256:abc+def",                  /* '+' only separates algorithm components */
-        "-sha256:abc",                     /* algorithm starts with a separator */
-        "sha256-:abc",                     /* algorithm ends with a separator */
-        "sha--256:abc",                    /* two separators in a row */
+        "sha256:abc/def", /* '/' not in the encoded alphabet */
+        "sha256:abc+def", /* '+' only separates algorithm components */
+        "-sha256:abc",    /* algorithm starts with a separator */
+        "sha256-:abc",    /* algorithm ends with a separator */
+        "sha--256:abc",   /* two separators in a row */
         "sha.+256:abc",
-        "md5:",                            /* unknown algorithm, but empty encoded: malformed */
+        "md5:", /* unknown algorithm, but empty encoded: malformed */
         "Md5:abc",
         "md5:abc!",
         "md5:ab c",
@@ -173,7 +175,8 @@ static void test_vectors(void)
     digest_compute(&d, DIGEST_SHA512, "abc", 3);
     ok(strcmp(d.str, "sha512:" ABC512) == 0, "sha512(abc)");
     digest_compute(&d, DIGEST_SHA256, nist2, strlen(nist2));
-    ok(strcmp(d.str, "sha256:248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1") == 0, "sha256 NIST 448-bit");
+    ok(strcmp(d.str, "sha256:248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1") == 0,
+       "sha256 NIST 448-bit");
 
     /* a computed digest round-trips through the parser */
     digest_t p;

@@ -23,13 +23,14 @@ static blobstore_t blobs;
 static metastore_t *db;
 static metastore_writer_t *writer;
 static char prefix[] = "", upstream_url[] = "https://registry.test", ns[] = "registry.test";
-static config_mirror_t mcfg = {.prefix = prefix, .upstream = upstream_url, .ns = ns, .tag_ttl_ms = 300000, .library = 1};
+static config_mirror_t mcfg = {
+    .prefix = prefix, .upstream = upstream_url, .ns = ns, .tag_ttl_ms = 300000, .library = 1};
 static mirror_t mirror = {.cfg = &mcfg};
 
 /* ---- the fake upstream ---- */
 
 typedef struct {
-    int rc;      /* -1: no answer */
+    int rc; /* -1: no answer */
     long status;
     const char *content_type, *digest, *retry_after;
     const char *body;
@@ -38,18 +39,18 @@ typedef struct {
 
 static struct {
     answer_t get, head;
-    int gets, heads; /* calls so far */
-    char last[512];  /* "GET manifests library/alpine v1" */
-    size_t chunk;    /* the body goes to the sink in pieces of this size */
-    size_t cut;      /* if not 0: the transfer breaks after this many bytes */
+    int gets, heads;       /* calls so far */
+    char last[512];        /* "GET manifests library/alpine v1" */
+    size_t chunk;          /* the body goes to the sink in pieces of this size */
+    size_t cut;            /* if not 0: the transfer breaks after this many bytes */
     void (*between)(void); /* after the sink's start, and after each piece */
     pthread_mutex_t mu;
     pthread_cond_t cond;
     int gate_closed; /* every call waits while set */
 } up = {.chunk = 1000, .mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
-static int fake_upstream(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref, const char *accept,
-                         int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp)
+static int fake_upstream(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref,
+                         const char *accept, int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp)
 {
     int head = strcmp(method, "HEAD") == 0;
     const answer_t *a = head ? &up.head : &up.get;
@@ -229,7 +230,8 @@ static void leave(follower_t *fo)
 }
 
 /* The outcome of a flight a lone follower follows (fetched at once, on this thread). */
-static mirror_fetch_state_t fetch_once(const mirror_fetch_what_t *w, err_code_t *err, char *msg, size_t msglen, char *retry)
+static mirror_fetch_state_t fetch_once(const mirror_fetch_what_t *w, err_code_t *err, char *msg, size_t msglen,
+                                       char *retry)
 {
     follower_t fo;
     mirror_fetch_progress_t p;
@@ -262,7 +264,6 @@ static int tmp_is_empty(void)
     return empty;
 }
 
-
 /* ---- manifests ---- */
 
 static char manifest[1024], manifest2[1024];
@@ -273,9 +274,10 @@ static void make_manifests(void)
     digest_t cfg, layer;
     digest_compute(&cfg, DIGEST_SHA256, "cfg", 3);
     digest_compute(&layer, DIGEST_SHA256, "layer", 5);
-    const char *fmt = "{\"schemaVersion\":2,\"mediaType\":\"" MT_OCI_MANIFEST "\",\"config\":{\"mediaType\":\"application/"
-                      "vnd.oci.image.config.v1+json\",\"digest\":\"%s\",\"size\":%d},\"layers\":[{\"mediaType\":\"application/"
-                      "vnd.oci.image.layer.v1.tar\",\"digest\":\"%s\",\"size\":5}]}";
+    const char *fmt =
+        "{\"schemaVersion\":2,\"mediaType\":\"" MT_OCI_MANIFEST "\",\"config\":{\"mediaType\":\"application/"
+        "vnd.oci.image.config.v1+json\",\"digest\":\"%s\",\"size\":%d},\"layers\":[{\"mediaType\":\"application/"
+        "vnd.oci.image.layer.v1.tar\",\"digest\":\"%s\",\"size\":5}]}";
     snprintf(manifest, sizeof(manifest), fmt, cfg.str, 3, layer.str);
     snprintf(manifest2, sizeof(manifest2), fmt, cfg.str, 4, layer.str);
     digest_compute(&manifest_d, DIGEST_SHA256, manifest, strlen(manifest));
@@ -287,7 +289,8 @@ static int stored_manifest(const char *tag, const digest_t *d, const char *body,
     metastore_manifest_t got;
     if (metastore_manifest_get(db, REPO, tag, d, &got) != 0)
         return 0;
-    int same = got.size == strlen(body) && memcmp(got.content, body, got.size) == 0 && strcmp(got.media_type, MT_OCI_MANIFEST) == 0;
+    int same = got.size == strlen(body) && memcmp(got.content, body, got.size) == 0 &&
+               strcmp(got.media_type, MT_OCI_MANIFEST) == 0;
     if (checked_at)
         *checked_at = got.checked_at;
     metastore_manifest_dispose(&got);
@@ -303,8 +306,8 @@ static void test_manifest_by_tag(void)
     time_t before = time(NULL);
     int64_t checked = 0;
     ok(fetch_once(&w, NULL, NULL, 0, NULL) == MIRROR_FETCH_DONE, "manifest by tag: the flight ends done");
-    ok(up.gets == 1 && up.heads == 0 && strcmp(up.last, "GET manifests " REPO " v1") == 0, "... one GET of it upstream: %s",
-       up.last);
+    ok(up.gets == 1 && up.heads == 0 && strcmp(up.last, "GET manifests " REPO " v1") == 0,
+       "... one GET of it upstream: %s", up.last);
     ok(stored_manifest("v1", NULL, manifest, &checked), "... stored under its tag, the same bytes");
     ok(stored_manifest(NULL, &manifest_d, manifest, NULL), "... and by its digest");
     ok(checked >= before, "... confirmed now (checked_at %lld)", (long long)checked);
@@ -324,7 +327,8 @@ static void test_manifest_wrong_digest(void)
     metastore_manifest_t got;
     ok(fetch_once(&w, &err, msg, sizeof(msg), NULL) == MIRROR_FETCH_FAIL && err == ERR_UNAVAILABLE,
        "manifest by digest, other bytes upstream: UNAVAILABLE");
-    ok(strcmp(msg, "the upstream registry sent a manifest that does not match its digest") == 0, "... saying why: %s", msg);
+    ok(strcmp(msg, "the upstream registry sent a manifest that does not match its digest") == 0, "... saying why: %s",
+       msg);
     ok(metastore_manifest_get(db, "library/other", NULL, &manifest_d, &got) == BERTH_ENOTFOUND &&
            metastore_manifest_get(db, "library/other", NULL, &manifest2_d, &got) == BERTH_ENOTFOUND &&
            metastore_repo_origin(db, "library/other") == BERTH_ENOTFOUND,
@@ -399,7 +403,8 @@ static int put_old(metastore_t *m, void *arg)
 {
     manifest_t *mf;
     char err[256];
-    if (manifest_parse(&mf, MT_OCI_MANIFEST, strlen(MT_OCI_MANIFEST), manifest, strlen(manifest), err, sizeof(err)) != MANIFEST_OK)
+    if (manifest_parse(&mf, MT_OCI_MANIFEST, strlen(MT_OCI_MANIFEST), manifest, strlen(manifest), err, sizeof(err)) !=
+        MANIFEST_OK)
         return -1;
     int rc = metastore_mirror_manifest_put(m, REPO, &manifest_d, mf, manifest, strlen(manifest), arg, 1000);
     manifest_free(mf);
@@ -410,7 +415,8 @@ static void test_revalidation(void)
 {
     int64_t checked = 0;
     uint64_t fetches = mirror.fetches, stale = mirror.stale;
-    ok(metastore_write(writer, put_old, "old") == 0 && stored_manifest("old", NULL, manifest, &checked) && checked == 1000,
+    ok(metastore_write(writer, put_old, "old") == 0 && stored_manifest("old", NULL, manifest, &checked) &&
+           checked == 1000,
        "a tag \"old\" confirmed long ago");
 
     reset_upstream();
@@ -426,7 +432,8 @@ static void test_revalidation(void)
     metastore_write(writer, put_old, "old");
     reset_upstream();
     answer(&up.head, 503, NULL, NULL, NULL);
-    ok(fetch_once(&w, NULL, NULL, 0, NULL) == MIRROR_FETCH_DONE && up.gets == 0, "the upstream fails the HEAD: done, no GET");
+    ok(fetch_once(&w, NULL, NULL, 0, NULL) == MIRROR_FETCH_DONE && up.gets == 0,
+       "the upstream fails the HEAD: done, no GET");
     ok(stored_manifest("old", NULL, manifest, &checked) && checked == 1000, "... the stale copy served as it is");
     ok(mirror.stale == stale + 1, "... counted as stale");
 
@@ -452,7 +459,8 @@ static void test_revalidation(void)
     ok(fetch_once(&w, &err, msg, sizeof(msg), NULL) == MIRROR_FETCH_FAIL && err == ERR_MANIFEST_UNKNOWN &&
            strcmp(msg, "the upstream registry no longer has " REPO ":old") == 0,
        "the tag is gone upstream: MANIFEST_UNKNOWN (%s)", msg);
-    ok(metastore_manifest_get(db, REPO, "old", NULL, &got) == BERTH_ENOTFOUND && stored_manifest(NULL, &manifest2_d, manifest2, NULL),
+    ok(metastore_manifest_get(db, REPO, "old", NULL, &got) == BERTH_ENOTFOUND &&
+           stored_manifest(NULL, &manifest2_d, manifest2, NULL),
        "... the tag is deleted here, the manifest stays");
 }
 
@@ -503,7 +511,8 @@ static void test_blob(void)
     mirror_fetch_progress_t p;
     ok(poll_state(&fo, watched_off, &p) == MIRROR_FETCH_DONE && p.have == sizeof(blob) && p.size == sizeof(blob),
        "... it ends done, with all %zu bytes", sizeof(blob));
-    ok(strcmp(seen, "b0 b1000 b2000 b3000") == 0, "... the follower was woken as the body began and at each piece: %s", seen);
+    ok(strcmp(seen, "b0 b1000 b2000 b3000") == 0, "... the follower was woken as the body began and at each piece: %s",
+       seen);
     ok(wakes_of(&fo) == 5, "... and once more at the end (%d wake-ups)", wakes_of(&fo));
     char buf[sizeof(blob)];
     ok(pread(p.fd, buf, sizeof(buf), 0) == (ssize_t)sizeof(buf) && memcmp(buf, blob, sizeof(blob)) == 0,
@@ -548,7 +557,8 @@ static void test_blob_wrong_bytes(void)
            strcmp(msg, "the upstream registry sent a blob that does not match its digest") == 0,
        "a blob whose bytes do not match its digest: UNAVAILABLE (%s)", msg);
     blobstore_path(&blobs, &d, path, sizeof(path));
-    ok(access(path, F_OK) != 0 && metastore_blob_get(db, REPO, &d, &size) == BERTH_ENOTFOUND, "... no blob file, no link");
+    ok(access(path, F_OK) != 0 && metastore_blob_get(db, REPO, &d, &size) == BERTH_ENOTFOUND,
+       "... no blob file, no link");
     ok(tmp_is_empty(), "... no temporary file left");
 
     reset_upstream();
@@ -556,7 +566,8 @@ static void test_blob_wrong_bytes(void)
     up.chunk = 4;
     up.cut = 4;
     ok(fetch_once(&w, &err, msg, sizeof(msg), NULL) == MIRROR_FETCH_FAIL && err == ERR_UNAVAILABLE &&
-           strcmp(msg, "the upstream registry stopped sending the blob") == 0 && access(path, F_OK) != 0 && tmp_is_empty(),
+           strcmp(msg, "the upstream registry stopped sending the blob") == 0 && access(path, F_OK) != 0 &&
+           tmp_is_empty(),
        "a blob cut short: UNAVAILABLE (%s), nothing left behind", msg);
 }
 
@@ -570,7 +581,8 @@ static void test_single_flight(void)
     answer(&up.get, 200, MT_OCI_MANIFEST, NULL, manifest);
     spawn_mode = 1;
     mirror_fetch_what_t w = what_manifest("sf", NULL, NULL);
-    ok(follow(&a, &w) == 1 && follow(&b, &w) == 0 && nqueued == 1, "two requests for one manifest: one flight, one fetch queued");
+    ok(follow(&a, &w) == 1 && follow(&b, &w) == 0 && nqueued == 1,
+       "two requests for one manifest: one flight, one fetch queued");
     ok(poll_state(&a, 0, NULL) == MIRROR_FETCH_WAIT && poll_state(&b, 0, NULL) == MIRROR_FETCH_WAIT, "... both wait");
     mirror_fetch_what_t w2 = what_manifest("sf2", NULL, NULL);
     ok(follow(&c, &w2) == 1 && nqueued == 2, "another tag: a flight of its own");
@@ -578,7 +590,8 @@ static void test_single_flight(void)
     run_queued();
     ok(up.gets == 2, "... one GET upstream for each tag");
     ok(wakes_of(&a) == 1 && wakes_of(&b) == 1, "... both followers woken once");
-    ok(poll_state(&a, 0, NULL) == MIRROR_FETCH_DONE && poll_state(&b, 0, &p) == MIRROR_FETCH_DONE, "... both see it done");
+    ok(poll_state(&a, 0, NULL) == MIRROR_FETCH_DONE && poll_state(&b, 0, &p) == MIRROR_FETCH_DONE,
+       "... both see it done");
     ok(strcmp(p.what->ref, "sf") == 0 && strcmp(p.what->local, REPO) == 0, "... the flight's copy of what it fetched");
     leave(&a);
     leave(&b);
@@ -625,7 +638,8 @@ static void test_single_flight(void)
     pthread_join(fetch_thread, NULL);
     ok(first == 1 && second == 0 && nthreads == 1, "two concurrent requests for one blob: one fetch thread");
     ok(up.gets == 1, "... one GET upstream");
-    ok(st == MIRROR_FETCH_DONE && p.have == sizeof(body), "... the second follower, streaming, got to done (%d polls)", polls);
+    ok(st == MIRROR_FETCH_DONE && p.have == sizeof(body), "... the second follower, streaming, got to done (%d polls)",
+       polls);
     ok(poll_state(&a, 0, &p) == MIRROR_FETCH_DONE && p.size == sizeof(body), "... and so did the first");
     leave(&a);
     leave(&b);
@@ -655,7 +669,8 @@ int main(void)
         return 2;
     char path[300];
     snprintf(path, sizeof(path), "%s/berth.db", root);
-    ok(blobstore_init(&blobs, root) == 0 && (db = metastore_open(path, 1)) != NULL && (writer = metastore_writer_start(path)) != NULL,
+    ok(blobstore_init(&blobs, root) == 0 && (db = metastore_open(path, 1)) != NULL &&
+           (writer = metastore_writer_start(path)) != NULL,
        "a blob store and a database in %s", root);
     mirror_fetch_env_t env = {&blobs, root, writer, 4 << 20, 1 << 20, test_spawn, fake_upstream};
     mirror_fetch_init(&env);

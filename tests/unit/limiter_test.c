@@ -88,8 +88,8 @@ static int addr_is(const char *peer, const char *xff, const char *trusted, const
     char buf[64];
     limiter_client_addr(buf, sizeof(buf), peer, xff, xff ? strlen(xff) : 0, trusted);
     if (strcmp(buf, want) != 0) {
-        printf("# peer %s xff %s trusted %s: got '%s', want '%s'\n", peer, xff ? xff : "(none)", trusted ? trusted : "(null)",
-               buf, want);
+        printf("# peer %s xff %s trusted %s: got '%s', want '%s'\n", peer, xff ? xff : "(none)",
+               trusted ? trusted : "(null)", buf, want);
         return 0;
     }
     return 1;

@@ -11,8 +11,9 @@
 #define D2 "sha256:9834876dcfb05cb167a5c24953eba58c4ac89b1adf57f28f2f9d09af107ee8f0"
 #define D3 "sha256:3c3a4604a545cdc127456d94e421cd355bca5b528f4a9c1905b15da2eb4a4c6b"
 #define D4 "sha256:ec4b8955958665577945c89419d1af06b5f7636b4ac3da7f12184802ad867736"
-#define D5 "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce" \
-           "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"
+#define D5                                                                                                             \
+    "sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"                                          \
+    "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e"
 #define EMPTY_CFG "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
 
 static char err[512];
@@ -92,11 +93,13 @@ static void test_oci_manifest(void)
     ok(m->refs[3].digest.algo == DIGEST_SHA512 && strcmp(m->refs[3].digest.str, D5) == 0 && !m->refs[3].foreign,
        "layer 2 is sha512; empty urls is not foreign");
     for (size_t i = 0; i < m->nrefs; ++i)
-        ok(digest_hex(&m->refs[i].digest) == m->refs[i].digest.str + 7, "ref %zu digest_hex(&digest) points into refs[%zu]", i, i);
+        ok(digest_hex(&m->refs[i].digest) == m->refs[i].digest.str + 7,
+           "ref %zu digest_hex(&digest) points into refs[%zu]", i, i);
     manifest_free(m);
 
     /* the same body with Content-Type parameters and whitespace, or no Content-Type at all */
-    ok(parse(&m, "application/vnd.oci.image.manifest.v1+json; charset=utf-8", body) == MANIFEST_OK, "Content-Type with charset");
+    ok(parse(&m, "application/vnd.oci.image.manifest.v1+json; charset=utf-8", body) == MANIFEST_OK,
+       "Content-Type with charset");
     manifest_free(m);
     ok(parse(&m, "  application/vnd.oci.image.manifest.v1+json ;charset=utf-8", body) == MANIFEST_OK,
        "Content-Type with spaces");
@@ -111,12 +114,14 @@ static void test_docker_manifest(void)
 {
     static const char body[] =
         "{'schemaVersion': 2, 'mediaType': 'application/vnd.docker.distribution.manifest.v2+json',\n"
-        " 'config': {'mediaType': 'application/vnd.docker.container.image.v1+json', 'size': 1512, 'digest': '" D1 "'},\n"
+        " 'config': {'mediaType': 'application/vnd.docker.container.image.v1+json', 'size': 1512, 'digest': '" D1
+        "'},\n"
         " 'layers': [\n"
         "  {'mediaType': 'application/vnd.docker.image.rootfs.diff.tar.gzip', 'size': 2811969, 'digest': '" D2 "'},\n"
         "  {'mediaType': 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', 'size': 1429653183,\n"
         "   'digest': '" D3 "', 'urls': ['https://mcr.microsoft.com/v2/windows/servercore/blobs/" D3 "']},\n"
-        "  {'mediaType': 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', 'size': 5, 'digest': '" D4 "'},\n"
+        "  {'mediaType': 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', 'size': 5, 'digest': '" D4
+        "'},\n"
         "  {'mediaType': 'application/vnd.docker.image.rootfs.diff.tar.gzip', 'size': 6, 'digest': '" D4 "',\n"
         "   'urls': ['https://example.com/blob']}\n"
         " ]}";
@@ -127,21 +132,24 @@ static void test_docker_manifest(void)
     if (r != MANIFEST_OK)
         return;
     ok(m->kind == MANIFEST_IMAGE && strcmp(m->media_type, MT_DOCKER_MANIFEST) == 0, "kind and media type");
-    ok(strcmp(m->artifact_type, "application/vnd.docker.container.image.v1+json") == 0, "artifact type is the config's");
+    ok(strcmp(m->artifact_type, "application/vnd.docker.container.image.v1+json") == 0,
+       "artifact type is the config's");
     ok(m->annotations_json == NULL, "no annotations");
     ok(m->nrefs == 5, "5 refs");
     ok(!m->refs[1].foreign, "ordinary layer is not foreign");
     ok(m->refs[2].foreign && m->refs[2].size == 1429653183, "Windows foreign layer");
     ok(m->refs[3].foreign, "OCI nondistributable layer");
     ok(m->refs[4].foreign, "layer with urls");
-    ok(m->refs[3].kind == REF_LAYER && m->refs[4].kind == REF_LAYER && digest_equal(&m->refs[3].digest, &m->refs[4].digest),
+    ok(m->refs[3].kind == REF_LAYER && m->refs[4].kind == REF_LAYER &&
+           digest_equal(&m->refs[3].digest, &m->refs[4].digest),
        "same blob twice is two refs");
     manifest_free(m);
 
     ok(parse(&m, NULL,
              "{'schemaVersion':2,'config':{'mediaType':'a','size':1,'digest':'" D1 "'},'layers':["
              "{'mediaType':'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip','size':1,'digest':'" D2 "'},"
-             "{'mediaType':'application/vnd.oci.image.layer.v1.tar','size':1,'digest':'" D2 "','urls':null}]}") == MANIFEST_OK &&
+             "{'mediaType':'application/vnd.oci.image.layer.v1.tar','size':1,'digest':'" D2
+             "','urls':null}]}") == MANIFEST_OK &&
            m->nrefs == 3 && m->refs[1].foreign && !m->refs[2].foreign && !m->refs[0].foreign,
        "foreign media type alone makes a layer foreign; null urls do not");
     manifest_free(m);
@@ -223,7 +231,8 @@ static void test_artifacts(void)
     ok(parse(&m, MT_OCI_MANIFEST, sbom) == MANIFEST_OK, "artifact with artifactType and subject parses (%s)", err);
     if (m != NULL) {
         ok(strcmp(m->artifact_type, "application/vnd.example.sbom.v1") == 0, "artifactType wins over the config's");
-        ok(m->has_subject && strcmp(m->subject.str, D1) == 0 && digest_hex(&m->subject) == m->subject.str + 7, "subject digest");
+        ok(m->has_subject && strcmp(m->subject.str, D1) == 0 && digest_hex(&m->subject) == m->subject.str + 7,
+           "subject digest");
         ok(m->nrefs == 2 && strcmp(m->refs[0].digest.str, EMPTY_CFG) == 0 && m->refs[0].size == 2, "empty config ref");
         ok(strcmp(m->annotations_json, "{\"org.opencontainers.image.created\":\"2023-01-02T03:04:05Z\"}") == 0,
            "artifact annotations");
@@ -232,7 +241,8 @@ static void test_artifacts(void)
     ok(parse(&m, MT_OCI_MANIFEST, helm) == MANIFEST_OK, "Helm chart without mediaType parses (%s)", err);
     if (m != NULL) {
         ok(strcmp(m->media_type, MT_OCI_MANIFEST) == 0, "media type from the Content-Type");
-        ok(strcmp(m->artifact_type, "application/vnd.cncf.helm.config.v1+json") == 0, "config media type as artifact type");
+        ok(strcmp(m->artifact_type, "application/vnd.cncf.helm.config.v1+json") == 0,
+           "config media type as artifact type");
         ok(!m->has_subject, "no subject");
         manifest_free(m);
     }
@@ -258,8 +268,9 @@ static void test_artifacts(void)
            m->refs[0].size == 9007199254740993LL && strcmp(m->annotations_json, "{}") == 0,
        "unknown mediaType with config is an image; sizes beyond 2^53 are exact; empty annotations (%s)", err);
     manifest_free(m);
-    ok(parse(&m, NULL, "{'schemaVersion':2,'schemaVersion':2,'mediaType':'x','mediaType':'" MT_OCI_INDEX "','manifests':[]}") ==
-               MANIFEST_OK &&
+    ok(parse(&m, NULL,
+             "{'schemaVersion':2,'schemaVersion':2,'mediaType':'x','mediaType':'" MT_OCI_INDEX
+             "','manifests':[]}") == MANIFEST_OK &&
            strcmp(m->media_type, MT_OCI_INDEX) == 0,
        "duplicate keys are allowed, the last one wins");
     manifest_free(m);
@@ -270,20 +281,24 @@ static void test_unsupported(void)
     static const char schema1[] =
         "{'schemaVersion': 1, 'name': 'hello-world', 'tag': 'latest', 'architecture': 'amd64',\n"
         " 'fsLayers': [{'blobSum': '" D1 "'}], 'history': [{'v1Compatibility': '{}'}]}";
-    static const char oci_body[] = "{'schemaVersion':2,'config':{'mediaType':'a','digest':'" D1 "','size':1},'layers':[]}";
+    static const char oci_body[] =
+        "{'schemaVersion':2,'config':{'mediaType':'a','digest':'" D1 "','size':1},'layers':[]}";
 
     expect_fail("schema 1 body", NULL, schema1, MANIFEST_EUNSUPPORTED, "schema 1");
     expect_fail("schema 1 body with its Content-Type", MT_DOCKER_SCHEMA1, schema1, MANIFEST_EUNSUPPORTED, "schema 1");
     expect_fail("schema 1 signed Content-Type", MT_DOCKER_SCHEMA1_SIGNED, schema1, MANIFEST_EUNSUPPORTED, "schema 1");
     expect_fail("schema 1 Content-Type with parameters", MT_DOCKER_SCHEMA1_SIGNED "; charset=utf-8", oci_body,
                 MANIFEST_EUNSUPPORTED, "schema 1");
-    expect_fail("schema 1 Content-Type with a non-JSON body", MT_DOCKER_SCHEMA1, "not json", MANIFEST_EUNSUPPORTED, "schema 1");
-    expect_fail("schema 1 mediaType in the body", NULL,
-                "{'schemaVersion':2,'mediaType':'" MT_DOCKER_SCHEMA1 "','config':{},'layers':[]}", MANIFEST_EUNSUPPORTED,
+    expect_fail("schema 1 Content-Type with a non-JSON body", MT_DOCKER_SCHEMA1, "not json", MANIFEST_EUNSUPPORTED,
                 "schema 1");
-    expect_fail("schemaVersion 3", NULL, "{'schemaVersion':3,'manifests':[]}", MANIFEST_EUNSUPPORTED, "schemaVersion 3");
+    expect_fail("schema 1 mediaType in the body", NULL,
+                "{'schemaVersion':2,'mediaType':'" MT_DOCKER_SCHEMA1 "','config':{},'layers':[]}",
+                MANIFEST_EUNSUPPORTED, "schema 1");
+    expect_fail("schemaVersion 3", NULL, "{'schemaVersion':3,'manifests':[]}", MANIFEST_EUNSUPPORTED,
+                "schemaVersion 3");
     expect_fail("schemaVersion 0", NULL, "{'schemaVersion':0,'manifests':[]}", MANIFEST_EUNSUPPORTED, "schemaVersion");
-    expect_fail("schemaVersion -2", NULL, "{'schemaVersion':-2,'manifests':[]}", MANIFEST_EUNSUPPORTED, "schemaVersion");
+    expect_fail("schemaVersion -2", NULL, "{'schemaVersion':-2,'manifests':[]}", MANIFEST_EUNSUPPORTED,
+                "schemaVersion");
 }
 
 static void test_invalid(void)
@@ -296,26 +311,32 @@ static void test_invalid(void)
     /* JSON */
     expect_fail("empty body", NULL, "", MANIFEST_EINVALID, "invalid JSON");
     expect_fail("truncated JSON", NULL, "{'schemaVersion':2,", MANIFEST_EINVALID, "line 1");
-    expect_fail("JSON with trailing garbage", NULL, "{'schemaVersion':2,'manifests':[]} x", MANIFEST_EINVALID, "invalid JSON");
-    expect_fail("a second line's error names the line", NULL, "{\n'schemaVersion':2,\n'x': tru}", MANIFEST_EINVALID, "line 3");
+    expect_fail("JSON with trailing garbage", NULL, "{'schemaVersion':2,'manifests':[]} x", MANIFEST_EINVALID,
+                "invalid JSON");
+    expect_fail("a second line's error names the line", NULL, "{\n'schemaVersion':2,\n'x': tru}", MANIFEST_EINVALID,
+                "line 3");
     expect_fail("JSON array", NULL, "[]", MANIFEST_EINVALID, "object");
     expect_fail("JSON null", NULL, "null", MANIFEST_EINVALID, "");
     expect_fail("JSON string", NULL, "'x'", MANIFEST_EINVALID, "");
-    expect_fail("JSON with \\u0000", NULL, "{'schemaVersion':2,'manifests':[],'a':'\\u0000'}", MANIFEST_EINVALID, "JSON");
+    expect_fail("JSON with \\u0000", NULL, "{'schemaVersion':2,'manifests':[],'a':'\\u0000'}", MANIFEST_EINVALID,
+                "JSON");
     expect_fail("invalid UTF-8", NULL, "{'schemaVersion':2,'manifests':[],'a':'\xff'}", MANIFEST_EINVALID, "JSON");
 
     /* schemaVersion and mediaType */
     expect_fail("missing schemaVersion", NULL, "{'manifests':[]}", MANIFEST_EINVALID, "schemaVersion");
-    expect_fail("string schemaVersion", NULL, "{'schemaVersion':'2','manifests':[]}", MANIFEST_EINVALID, "schemaVersion");
+    expect_fail("string schemaVersion", NULL, "{'schemaVersion':'2','manifests':[]}", MANIFEST_EINVALID,
+                "schemaVersion");
     expect_fail("real schemaVersion", NULL, "{'schemaVersion':2.0,'manifests':[]}", MANIFEST_EINVALID, "schemaVersion");
-    expect_fail("null schemaVersion", NULL, "{'schemaVersion':null,'manifests':[]}", MANIFEST_EINVALID, "schemaVersion");
+    expect_fail("null schemaVersion", NULL, "{'schemaVersion':null,'manifests':[]}", MANIFEST_EINVALID,
+                "schemaVersion");
     expect_fail("mediaType not a string", NULL, "{'schemaVersion':2,'mediaType':7,'manifests':[]}", MANIFEST_EINVALID,
                 "mediaType");
     expect_fail("Content-Type mismatch", MT_DOCKER_MANIFEST,
                 "{'schemaVersion':2,'mediaType':'" MT_OCI_MANIFEST "'," cfg ",'layers':[]}", MANIFEST_EINVALID,
                 "does not match the Content-Type");
     expect_fail("Content-Type differs in case", "Application/vnd.oci.image.index.v1+json",
-                "{'schemaVersion':2,'mediaType':'" MT_OCI_INDEX "','manifests':[]}", MANIFEST_EINVALID, "does not match");
+                "{'schemaVersion':2,'mediaType':'" MT_OCI_INDEX "','manifests':[]}", MANIFEST_EINVALID,
+                "does not match");
     expect_fail("index Content-Type, image body", MT_OCI_INDEX, IMG(""), MANIFEST_EINVALID, "index");
     expect_fail("image Content-Type, index body", MT_OCI_MANIFEST, empty_index, MANIFEST_EINVALID, "manifests");
     expect_fail("neither config nor manifests", NULL, "{'schemaVersion':2,'layers':[]}", MANIFEST_EINVALID, "neither");
@@ -323,49 +344,54 @@ static void test_invalid(void)
                 "neither");
 
     /* image manifests */
-    expect_fail("missing config", NULL, "{'schemaVersion':2,'mediaType':'" MT_OCI_MANIFEST "','layers':[]}", MANIFEST_EINVALID,
-                "config");
+    expect_fail("missing config", NULL, "{'schemaVersion':2,'mediaType':'" MT_OCI_MANIFEST "','layers':[]}",
+                MANIFEST_EINVALID, "config");
     expect_fail("null config", MT_DOCKER_MANIFEST, "{'schemaVersion':2,'config':null,'layers':[]}", MANIFEST_EINVALID,
                 "config");
-    expect_fail("config not an object", NULL, "{'schemaVersion':2,'config':[],'layers':[]}", MANIFEST_EINVALID, "config:");
+    expect_fail("config not an object", NULL, "{'schemaVersion':2,'config':[],'layers':[]}", MANIFEST_EINVALID,
+                "config:");
     expect_fail("missing layers", NULL, "{'schemaVersion':2," cfg "}", MANIFEST_EINVALID, "layers");
     expect_fail("layers not an array", NULL, "{'schemaVersion':2," cfg ",'layers':{}}", MANIFEST_EINVALID, "layers");
     expect_fail("config and manifests together", NULL, IMG(",'manifests':[]"), MANIFEST_EINVALID, "manifests");
     expect_fail("config without mediaType", NULL,
-                "{'schemaVersion':2,'config':{'digest':'" D1 "','size':1},'layers':[]}", MANIFEST_EINVALID, "config: mediaType");
+                "{'schemaVersion':2,'config':{'digest':'" D1 "','size':1},'layers':[]}", MANIFEST_EINVALID,
+                "config: mediaType");
     expect_fail("layer not an object", NULL, LAYER("'" D1 "'"), MANIFEST_EINVALID, "layers[0]");
     expect_fail("layer without mediaType", NULL, LAYER("{'digest':'" D1 "','size':1}"), MANIFEST_EINVALID,
                 "layers[0]: mediaType");
-    expect_fail("layer mediaType a number", NULL, LAYER("{'mediaType':1,'digest':'" D1 "','size':1}"), MANIFEST_EINVALID,
-                "mediaType");
+    expect_fail("layer mediaType a number", NULL, LAYER("{'mediaType':1,'digest':'" D1 "','size':1}"),
+                MANIFEST_EINVALID, "mediaType");
     expect_fail("bad digest in the second layer", NULL,
                 LAYER("{'mediaType':'l','digest':'" D1 "','size':1},{'mediaType':'l','digest':'sha256:xyz','size':1}"),
                 MANIFEST_EINVALID, "layers[1]: invalid digest \"sha256:xyz\"");
-    expect_fail("uppercase digest", NULL,
-                LAYER("{'mediaType':'l','digest':'sha256:B2AA39C304C27B96C1FEF0C06BEE651AC9241D49C4FE34381CAB8453F9A89C7D',"
-                      "'size':1}"),
-                MANIFEST_EINVALID, "invalid digest");
-    expect_fail("unsupported digest algorithm", NULL, LAYER("{'mediaType':'l','digest':'md5:abc','size':1}"), MANIFEST_EINVALID,
-                "unsupported digest algorithm in \"md5:abc\"");
+    expect_fail(
+        "uppercase digest", NULL,
+        LAYER("{'mediaType':'l','digest':'sha256:B2AA39C304C27B96C1FEF0C06BEE651AC9241D49C4FE34381CAB8453F9A89C7D',"
+              "'size':1}"),
+        MANIFEST_EINVALID, "invalid digest");
+    expect_fail("unsupported digest algorithm", NULL, LAYER("{'mediaType':'l','digest':'md5:abc','size':1}"),
+                MANIFEST_EINVALID, "unsupported digest algorithm in \"md5:abc\"");
     expect_fail("missing digest", NULL, LAYER("{'mediaType':'l','size':1}"), MANIFEST_EINVALID, "digest");
     expect_fail("digest a number", NULL, LAYER("{'mediaType':'l','digest':5,'size':1}"), MANIFEST_EINVALID, "digest");
-    expect_fail("negative size", NULL, LAYER("{'mediaType':'l','digest':'" D1 "','size':-1}"), MANIFEST_EINVALID, "size");
-    expect_fail("string size", NULL, LAYER("{'mediaType':'l','digest':'" D1 "','size':'1'}"), MANIFEST_EINVALID, "size");
+    expect_fail("negative size", NULL, LAYER("{'mediaType':'l','digest':'" D1 "','size':-1}"), MANIFEST_EINVALID,
+                "size");
+    expect_fail("string size", NULL, LAYER("{'mediaType':'l','digest':'" D1 "','size':'1'}"), MANIFEST_EINVALID,
+                "size");
     expect_fail("real size", NULL, LAYER("{'mediaType':'l','digest':'" D1 "','size':1.5}"), MANIFEST_EINVALID, "size");
     expect_fail("missing size", NULL, LAYER("{'mediaType':'l','digest':'" D1 "'}"), MANIFEST_EINVALID, "size");
     expect_fail("size beyond int64", NULL, LAYER("{'mediaType':'l','digest':'" D1 "','size':99999999999999999999}"),
                 MANIFEST_EINVALID, "");
     expect_fail("urls not an array", NULL, LAYER("{'mediaType':'l','digest':'" D1 "','size':1,'urls':'http://x'}"),
                 MANIFEST_EINVALID, "urls");
-    expect_fail("urls with a number", NULL, LAYER("{'mediaType':'l','digest':'" D1 "','size':1,'urls':[1]}"), MANIFEST_EINVALID,
-                "urls");
+    expect_fail("urls with a number", NULL, LAYER("{'mediaType':'l','digest':'" D1 "','size':1,'urls':[1]}"),
+                MANIFEST_EINVALID, "urls");
 
     /* indexes */
-    expect_fail("index without manifests", NULL, "{'schemaVersion':2,'mediaType':'" MT_OCI_INDEX "'}", MANIFEST_EINVALID,
-                "manifests");
+    expect_fail("index without manifests", NULL, "{'schemaVersion':2,'mediaType':'" MT_OCI_INDEX "'}",
+                MANIFEST_EINVALID, "manifests");
     expect_fail("manifests not an array", NULL, "{'schemaVersion':2,'manifests':{}}", MANIFEST_EINVALID, "manifests");
-    expect_fail("index with layers", MT_DOCKER_LIST, "{'schemaVersion':2,'manifests':[],'layers':[]}", MANIFEST_EINVALID,
-                "layers");
+    expect_fail("index with layers", MT_DOCKER_LIST, "{'schemaVersion':2,'manifests':[],'layers':[]}",
+                MANIFEST_EINVALID, "layers");
     expect_fail("bad digest in an index", NULL,
                 "{'schemaVersion':2,'manifests':[{'mediaType':'m','digest':'sha256:','size':1}]}", MANIFEST_EINVALID,
                 "manifests[0]: invalid digest");
@@ -386,7 +412,8 @@ static void test_err_buffer(void)
 {
     manifest_t *m = (manifest_t *)1;
     char small[8];
-    static const char bad[] = "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"m\",\"digest\":\"sha256:x\",\"size\":1}]}";
+    static const char bad[] =
+        "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"m\",\"digest\":\"sha256:x\",\"size\":1}]}";
 
     memset(small, 'X', sizeof(small));
     ok(manifest_parse(&m, NULL, 0, bad, strlen(bad), small, sizeof(small)) == MANIFEST_EINVALID && m == NULL &&
@@ -415,7 +442,8 @@ static void test_media_type_known(void)
     ok(manifest_media_type_known(MT_OCI_INDEX "xyz", strlen(MT_OCI_INDEX)), "len honoured");
     ok(!manifest_media_type_known(MT_OCI_INDEX, strlen(MT_OCI_INDEX) - 1), "truncated is unknown");
     ok(!manifest_media_type_known(MT_DOCKER_SCHEMA1, strlen(MT_DOCKER_SCHEMA1)), "schema 1 is unknown");
-    ok(!manifest_media_type_known(MT_DOCKER_SCHEMA1_SIGNED, strlen(MT_DOCKER_SCHEMA1_SIGNED)), "signed schema 1 is unknown");
+    ok(!manifest_media_type_known(MT_DOCKER_SCHEMA1_SIGNED, strlen(MT_DOCKER_SCHEMA1_SIGNED)),
+       "signed schema 1 is unknown");
     ok(!manifest_media_type_known("application/json", 16), "application/json is unknown");
     ok(!manifest_media_type_known("APPLICATION/VND.OCI.IMAGE.INDEX.V1+JSON", 39), "case matters");
     ok(!manifest_media_type_known("", 0), "empty is unknown");

@@ -50,12 +50,12 @@ static const char *pick(const char *name, const char *ns)
     return buf;
 }
 
-#define PICKS(name, ns, want)                                                                                               \
-    do {                                                                                                                    \
-        const char *got = pick(name, ns);                                                                                   \
-        ok(strcmp(got, want) == 0, "%s%s%s -> %s", name, ns ? " ?ns=" : "", ns ? ns : "", want);                           \
-        if (strcmp(got, want) != 0)                                                                                         \
-            printf("# got: %s\n", got);                                                                                     \
+#define PICKS(name, ns, want)                                                                                          \
+    do {                                                                                                               \
+        const char *got = pick(name, ns);                                                                              \
+        ok(strcmp(got, want) == 0, "%s%s%s -> %s", name, ns ? " ?ns=" : "", ns ? ns : "", want);                       \
+        if (strcmp(got, want) != 0)                                                                                    \
+            printf("# got: %s\n", got);                                                                                \
     } while (0)
 
 /* ---- routing with a database ---- */
@@ -73,7 +73,8 @@ static int link_one(metastore_t *m, void *arg)
     return a->mirrored ? metastore_mirror_blob_link(m, a->repo, &d, 1) : metastore_blob_link(m, a->repo, &d, 1);
 }
 
-/* mirror_route's decision as "<kind> <local> <- <ns>/<up>", e.g. "mirrored library/alpine <- docker.io/library/alpine". */
+/* mirror_route's decision as "<kind> <local> <- <ns>/<up>",
+ * e.g. "mirrored library/alpine <- docker.io/library/alpine". */
 static const char *route(metastore_t *db, const char *name, const char *ns, int push)
 {
     static const char *kinds[] = {"hosted", "mirrored", "deny", "no-mirror", "error"};
@@ -90,12 +91,13 @@ static const char *route(metastore_t *db, const char *name, const char *ns, int 
     return buf;
 }
 
-#define ROUTES(db, name, ns, push, want)                                                                                  \
-    do {                                                                                                                  \
-        const char *got = route(db, name, ns, push);                                                                      \
-        ok(strcmp(got, want) == 0, "%s %s%s%s -> %s", push ? "push" : "pull", name, ns ? " ?ns=" : "", ns ? ns : "", want); \
-        if (strcmp(got, want) != 0)                                                                                       \
-            printf("# got: %s\n", got);                                                                                   \
+#define ROUTES(db, name, ns, push, want)                                                                               \
+    do {                                                                                                               \
+        const char *got = route(db, name, ns, push);                                                                   \
+        ok(strcmp(got, want) == 0, "%s %s%s%s -> %s", push ? "push" : "pull", name, ns ? " ?ns=" : "", ns ? ns : "",   \
+           want);                                                                                                      \
+        if (strcmp(got, want) != 0)                                                                                    \
+            printf("# got: %s\n", got);                                                                                \
     } while (0)
 
 static void test_route(void)
@@ -114,8 +116,10 @@ static void test_route(void)
     ok(linked, "a database with myapp and library/foo pushed, library/alpine and quay/coreos/etcd mirrored");
 
     ROUTES(db, "myapp", NULL, 0, "hosted");
-    ok(load(&cfg, "mirrors:\n  - upstream: https://registry-1.docker.io\n  - prefix: quay\n    upstream: https://quay.io\n",
-            &err) == 0 && mirror_init(&cfg) == 0,
+    ok(load(&cfg,
+            "mirrors:\n  - upstream: https://registry-1.docker.io\n  - prefix: quay\n    upstream: https://quay.io\n",
+            &err) == 0 &&
+           mirror_init(&cfg) == 0,
        "a mirror of every name and one of quay/");
     free(err);
     /* a mirror of every name */
@@ -166,17 +170,18 @@ int main(void)
     close(fd);
 
     /* ---- the list ---- */
-    ok(load(&cfg, "mirrors:\n"
-                  "  - prefix: \"\"\n"
-                  "    upstream: https://registry-1.docker.io/\n"
-                  "    username: bob\n"
-                  "    password: s3cret\n"
-                  "    tag_ttl: 10m\n"
-                  "  - prefix: quay\n"
-                  "    upstream: http://127.0.0.1:5001\n"
-                  "    timeout: 5s\n"
-                  "    library: true\n",
-               &err) == 0,
+    ok(load(&cfg,
+            "mirrors:\n"
+            "  - prefix: \"\"\n"
+            "    upstream: https://registry-1.docker.io/\n"
+            "    username: bob\n"
+            "    password: s3cret\n"
+            "    tag_ttl: 10m\n"
+            "  - prefix: quay\n"
+            "    upstream: http://127.0.0.1:5001\n"
+            "    timeout: 5s\n"
+            "    library: true\n",
+            &err) == 0,
        "a list of two mirrors loads");
     ok(cfg.nmirrors == 2, "... two mirrors");
     ok(strcmp(cfg.mirrors[0].prefix, "") == 0 && strcmp(cfg.mirrors[0].upstream, "https://registry-1.docker.io") == 0,
@@ -185,7 +190,8 @@ int main(void)
        "... Docker Hub's ns defaults to docker.io, and library/ is on for it");
     ok(strcmp(cfg.mirrors[0].username, "bob") == 0 && strcmp(cfg.mirrors[0].password, "s3cret") == 0,
        "... credentials");
-    ok(cfg.mirrors[0].tag_ttl_ms == 600000 && cfg.mirrors[0].timeout_ms == 30000, "... tag_ttl 10m, timeout default 30s");
+    ok(cfg.mirrors[0].tag_ttl_ms == 600000 && cfg.mirrors[0].timeout_ms == 30000,
+       "... tag_ttl 10m, timeout default 30s");
     ok(strcmp(cfg.mirrors[1].ns, "127.0.0.1:5001") == 0 && cfg.mirrors[1].tag_ttl_ms == 300000 &&
            cfg.mirrors[1].timeout_ms == 5000 && cfg.mirrors[1].library == 1,
        "... another upstream's ns defaults to its host:port; tag_ttl default 5m; library as set");
@@ -207,7 +213,9 @@ int main(void)
     mirror_dispose();
     config_dispose(&cfg);
 
-    ok(load(&cfg, "mirrors:\n  - prefix: hub\n    upstream: http://127.0.0.1:9\n    ns: docker.io\n    library: false\n", &err) == 0,
+    ok(load(&cfg,
+            "mirrors:\n  - prefix: hub\n    upstream: http://127.0.0.1:9\n    ns: docker.io\n    library: false\n",
+            &err) == 0,
        "a prefixed mirror with library off");
     free(err);
     mirror_init(&cfg);
@@ -223,8 +231,10 @@ int main(void)
 
     /* ---- mistakes ---- */
     ok(fails_with("mirrors:\n  - prefix: x\n", "upstream is required"), "a mirror without upstream");
-    ok(fails_with("mirrors:\n  - upstream: ftp://x\n", "must be an http:// or https:// URL"), "an upstream that is not http(s)");
-    ok(fails_with("mirrors:\n  - upstream: http://x\n    prefix: Bad/Name\n", "is not a repository name"), "a bad prefix");
+    ok(fails_with("mirrors:\n  - upstream: ftp://x\n", "must be an http:// or https:// URL"),
+       "an upstream that is not http(s)");
+    ok(fails_with("mirrors:\n  - upstream: http://x\n    prefix: Bad/Name\n", "is not a repository name"),
+       "a bad prefix");
     ok(fails_with("mirrors:\n  - upstream: http://x\n    tag_tll: 5m\n", "unknown key \"tag_tll\""), "a misspelt key");
     ok(fails_with("mirrors:\n  - upstream: http://x\n    timeout: 10ms\n", "at least 1s"), "a timeout under 1s");
     ok(fails_with("mirrors:\n  - upstream: http://x\n  - upstream: http://y\n", "two mirrors with the same prefix"),

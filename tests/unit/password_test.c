@@ -72,7 +72,8 @@ static void test_bcrypt(void)
         ok(password_verify("wrong", bcrypt_vectors[i].hash) == 0, "bcrypt vector %zu refuses a wrong password", i);
         ok(password_hash_supported(bcrypt_vectors[i].hash) == 1, "bcrypt vector %zu is supported", i);
     }
-    ok(password_verify("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", bcrypt_vectors[3].hash) == 1,
+    ok(password_verify("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789",
+                       bcrypt_vectors[3].hash) == 1,
        "bcrypt ignores bytes after the 72nd (a limit of the scheme)");
 
     /* `htpasswd -B` itself, when apache2-utils is installed */
@@ -84,7 +85,8 @@ static void test_bcrypt(void)
                 line[0] = '\0';
             pclose(p);
         }
-        ok(password_htpasswd_line(line, &user, &hash) == 0 && strcmp(user, "carol") == 0 && strncmp(hash, "$2y$", 4) == 0,
+        ok(password_htpasswd_line(line, &user, &hash) == 0 && strcmp(user, "carol") == 0 &&
+               strncmp(hash, "$2y$", 4) == 0,
            "htpasswd -B line parses");
         ok(password_verify("p4ss w0rd", hash) == 1 && password_verify("p4ss", hash) == 0, "htpasswd -B hash verifies");
         free(user);
@@ -205,7 +207,8 @@ static void test_secrets(void)
     }
     for (int i = 0; i < 100; ++i) {
         seen[i] = secret_random(32);
-        charset &= strspn(seen[i], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == strlen(seen[i]);
+        charset &=
+            strspn(seen[i], "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == strlen(seen[i]);
         for (int j = 0; j < i; ++j)
             distinct &= strcmp(seen[i], seen[j]) != 0;
     }

@@ -51,7 +51,8 @@ static void bump_generation(void)
 }
 
 /* A Basic password login carried through to the end, as http/gate.c does with a worker in between. */
-static auth_status_t login(const char *user, const char *password, const char *client, int cached, auth_principal_t *who)
+static auth_status_t login(const char *user, const char *password, const char *client, int cached,
+                           auth_principal_t *who)
 {
     int64_t wait = -1;
     auth_check_t *check = NULL;
@@ -67,19 +68,20 @@ static void test_passwords(void)
     auth_principal_t who;
     int64_t wait = -1;
     auth_check_t *check = (auth_check_t *)&who;
-    ok(auth_basic(cache, rd, NULL, NULL, fixed_addr, (void *)"10.0.0.1", &who, &wait, &check) == AUTH_OK && !who.authenticated &&
-           who.account_id == 0 && !who.bearer && wait == -1 && check == (auth_check_t *)&who,
+    ok(auth_basic(cache, rd, NULL, NULL, fixed_addr, (void *)"10.0.0.1", &who, &wait, &check) == AUTH_OK &&
+           !who.authenticated && who.account_id == 0 && !who.bearer && wait == -1 && check == (auth_check_t *)&who,
        "no user: anonymous, nothing else written");
     ok(login("alice", "wrong", "10.0.0.1", 1, &who) == AUTH_DENIED, "a wrong password: checked, refused");
-    ok(login("alice", "alice-pw", "10.0.0.1", 0, &who) == AUTH_CHECK && who.authenticated && strcmp(who.name, "alice") == 0 &&
-           !who.admin && !who.via_token && who.account_id > 0,
+    ok(login("alice", "alice-pw", "10.0.0.1", 0, &who) == AUTH_CHECK && who.authenticated &&
+           strcmp(who.name, "alice") == 0 && !who.admin && !who.via_token && who.account_id > 0,
        "the right password: checked, alice");
     ok(login("alice", "alice-pw", "10.0.0.1", 1, &who) == AUTH_CHECK, "not cached when finished without a cache");
     ok(login("alice", "alice-pw", "10.0.0.1", 1, &who) == AUTH_OK && strcmp(who.name, "alice") == 0,
        "then a hit: no check, the same principal");
     ok(login("alice", "alice-pw", "10.9.9.9", 1, &who) == AUTH_OK, "the cache does not depend on the address");
     ok(login("alice", "alice-pw2", "10.0.0.1", 1, &who) == AUTH_DENIED, "another password is no hit");
-    ok(login("nobody", "x", "10.0.0.1", 1, &who) == AUTH_DENIED && !who.authenticated, "an unknown user: checked, refused");
+    ok(login("nobody", "x", "10.0.0.1", 1, &who) == AUTH_DENIED && !who.authenticated,
+       "an unknown user: checked, refused");
     accounts_org_add(m, "acme");
     ok(login("acme", "", "10.0.0.1", 1, &who) == AUTH_DENIED, "an organisation cannot log in");
 
@@ -124,24 +126,29 @@ static void test_access_tokens(void)
     char *secret = NULL;
     ok(accounts_token_create(m, "alice", "ci", "repository:alice/*:pull", 0, &secret) == 0 && secret != NULL,
        "alice makes an access token");
-    ok(auth_basic(cache, rd, "alice", secret, fixed_addr, (void *)"10.0.0.3", &who, &wait, &check) == AUTH_OK && who.authenticated &&
-           who.via_token && who.token.account_id == who.account_id && strcmp(who.name, "alice") == 0,
+    ok(auth_basic(cache, rd, "alice", secret, fixed_addr, (void *)"10.0.0.3", &who, &wait, &check) == AUTH_OK &&
+           who.authenticated && who.via_token && who.token.account_id == who.account_id &&
+           strcmp(who.name, "alice") == 0,
        "her secret as the password: at once, limited by the token");
     int64_t tid = who.token.id;
-    ok(auth_basic(cache, rd, "bob", secret, fixed_addr, (void *)"10.0.0.3", &who, &wait, &check) == AUTH_DENIED && !who.authenticated,
+    ok(auth_basic(cache, rd, "bob", secret, fixed_addr, (void *)"10.0.0.3", &who, &wait, &check) == AUTH_DENIED &&
+           !who.authenticated,
        "under another name: refused");
     char wrong[256];
     snprintf(wrong, sizeof(wrong), "%.*sx", (int)strlen(secret) - 1, secret);
     for (int i = 0; i < 5; ++i)
-        ok(auth_basic(cache, rd, "alice", wrong, fixed_addr, (void *)"10.0.0.3", &who, &wait, &check) == AUTH_DENIED, "a wrong secret: refused");
+        ok(auth_basic(cache, rd, "alice", wrong, fixed_addr, (void *)"10.0.0.3", &who, &wait, &check) == AUTH_DENIED,
+           "a wrong secret: refused");
     bump_generation(); /* her password is cached: make it checked, and so rate-limited */
     ok(login("alice", "alice-pw", "10.0.0.3", 1, &who) == AUTH_CHECK, "wrong secrets are not failed logins");
     accounts_token_revoke(m, tid);
-    ok(auth_basic(cache, rd, "alice", secret, fixed_addr, (void *)"10.0.0.3", &who, &wait, &check) == AUTH_DENIED, "revoked: refused at once");
+    ok(auth_basic(cache, rd, "alice", secret, fixed_addr, (void *)"10.0.0.3", &who, &wait, &check) == AUTH_DENIED,
+       "revoked: refused at once");
     free(secret);
 }
 
-static char *mint(const token_keys_t *keys, const char *sub, int64_t generation, int64_t token_id, int64_t at, int64_t ttl)
+static char *mint(const token_keys_t *keys, const char *sub, int64_t generation, int64_t token_id, int64_t at,
+                  int64_t ttl)
 {
     token_claims_t c;
     memset(&c, 0, sizeof(c));
@@ -227,7 +234,9 @@ static void test_bearer(void)
     accounts_token_create(m, "frank", "ci", "repository:alice/*:pull", now + 3600, &secret);
     auth_check_t *check = NULL;
     int64_t wait;
-    ok(auth_basic(cache, rd, "frank", secret, fixed_addr, (void *)"10.0.0.4", &who, &wait, &check) == AUTH_OK && who.via_token, "frank's access token");
+    ok(auth_basic(cache, rd, "frank", secret, fixed_addr, (void *)"10.0.0.4", &who, &wait, &check) == AUTH_OK &&
+           who.via_token,
+       "frank's access token");
     int64_t tid = who.token.id;
     tok = mint(auth_keys(), "frank", gen, tid, now, 300);
     ok(bearer(tok, &who) == 0 && who.via_token && who.token.id == tid && who.token.expires_at == now + 3600,
@@ -268,7 +277,8 @@ int main(void)
     auth_cache_free(cache);
     auth_dispose();
     snprintf(path, sizeof(path), "%s/keys/token.pem", root);
-    ok(auth_init(&cfg, NULL, &err) == 0 && auth_keys()->own.private_pem != NULL, "set up again after dispose: the same key");
+    ok(auth_init(&cfg, NULL, &err) == 0 && auth_keys()->own.private_pem != NULL,
+       "set up again after dispose: the same key");
     auth_dispose();
     free(cfg.auth_external_keys);
     cfg.auth_external_keys = strdup("/nonexistent/keys.pem");

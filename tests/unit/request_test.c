@@ -61,8 +61,9 @@ static int is(const char *got, const char *want)
     return want == NULL ? got == NULL : got != NULL && strcmp(got, want) == 0;
 }
 
-#define FORM(s, key, nth, want) ok(is(form(s, key, nth), want), "%s: %s[%d] is %s%s%s", s, key, nth, want ? "\"" : "", \
-                                   want ? want : "missing", want ? "\"" : "")
+#define FORM(s, key, nth, want)                                                                                        \
+    ok(is(form(s, key, nth), want), "%s: %s[%d] is %s%s%s", s, key, nth, want ? "\"" : "", want ? want : "missing",    \
+       want ? "\"" : "")
 
 static void test_form(void)
 {

@@ -22,12 +22,30 @@ typedef struct {
     int push;
 } case_t;
 
-#define NOWHERE(m, p) {m, p, PARSE_NOWHERE, PARSE_EP_NONE, ERR_NOT_FOUND, NULL, NULL, 0, 0}
-#define SERVICE(m, p, ep) {m, p, PARSE_SERVICE, ep, 0, NULL, NULL, 0, 0}
-#define REGISTRY(m, p, ep) {m, p, PARSE_REGISTRY, ep, ERR_METHOD_UNKNOWN, NULL, NULL, 0, 0}
-#define BAD_NAME(m, p, name) {m, p, PARSE_NOWHERE, PARSE_EP_NONE, ERR_NAME_INVALID, name, NULL, 0, 0}
-#define REPO(m, p, ep, name, ref, actions, push) {m, p, PARSE_REPOSITORY, ep, ERR_METHOD_UNKNOWN, name, ref, actions, push}
-#define REFUSED(m, p, err, name, ref, actions, push) {m, p, PARSE_REPOSITORY, PARSE_EP_NONE, err, name, ref, actions, push}
+#define NOWHERE(m, p)                                                                                                  \
+    {                                                                                                                  \
+        m, p, PARSE_NOWHERE, PARSE_EP_NONE, ERR_NOT_FOUND, NULL, NULL, 0, 0                                            \
+    }
+#define SERVICE(m, p, ep)                                                                                              \
+    {                                                                                                                  \
+        m, p, PARSE_SERVICE, ep, 0, NULL, NULL, 0, 0                                                                   \
+    }
+#define REGISTRY(m, p, ep)                                                                                             \
+    {                                                                                                                  \
+        m, p, PARSE_REGISTRY, ep, ERR_METHOD_UNKNOWN, NULL, NULL, 0, 0                                                 \
+    }
+#define BAD_NAME(m, p, name)                                                                                           \
+    {                                                                                                                  \
+        m, p, PARSE_NOWHERE, PARSE_EP_NONE, ERR_NAME_INVALID, name, NULL, 0, 0                                         \
+    }
+#define REPO(m, p, ep, name, ref, actions, push)                                                                       \
+    {                                                                                                                  \
+        m, p, PARSE_REPOSITORY, ep, ERR_METHOD_UNKNOWN, name, ref, actions, push                                       \
+    }
+#define REFUSED(m, p, err, name, ref, actions, push)                                                                   \
+    {                                                                                                                  \
+        m, p, PARSE_REPOSITORY, PARSE_EP_NONE, err, name, ref, actions, push                                           \
+    }
 
 static const case_t cases[] = {
     /* outside /v2/: berth's own endpoints take any method (their handlers decide) */
@@ -149,9 +167,10 @@ static const case_t cases[] = {
 };
 
 static const char *const targets[] = {"nowhere", "service", "registry", "repository"};
-static const char *const eps[] = {"none", "base", "catalog", "token", "jwks", "healthz", "readyz", "metrics", "tags_list",
-                                  "upload_start", "upload_status", "upload_patch", "upload_put", "upload_delete", "blob_get",
-                                  "blob_delete", "manifest_get", "manifest_put", "manifest_delete", "referrers"};
+static const char *const eps[] = {"none",          "base",         "catalog",      "token",           "jwks",
+                                  "healthz",       "readyz",       "metrics",      "tags_list",       "upload_start",
+                                  "upload_status", "upload_patch", "upload_put",   "upload_delete",   "blob_get",
+                                  "blob_delete",   "manifest_get", "manifest_put", "manifest_delete", "referrers"};
 _Static_assert(sizeof(eps) / sizeof(eps[0]) == PARSE_EP_REFERRERS + 1, "a name for every endpoint");
 
 static int is_str(const char *p, size_t len, const char *want)
@@ -170,7 +189,8 @@ static int matches(const case_t *c, const parse_route_t *r)
     if (c->target == PARSE_REPOSITORY && (r->actions != c->actions || r->push != c->push))
         return 0;
     /* name and reference point into the path: nothing was copied */
-    return (r->name == NULL || r->name == c->path + 4) && (r->ref == NULL || r->ref == c->path + strlen(c->path) - r->ref_len);
+    return (r->name == NULL || r->name == c->path + 4) &&
+           (r->ref == NULL || r->ref == c->path + strlen(c->path) - r->ref_len);
 }
 
 static void test_cases(void)
@@ -179,9 +199,9 @@ static void test_cases(void)
         const case_t *c = &cases[i];
         parse_route_t r;
         parse_route(&r, c->path, strlen(c->path), c->method, strlen(c->method));
-        ok(matches(c, &r), "%s %s -> %s %s%s%s name '%.*s' ref '%.*s'", c->method, c->path, targets[r.target], eps[r.ep],
-           r.ep == PARSE_EP_NONE ? " " : "", r.ep == PARSE_EP_NONE ? err_code_name(r.err) : "", (int)r.name_len,
-           r.name ? r.name : "", (int)r.ref_len, r.ref ? r.ref : "");
+        ok(matches(c, &r), "%s %s -> %s %s%s%s name '%.*s' ref '%.*s'", c->method, c->path, targets[r.target],
+           eps[r.ep], r.ep == PARSE_EP_NONE ? " " : "", r.ep == PARSE_EP_NONE ? err_code_name(r.err) : "",
+           (int)r.name_len, r.name ? r.name : "", (int)r.ref_len, r.ref ? r.ref : "");
     }
 }
 
@@ -197,7 +217,8 @@ static void test_details(void)
     parse_route_t r = route("GET", "/nope", 5);
     ok(r.message == NULL, "a path outside the API: the table's message");
     r = route("GET", "/v2/foo/unknown/x", 17);
-    ok(r.message != NULL && strcmp(r.message, "no such API endpoint") == 0, "a path under /v2/ that names nothing says so");
+    ok(r.message != NULL && strcmp(r.message, "no such API endpoint") == 0,
+       "a path under /v2/ that names nothing says so");
     r = route("GET", "/v2/Foo/tags/list", 17);
     ok(r.message == NULL, "an invalid name: the table's message");
 
@@ -221,7 +242,8 @@ static void test_details(void)
     /* an upload id is read as the C string the handlers get */
     static const char nul[] = "/v2/foo/blobs/uploads/" UUID "\0xyz";
     r = route("GET", nul, sizeof(nul) - 1);
-    ok(r.ep == PARSE_EP_UPLOAD_STATUS && r.ref_len == 40, "an upload id with a NUL after 36 characters is checked up to it");
+    ok(r.ep == PARSE_EP_UPLOAD_STATUS && r.ref_len == 40,
+       "an upload id with a NUL after 36 characters is checked up to it");
 }
 
 int main(void)

@@ -12,7 +12,6 @@
 
 static char root[256];
 
-
 static void test_uploads(blobstore_t *bs)
 {
     uploads_t u;

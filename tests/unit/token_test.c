@@ -150,7 +150,8 @@ static void path_in(char *buf, size_t size, const char *name)
 }
 
 /* Sign arbitrary claims (a JSON object) with a private PEM; header kid if non-NULL, extra headers if non-NULL. */
-static char *sign_raw(const char *claims, jwt_alg_t alg, const char *key, size_t keylen, const char *kid, const char *headers)
+static char *sign_raw(const char *claims, jwt_alg_t alg, const char *key, size_t keylen, const char *kid,
+                      const char *headers)
 {
     jwt_t *jwt;
     char *out;
@@ -169,11 +170,14 @@ static char *sign_raw(const char *claims, jwt_alg_t alg, const char *key, size_t
 }
 
 /* Claims with sub "alice" and jti "j1", the rest as given; `extra` (JSON members, or NULL) is appended. */
-static char *claims_json(const char *iss, const char *aud_json, int64_t exp, int64_t nbf, int64_t iat, const char *extra)
+static char *claims_json(const char *iss, const char *aud_json, int64_t exp, int64_t nbf, int64_t iat,
+                         const char *extra)
 {
     char *s;
-    xasprintf(&s, "{\"iss\":\"%s\",\"sub\":\"alice\",\"aud\":%s,\"exp\":%lld,\"nbf\":%lld,\"iat\":%lld,\"jti\":\"j1\"%s%s}",
-              iss, aud_json, (long long)exp, (long long)nbf, (long long)iat, extra != NULL ? "," : "", extra != NULL ? extra : "");
+    xasprintf(&s,
+              "{\"iss\":\"%s\",\"sub\":\"alice\",\"aud\":%s,\"exp\":%lld,\"nbf\":%lld,\"iat\":%lld,\"jti\":\"j1\"%s%s}",
+              iss, aud_json, (long long)exp, (long long)nbf, (long long)iat, extra != NULL ? "," : "",
+              extra != NULL ? extra : "");
     return s;
 }
 
@@ -276,7 +280,7 @@ static char *issue(const token_keys_t *k, const char *sub, int64_t at, int64_t t
     return token_issue(k, &c, at, ttl);
 }
 
-/* --- tests --------------------------------------------------------------------------------------------------------- */
+/* --- tests -------------------------------------------------------------------------------------------------------- */
 
 static void test_key_file(token_keys_t *keys)
 {
@@ -288,7 +292,8 @@ static void test_key_file(token_keys_t *keys)
     int entries = 0;
 
     path_in(path, sizeof(path), "keys");
-    ok(stat(path, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700, "key folder created with mode 0700");
+    ok(stat(path, &st) == 0 && S_ISDIR(st.st_mode) && (st.st_mode & 07777) == 0700,
+       "key folder created with mode 0700");
     path_in(path, sizeof(path), "keys/token.pem");
     ok(stat(path, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 07777) == 0600, "key file has mode 0600");
     pem = read_file(path);
@@ -333,7 +338,8 @@ static void test_init_errors(void)
     write_file(path, pem);
     free(pem);
     r = token_keys_init(&k, path, ISSUER, SERVICE, &err);
-    ok(r == -1 && err != NULL && strstr(err, "not an EC P-256 key") != NULL, "P-384 key refused (%s)", err != NULL ? err : "");
+    ok(r == -1 && err != NULL && strstr(err, "not an EC P-256 key") != NULL, "P-384 key refused (%s)",
+       err != NULL ? err : "");
     free(err);
     err = NULL;
 
@@ -341,7 +347,8 @@ static void test_init_errors(void)
     pem = pem_of(rsa, 1);
     write_file(path, pem);
     free(pem);
-    ok(token_keys_init(&k, path, ISSUER, SERVICE, &err) == -1 && err != NULL && strstr(err, "not an EC P-256 key") != NULL,
+    ok(token_keys_init(&k, path, ISSUER, SERVICE, &err) == -1 && err != NULL &&
+           strstr(err, "not an EC P-256 key") != NULL,
        "RSA key refused");
     free(err);
     err = NULL;
@@ -349,7 +356,8 @@ static void test_init_errors(void)
     path_in(path, sizeof(path), "garbage.pem");
     write_file(path, "hello\n");
     ERR_clear_error();
-    ok(token_keys_init(&k, path, ISSUER, SERVICE, &err) == -1 && err != NULL && strstr(err, "not an unencrypted PEM") != NULL,
+    ok(token_keys_init(&k, path, ISSUER, SERVICE, &err) == -1 && err != NULL &&
+           strstr(err, "not an unencrypted PEM") != NULL,
        "garbage key file refused");
     ok(ERR_peek_error() == 0, "no OpenSSL error left behind by a failed init");
     free(err);
@@ -422,7 +430,8 @@ static void test_leading_zero_coordinate(void)
         snprintf(canon, sizeof(canon), "{\"crv\":\"P-256\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}", x, y);
         EVP_Digest(canon, strlen(canon), md, &mdlen, EVP_sha256(), NULL);
         b64url(kid, md, mdlen);
-        ok(strlen(x) == 43 && strlen(y) == 43 && strcmp(kid, k.own.kid) == 0, "coordinates padded to 32 bytes, kid right");
+        ok(strlen(x) == 43 && strlen(y) == 43 && strcmp(kid, k.own.kid) == 0,
+           "coordinates padded to 32 bytes, kid right");
         json_decref(doc);
     }
     free(jwks);
@@ -450,7 +459,8 @@ static void test_jwks_and_kid(const token_keys_t *keys)
            strcmp(json_string_value(json_object_get(jwk, "alg")), "ES256") == 0,
        "kty EC, crv P-256, use sig, alg ES256");
     ok(strcmp(json_string_value(json_object_get(jwk, "kid")), keys->own.kid) == 0, "JWKS kid is the key's kid");
-    ok(x != NULL && y != NULL && strlen(x) == 43 && strlen(y) == 43 && unb64url(xb, x, 43) == 32 && unb64url(yb, y, 43) == 32,
+    ok(x != NULL && y != NULL && strlen(x) == 43 && strlen(y) == 43 && unb64url(xb, x, 43) == 32 &&
+           unb64url(yb, y, 43) == 32,
        "x and y are 32 bytes each");
     ok(strncmp(jwks, "{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"", 40) == 0 && strchr(jwks, ' ') == NULL,
        "JWKS is compact, members in order");
@@ -615,7 +625,7 @@ static void test_times(const token_keys_t *keys)
     free(tok);
     free(cl);
     xasprintf(&cl, "{\"iss\":\"" ISSUER "\",\"aud\":\"" SERVICE "\",\"exp\":%lld,\"nbf\":%lld.5}", (long long)now + 300,
-             (long long)now + 60);
+              (long long)now + 60);
     tok = sign_own(keys, cl, keys->own.kid);
     ok(rejects(keys, tok, "not yet valid (nbf)"), "fractional nbf rounds up (now + 60.5 is too early)");
     free(tok);
@@ -695,12 +705,16 @@ static void test_claims_checks(const token_keys_t *keys)
                      "{\"type\":\"repository\",\"name\":\"n/a\",\"actions\":\"pull\"},"
                      "{\"type\":\"registry\",\"name\":\"catalog\",\"actions\":[\"*\"]}]");
     tok = sign_own(keys, cl, keys->own.kid);
-    ok(verify(keys, tok, &v, err, sizeof(err)) == 0 && v.naccess == 4, "bad access entries skipped (%zu kept)", v.naccess);
-    ok(v.access[0].type == SCOPE_REPOSITORY && strcmp(v.access[0].name, "x/y") == 0 && v.access[0].actions == ACTION_ALL,
+    ok(verify(keys, tok, &v, err, sizeof(err)) == 0 && v.naccess == 4, "bad access entries skipped (%zu kept)",
+       v.naccess);
+    ok(v.access[0].type == SCOPE_REPOSITORY && strcmp(v.access[0].name, "x/y") == 0 &&
+           v.access[0].actions == ACTION_ALL,
        "actions [\"*\"] is ACTION_ALL");
-    ok(strcmp(v.access[1].name, "p/q") == 0 && v.access[1].actions == (ACTION_PULL | ACTION_DELETE), "unknown actions ignored");
+    ok(strcmp(v.access[1].name, "p/q") == 0 && v.access[1].actions == (ACTION_PULL | ACTION_DELETE),
+       "unknown actions ignored");
     ok(strcmp(v.access[2].name, "n/a") == 0 && v.access[2].actions == 0, "actions not an array: no actions");
-    ok(v.access[3].type == SCOPE_REGISTRY && strcmp(v.access[3].name, "catalog") == 0 && v.access[3].actions == ACTION_ALL,
+    ok(v.access[3].type == SCOPE_REGISTRY && strcmp(v.access[3].name, "catalog") == 0 &&
+           v.access[3].actions == ACTION_ALL,
        "registry:catalog:*");
     free(tok);
     free(cl);
@@ -709,7 +723,8 @@ static void test_claims_checks(const token_keys_t *keys)
         size_t off = (size_t)snprintf(many, sizeof(many), "\"access\":[");
         for (int i = 0; i < 20; ++i)
             off += (size_t)snprintf(many + off, sizeof(many) - off,
-                                    "%s{\"type\":\"repository\",\"name\":\"r%d\",\"actions\":[\"pull\"]}", i != 0 ? "," : "", i);
+                                    "%s{\"type\":\"repository\",\"name\":\"r%d\",\"actions\":[\"pull\"]}",
+                                    i != 0 ? "," : "", i);
         snprintf(many + off, sizeof(many) - off, "]");
         cl = claims_json(ISSUER, "\"" SERVICE "\"", now + 300, now, now, many);
         tok = sign_own(keys, cl, keys->own.kid);
@@ -723,8 +738,8 @@ static void test_claims_checks(const token_keys_t *keys)
         char longsub[400];
         memset(longsub, 'a', 300);
         longsub[300] = '\0';
-        xasprintf(&cl, "{\"iss\":\"" ISSUER "\",\"aud\":\"" SERVICE "\",\"exp\":%lld,\"sub\":\"%s\"}", (long long)now + 300,
-                  longsub);
+        xasprintf(&cl, "{\"iss\":\"" ISSUER "\",\"aud\":\"" SERVICE "\",\"exp\":%lld,\"sub\":\"%s\"}",
+                  (long long)now + 300, longsub);
         tok = sign_own(keys, cl, keys->own.kid);
         ok(rejects(keys, tok, "malformed sub, jti, tid or gen"), "sub longer than the claims buffer rejected");
         free(tok);
@@ -853,7 +868,8 @@ static void test_forgeries(const token_keys_t *keys, const token_keys_t *other)
     free(tok);
     b64url_str(hdr, "{\"alg\":\"ES256\"}");
     xasprintf(&tok, "%s.%s.", hdr, pl);
-    ok(rejects(keys, tok, "malformed signature"), "ES256 with an empty signature rejected (libjwt skips a 0-length key)");
+    ok(rejects(keys, tok, "malformed signature"),
+       "ES256 with an empty signature rejected (libjwt skips a 0-length key)");
     free(tok);
     b64url_str(hdr, "{\"alg\":\"ES256\",\"alg\":\"none\"}");
     xasprintf(&tok, "%s.%s.%s", hdr, pl, sig);
@@ -913,7 +929,8 @@ static void test_forgeries(const token_keys_t *keys, const token_keys_t *other)
     {
         token_claims_t c;
         char err[128];
-        ok(token_verify(keys, NULL, 0, now, &c, err, sizeof(err)) == -1 && strcmp(err, "empty token") == 0, "NULL rejected");
+        ok(token_verify(keys, NULL, 0, now, &c, err, sizeof(err)) == -1 && strcmp(err, "empty token") == 0,
+           "NULL rejected");
         ok(token_verify(keys, "x", 1, now, &c, NULL, 0) == -1, "NULL err buffer is fine");
     }
     ok(rejects(keys, "garbage", "malformed token"), "\"garbage\" rejected");
@@ -927,13 +944,15 @@ static void test_forgeries(const token_keys_t *keys, const token_keys_t *other)
     ok(rejects(keys, "@@@@.####.$$$$", "malformed token"), "three segments of non-base64 rejected");
     ok(rejects(keys, "@@@@.e30.AAAA", "malformed header"), "non-base64 header rejected");
     ok(rejects(keys, "eyJhbGciOiJFUzI1NiJ9.e30.!!!!", "malformed signature"), "non-base64 signature rejected");
-    ok(rejects(keys, "eyJhbGciOiJFUzI1NiJ9.e3+/.AAAA", "malformed token"), "standard-base64 characters in the payload rejected");
+    ok(rejects(keys, "eyJhbGciOiJFUzI1NiJ9.e3+/.AAAA", "malformed token"),
+       "standard-base64 characters in the payload rejected");
     ok(rejects(keys, "eyJhbGciOiJFUzI1NiJ9=.e30.AAAA", "malformed header"), "padded header rejected");
     {
         /* exact-length, not NUL-terminated, with a NUL inside */
         token_claims_t c;
         char err[128], buf[] = {'e', 'y', 'J', '\0', '.', 'a', '.', 'b'};
-        ok(token_verify(keys, buf, sizeof(buf), now, &c, err, sizeof(err)) == -1 && strcmp(err, "malformed header") == 0,
+        ok(token_verify(keys, buf, sizeof(buf), now, &c, err, sizeof(err)) == -1 &&
+               strcmp(err, "malformed header") == 0,
            "NUL inside the header rejected");
     }
     {
@@ -950,7 +969,8 @@ static void test_forgeries(const token_keys_t *keys, const token_keys_t *other)
         memset(big, 'a', 7000);
         big[7000] = '\0';
         free(cl);
-        xasprintf(&cl, "{\"iss\":\"" ISSUER "\",\"aud\":\"" SERVICE "\",\"exp\":%lld,\"pad\":\"%s\"}", (long long)now + 300, big);
+        xasprintf(&cl, "{\"iss\":\"" ISSUER "\",\"aud\":\"" SERVICE "\",\"exp\":%lld,\"pad\":\"%s\"}",
+                  (long long)now + 300, big);
         tok = sign_own(keys, cl, keys->own.kid);
         ok(strlen(tok) > 8192 && rejects(keys, tok, "token too long"), "validly signed but over-long token rejected");
         free(tok);
@@ -972,7 +992,8 @@ static void test_external(token_keys_t *keys)
 
     tok = issue(&corp, "bob", now, 300);
     ok(rejects(keys, tok, "unknown kid"), "corp token rejected before corp is trusted");
-    ok(token_keys_add_external(keys, pub, "corp", &err) == 0 && keys->nexternal == 1, "PEM public key added as external");
+    ok(token_keys_add_external(keys, pub, "corp", &err) == 0 && keys->nexternal == 1,
+       "PEM public key added as external");
     free(err);
     err = NULL;
     ok(strcmp(keys->external[0].kid, corp.own.kid) == 0 && keys->external[0].private_pem == NULL &&
@@ -1021,7 +1042,8 @@ static void test_external(token_keys_t *keys)
 
     /* A JWKS with a foreign kid, an RSA key and an encryption key: only the EC signing key is taken. */
     {
-        json_t *doc = json_loads(jwks = token_jwks(&evil), 0, NULL), *ec = json_array_get(json_object_get(doc, "keys"), 0);
+        json_t *doc = json_loads(jwks = token_jwks(&evil), 0, NULL),
+               *ec = json_array_get(json_object_get(doc, "keys"), 0);
         char *text, *cl;
         token_keys_t fresh;
         char kp[256];
@@ -1031,8 +1053,9 @@ static void test_external(token_keys_t *keys)
         json_object_set_new(ec, "kid", json_string("corp-key-1"));
         json_object_set_new(enc, "use", json_string("enc"));
         json_object_set_new(enc, "kid", json_string("enc-1"));
-        json_array_insert_new(json_object_get(doc, "keys"), 0,
-                              json_pack("{s:s, s:s, s:s, s:s}", "kty", "RSA", "n", "AQAB", "e", "AQAB", "kid", "rsa-1"));
+        json_array_insert_new(
+            json_object_get(doc, "keys"), 0,
+            json_pack("{s:s, s:s, s:s, s:s}", "kty", "RSA", "n", "AQAB", "e", "AQAB", "kid", "rsa-1"));
         json_array_append_new(json_object_get(doc, "keys"), enc);
         text = json_dumps(doc, 0);
         path_in(path, sizeof(path), "mixed.jwks");
@@ -1051,7 +1074,8 @@ static void test_external(token_keys_t *keys)
         err = NULL;
         cl = claims_json("corp", "\"" SERVICE "\"", now + 300, now, now, NULL);
         tok = sign_raw(cl, JWT_ALG_ES256, corp.own.private_pem, strlen(corp.own.private_pem), "corp-key-1", NULL);
-        ok(verify(&fresh, tok, &v, errbuf, sizeof(errbuf)) == 0 && v.external == 1, "token with the JWKS's kid verifies");
+        ok(verify(&fresh, tok, &v, errbuf, sizeof(errbuf)) == 0 && v.external == 1,
+           "token with the JWKS's kid verifies");
         free(tok);
         tok = sign_raw(cl, JWT_ALG_ES256, corp.own.private_pem, strlen(corp.own.private_pem), "enc-1", NULL);
         ok(rejects(&fresh, tok, "unknown kid"), "the encryption key's kid is unknown");
@@ -1089,8 +1113,10 @@ static void test_external(token_keys_t *keys)
             const char *content, *why, *msg;
         } bad[] = {
             {"{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\",\"e\":\"AQAB\"}]}", "JWKS with only RSA", "no EC P-256"},
-            {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-384\",\"x\":\"AA\",\"y\":\"AA\"}]}", "JWKS with only P-384", "no EC P-256"},
-            {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"}]}", "short x/y", "malformed x or y"},
+            {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-384\",\"x\":\"AA\",\"y\":\"AA\"}]}", "JWKS with only P-384",
+             "no EC P-256"},
+            {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAA\",\"y\":\"AAAA\"}]}", "short x/y",
+             "malformed x or y"},
             {"{\"keys\":[{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\","
              "\"y\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAE\"}]}",
              "point not on the curve", "not on P-256"},
@@ -1103,8 +1129,8 @@ static void test_external(token_keys_t *keys)
             path_in(path, sizeof(path), "bad.jwks");
             write_file(path, bad[i].content);
             int r = token_keys_add_external(keys, path, "x", &err);
-            ok(r == -1 && err != NULL && strstr(err, bad[i].msg) != NULL && keys->nexternal == 2, "refused: %s (%s)", bad[i].why,
-               err != NULL ? err : "");
+            ok(r == -1 && err != NULL && strstr(err, bad[i].msg) != NULL && keys->nexternal == 2, "refused: %s (%s)",
+               bad[i].why, err != NULL ? err : "");
             free(err);
             err = NULL;
         }
@@ -1113,7 +1139,8 @@ static void test_external(token_keys_t *keys)
             char *pem = pem_of(p384, 0);
             path_in(path, sizeof(path), "p384.pub");
             write_file(path, pem);
-            ok(token_keys_add_external(keys, path, "x", &err) == -1 && err != NULL && strstr(err, "not an EC P-256 key") != NULL,
+            ok(token_keys_add_external(keys, path, "x", &err) == -1 && err != NULL &&
+                   strstr(err, "not an EC P-256 key") != NULL,
                "P-384 PEM refused");
             free(err);
             err = NULL;
@@ -1169,8 +1196,8 @@ static void *verify_worker(void *arg)
         memset(&c, 0, sizeof(c));
         snprintf(c.sub, sizeof(c.sub), "user%d", i);
         tok = token_issue(keys, &c, now, 60);
-        good &= tok != NULL && token_verify(keys, tok, strlen(tok), now, &v, err, sizeof(err)) == 0 && strcmp(v.sub, c.sub) == 0 &&
-                strcmp(v.jti, c.jti) == 0;
+        good &= tok != NULL && token_verify(keys, tok, strlen(tok), now, &v, err, sizeof(err)) == 0 &&
+                strcmp(v.sub, c.sub) == 0 && strcmp(v.jti, c.jti) == 0;
         good &= token_verify(keys, "a.b.c", 5, now, &v, err, sizeof(err)) == -1;
         free(tok);
     }
