@@ -221,12 +221,10 @@ void api_token(h2o_req_t *req)
 {
     token_req_t *t = h2o_mem_alloc_pool(&req->pool, sizeof(*t));
     memset(t, 0, sizeof(*t));
-    if (method_is(req, "GET"))
+    if (method_is(req, "GET")) /* or POST: the router let nothing else through */
         token_get(req, t);
-    else if (method_is(req, "POST"))
-        token_post(req, t);
     else
-        res_error(req, ERR_METHOD_UNKNOWN, NULL, NULL);
+        token_post(req, t);
 }
 
 void api_jwks(h2o_req_t *req)

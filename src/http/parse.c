@@ -17,6 +17,7 @@ static void repository_endpoint(parse_route_t *out, resource_t kind, const char 
     int read = is(m, mlen, "GET") || is(m, mlen, "HEAD"), put = is(m, mlen, "PUT"), del = is(m, mlen, "DELETE");
     out->push = kind == R_UPLOAD_START || kind == R_UPLOAD || (kind == R_MANIFEST && put);
     out->actions = ACTION_PULL;
+    out->allow = "GET, HEAD";
     switch (kind) {
     case R_TAGS:
         out->ep = read ? PARSE_EP_TAGS_LIST : PARSE_EP_NONE;
@@ -24,9 +25,11 @@ static void repository_endpoint(parse_route_t *out, resource_t kind, const char 
     case R_UPLOAD_START:
         out->ep = is(m, mlen, "POST") ? PARSE_EP_UPLOAD_START : PARSE_EP_NONE;
         out->actions = ACTION_PUSH;
+        out->allow = "POST";
         break;
     case R_UPLOAD:
         out->actions = ACTION_PUSH;
+        out->allow = "GET, HEAD, PATCH, PUT, DELETE";
         /* the handlers see the id as a C string, so it is checked as one */
         if (!upload_uuid_valid(out->ref, strnlen(out->ref, out->ref_len))) {
             out->err = ERR_BLOB_UPLOAD_UNKNOWN;
@@ -41,6 +44,7 @@ static void repository_endpoint(parse_route_t *out, resource_t kind, const char 
     case R_BLOB:
         out->ep = read ? PARSE_EP_BLOB_GET : del ? PARSE_EP_BLOB_DELETE : PARSE_EP_NONE;
         out->actions = read ? ACTION_PULL : ACTION_DELETE;
+        out->allow = "GET, HEAD, DELETE";
         break;
     case R_MANIFEST:
         out->ep = read  ? PARSE_EP_MANIFEST_GET
@@ -48,6 +52,7 @@ static void repository_endpoint(parse_route_t *out, resource_t kind, const char 
                   : del ? PARSE_EP_MANIFEST_DELETE
                         : PARSE_EP_NONE;
         out->actions = read ? ACTION_PULL : put ? ACTION_PUSH : ACTION_DELETE;
+        out->allow = "GET, HEAD, PUT, DELETE";
         break;
     case R_REFERRERS:
         out->ep = read ? PARSE_EP_REFERRERS : PARSE_EP_NONE;
@@ -115,41 +120,108 @@ static void route_repository(parse_route_t *out, const char *p, size_t len, cons
     repository_endpoint(out, kind, m, mlen);
 }
 
-static void registry_endpoint(parse_route_t *out, parse_ep_t ep, const char *m, size_t mlen)
+/* An endpoint without a repository: `allow` lists its methods. */
+static void fixed_endpoint(parse_route_t *out, parse_target_t target, parse_ep_t ep, const char *allow, const char *m,
+                           size_t mlen)
 {
-    out->target = PARSE_REGISTRY;
-    if (is(m, mlen, "GET") || is(m, mlen, "HEAD"))
-        out->ep = ep;
-    else
-        out->err = ERR_METHOD_UNKNOWN;
+    out->target = target;
+    out->allow = allow;
+    size_t n = strlen(allow);
+    for (const char *a = allow; a < allow + n;) {
+        size_t l = strcspn(a, ",");
+        if (l == mlen && memcmp(a, m, mlen) == 0) {
+            out->ep = ep;
+            return;
+        }
+        a += l + (a[l] == ',' ? 2 : 0);
+    }
+    out->err = ERR_METHOD_UNKNOWN;
+    if (target == PARSE_SERVICE)
+        out->target = PARSE_NOWHERE;
 }
 
 void parse_route(parse_route_t *out, const char *p, size_t len, const char *m, size_t mlen)
 {
     *out = (parse_route_t){.target = PARSE_NOWHERE, .ep = PARSE_EP_NONE, .err = ERR_NOT_FOUND};
-    parse_ep_t service = PARSE_EP_NONE;
     if (is(p, len, "/v2") || is(p, len, "/v2/"))
-        registry_endpoint(out, PARSE_EP_BASE, m, mlen);
+        fixed_endpoint(out, PARSE_REGISTRY, PARSE_EP_BASE, "GET, HEAD", m, mlen);
     else if (is(p, len, "/v2/_catalog"))
-        registry_endpoint(out, PARSE_EP_CATALOG, m, mlen);
+        fixed_endpoint(out, PARSE_REGISTRY, PARSE_EP_CATALOG, "GET, HEAD", m, mlen);
     else if (len > 4 && memcmp(p, "/v2/", 4) == 0)
         route_repository(out, p + 4, len - 4, m, mlen);
     else if (is(p, len, "/token"))
-        service = PARSE_EP_TOKEN;
+        fixed_endpoint(out, PARSE_SERVICE, PARSE_EP_TOKEN, "GET, POST", m, mlen);
     else if (is(p, len, "/token/jwks") || is(p, len, "/.well-known/jwks.json"))
-        service = PARSE_EP_JWKS;
+        fixed_endpoint(out, PARSE_SERVICE, PARSE_EP_JWKS, "GET, HEAD", m, mlen);
     else if (is(p, len, "/healthz"))
-        service = PARSE_EP_HEALTHZ;
+        fixed_endpoint(out, PARSE_SERVICE, PARSE_EP_HEALTHZ, "GET, HEAD", m, mlen);
     else if (is(p, len, "/readyz"))
-        service = PARSE_EP_READYZ;
+        fixed_endpoint(out, PARSE_SERVICE, PARSE_EP_READYZ, "GET, HEAD", m, mlen);
     else if (is(p, len, "/metrics"))
-        service = PARSE_EP_METRICS;
-    if (service != PARSE_EP_NONE) {
-        out->target = PARSE_SERVICE;
-        out->ep = service;
-    }
+        fixed_endpoint(out, PARSE_SERVICE, PARSE_EP_METRICS, "GET, HEAD", m, mlen);
 }
 
+/* RFC 9110: Content-Length = 1*DIGIT */
+static int all_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; ++i)
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+    return n > 0;
+}
+
+/* Is the header line [p, e) named `name` (lower case)? Then *value is its value without surrounding blanks. */
+static int header_is(const char *p, const char *e, const char *name, h2o_iovec_t *value)
+{
+    size_t n = strlen(name);
+    if ((size_t)(e - p) <= n || p[n] != ':' || !h2o_lcstris(p, n, name, n))
+        return 0;
+    const char *v = p + n + 1;
+    while (v < e && (*v == ' ' || *v == '\t'))
+        ++v;
+    while (e > v && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+        --e;
+    *value = h2o_iovec_init(v, (size_t)(e - v));
+    return 1;
+}
+
+const char *parse_framing(const h2o_headers_t *headers, int version, const char *head, size_t len)
+{
+    ssize_t i = -1;
+    while ((i = h2o_find_header(headers, H2O_TOKEN_CONTENT_LENGTH, i)) != -1)
+        if (!all_digits(headers->entries[i].value.base, headers->entries[i].value.len))
+            return "Content-Length must be a decimal number";
+    if (head == NULL)
+        return NULL;
+    /* HTTP/1: h2o keeps one Host and one Content-Length of the head it parsed; look at the head itself */
+    unsigned hosts = 0, te = 0;
+    h2o_iovec_t cl = {NULL, 0}, v;
+    const char *p = memchr(head, '\n', len), *end = head + len;
+    while (p != NULL && ++p < end && *p != '\r' && *p != '\n') {
+        const char *e = memchr(p, '\n', (size_t)(end - p));
+        if (e == NULL)
+            e = end;
+        if (header_is(p, e, "host", &v)) {
+            ++hosts;
+        } else if (header_is(p, e, "transfer-encoding", &v)) {
+            te = 1;
+        } else if (header_is(p, e, "content-length", &v)) {
+            if (!all_digits(v.base, v.len))
+                return "Content-Length must be a decimal number";
+            if (cl.base != NULL && !h2o_memis(cl.base, cl.len, v.base, v.len))
+                return "conflicting Content-Length headers";
+            cl = v;
+        }
+        p = e < end ? e : NULL;
+    }
+    if (te && cl.base != NULL)
+        return "both Content-Length and Transfer-Encoding";
+    if (hosts > 1)
+        return "more than one Host header";
+    if (hosts == 0 && version >= 0x101)
+        return "an HTTP/1.1 request needs a Host header";
+    return NULL;
+}
 /* Does one Accept entry (no parameters) cover media type `mt`? */
 static int accept_matches(const char *a, size_t alen, const char *mt)
 {

@@ -52,8 +52,9 @@ typedef struct {
     size_t name_len;
     const char *ref; /* the last component (tag, digest or upload id), for the endpoints that take one; else NULL */
     size_t ref_len;
-    unsigned actions; /* the ACTION_* bits (oci/scope.h) the endpoint needs on the repository */
-    int push;         /* the request writes to the repository (a mirrored one refuses it) */
+    unsigned actions;  /* the ACTION_* bits (oci/scope.h) the endpoint needs on the repository */
+    int push;          /* the request writes to the repository (a mirrored one refuses it) */
+    const char *allow; /* the methods of the resource found (the Allow header of a 405), or NULL */
 } parse_route_t;
 
 /**
@@ -62,6 +63,14 @@ typedef struct {
  * tags are the handlers' to check.
  */
 void parse_route(parse_route_t *out, const char *path, size_t len, const char *method, size_t mlen);
+
+/**
+ * Whether a request's framing breaks RFC 9112 although h2o accepted it: a Content-Length that is not a plain
+ * decimal number. For HTTP/1 (`head`, `len`: the raw request head, of which h2o keeps only one Host and one
+ * Content-Length), also two Content-Lengths that differ, one beside Transfer-Encoding, and an HTTP/1.1 request
+ * (`version` 0x101) without a Host header or with two. Returns what is wrong, or NULL.
+ */
+const char *parse_framing(const h2o_headers_t *headers, int version, const char *head, size_t len);
 
 /**
  * Whether the request's Accept headers (all of them, each a comma-separated list) allow media type `mt`: an entry

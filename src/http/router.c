@@ -31,6 +31,8 @@ static route_t *route_new(h2o_req_t *req)
 
 static void route_error(h2o_req_t *req, const parse_route_t *pr)
 {
+    if (pr->err == ERR_METHOD_UNKNOWN && pr->allow != NULL)
+        res_header(req, "allow", pr->allow);
     json_t *detail = pr->err == ERR_NAME_INVALID ? json_pack("{s:s%}", "name", pr->name, pr->name_len) : NULL;
     res_error(req, pr->err, pr->message, detail);
 }
@@ -103,13 +105,25 @@ int router_on_req(h2o_handler_t *self, h2o_req_t *req)
     *inflight = &thread_ctx_of(req)->inflight;
     ++**inflight;
 
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("docker-distribution-api-version"), 1, NULL,
+                          H2O_STRLIT("registry/2.0"));
+    const char *bad = parse_framing(&req->headers, req->version, NULL, 0);
+    if (bad == NULL && req->version < 0x200) {
+        /* HTTP/1: until the answer is sent, the socket's input starts with this request's head */
+        h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+        if (sock != NULL && sock->input != NULL)
+            bad = parse_framing(&req->headers, req->version, sock->input->bytes, sock->input->size);
+    }
+    if (bad != NULL) {
+        req->http1_is_persistent = 0; /* the next request's start is not known: close after the answer */
+        res_error(req, ERR_UNSUPPORTED, bad, NULL);
+        return 0;
+    }
+
     /* the raw path, not h2o's normalised one: "a/../b" must be refused, never resolved */
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     parse_route_t pr;
     parse_route(&pr, req->path.base, plen, req->method.base, req->method.len);
-
-    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("docker-distribution-api-version"), 1, NULL,
-                          H2O_STRLIT("registry/2.0"));
     switch (pr.target) {
     case PARSE_NOWHERE:
         route_error(req, &pr);

@@ -30,6 +30,10 @@ typedef struct {
     {                                                                                                                  \
         m, p, PARSE_SERVICE, ep, 0, NULL, NULL, 0, 0                                                                   \
     }
+#define NO_METHOD(m, p)                                                                                                \
+    {                                                                                                                  \
+        m, p, PARSE_NOWHERE, PARSE_EP_NONE, ERR_METHOD_UNKNOWN, NULL, NULL, 0, 0                                       \
+    }
 #define REGISTRY(m, p, ep)                                                                                             \
     {                                                                                                                  \
         m, p, PARSE_REGISTRY, ep, ERR_METHOD_UNKNOWN, NULL, NULL, 0, 0                                                 \
@@ -48,7 +52,7 @@ typedef struct {
     }
 
 static const case_t cases[] = {
-    /* outside /v2/: berth's own endpoints take any method (their handlers decide) */
+    /* outside /v2/: berth's own endpoints, each with its methods */
     NOWHERE("GET", "/"),
     NOWHERE("GET", ""),
     NOWHERE("GET", "/V2/"),
@@ -56,12 +60,16 @@ static const case_t cases[] = {
     NOWHERE("GET", "/nope"),
     SERVICE("GET", "/token", PARSE_EP_TOKEN),
     SERVICE("POST", "/token", PARSE_EP_TOKEN),
-    SERVICE("PUT", "/token", PARSE_EP_TOKEN),
+    NO_METHOD("PUT", "/token"),
+    NO_METHOD("HEAD", "/token"),
     NOWHERE("GET", "/token/"),
     SERVICE("GET", "/token/jwks", PARSE_EP_JWKS),
     SERVICE("GET", "/.well-known/jwks.json", PARSE_EP_JWKS),
     SERVICE("GET", "/healthz", PARSE_EP_HEALTHZ),
-    SERVICE("POST", "/healthz", PARSE_EP_HEALTHZ),
+    SERVICE("HEAD", "/healthz", PARSE_EP_HEALTHZ),
+    NO_METHOD("POST", "/healthz"),
+    NO_METHOD("DELETE", "/metrics"),
+    NO_METHOD("POST", "/.well-known/jwks.json"),
     NOWHERE("GET", "/healthz/"),
     SERVICE("GET", "/readyz", PARSE_EP_READYZ),
     SERVICE("GET", "/metrics", PARSE_EP_METRICS),
@@ -246,9 +254,77 @@ static void test_details(void)
        "an upload id with a NUL after 36 characters is checked up to it");
 }
 
+/* A 405 names the methods of the resource (its Allow header) */
+static void test_allow(void)
+{
+    static const struct {
+        const char *method, *path, *allow;
+    } cases[] = {
+        {"POST", "/v2/", "GET, HEAD"},
+        {"DELETE", "/v2/_catalog", "GET, HEAD"},
+        {"PUT", "/token", "GET, POST"},
+        {"POST", "/healthz", "GET, HEAD"},
+        {"PUT", "/v2/foo/tags/list", "GET, HEAD"},
+        {"GET", "/v2/foo/blobs/uploads/", "POST"},
+        {"POST", "/v2/foo/blobs/uploads/" UUID, "GET, HEAD, PATCH, PUT, DELETE"},
+        {"PUT", "/v2/foo/blobs/" DIG, "GET, HEAD, DELETE"},
+        {"POST", "/v2/foo/manifests/latest", "GET, HEAD, PUT, DELETE"},
+        {"DELETE", "/v2/foo/referrers/" DIG, "GET, HEAD"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); ++i) {
+        parse_route_t r = route(cases[i].method, cases[i].path, strlen(cases[i].path));
+        ok(r.ep == PARSE_EP_NONE && r.err == ERR_METHOD_UNKNOWN && r.allow != NULL &&
+               strcmp(r.allow, cases[i].allow) == 0,
+           "%s %s: 405, Allow: %s (got %s)", cases[i].method, cases[i].path, cases[i].allow, r.allow ? r.allow : "-");
+    }
+    parse_route_t r = route("GET", "/nope", 5);
+    ok(r.allow == NULL, "no resource, no Allow");
+}
+
+static const char *framing(int version, const char *head)
+{
+    return parse_framing(&(h2o_headers_t){NULL, 0, 0}, version, head, strlen(head));
+}
+
+/* RFC 9112's framing rules that h2o leaves to the application */
+static void test_framing(void)
+{
+    ok(framing(0x101, "GET / HTTP/1.1\r\nHost: a\r\n\r\n") == NULL, "HTTP/1.1 with one Host");
+    ok(framing(0x100, "GET / HTTP/1.0\r\n\r\n") == NULL, "HTTP/1.0 without Host");
+    ok(framing(0x101, "GET / HTTP/1.1\r\nX-Host: a\r\n\r\n") != NULL, "HTTP/1.1 without Host");
+    ok(framing(0x101, "GET / HTTP/1.1\r\nHost: a\r\nhOST: b\r\n\r\n") != NULL, "two Host headers");
+    ok(framing(0x100, "GET / HTTP/1.0\r\nHost: a\r\nHost: a\r\n\r\n") != NULL, "two Host headers in 1.0");
+    ok(framing(0x101, "GET / HTTP/1.1\r\nHost: a\r\n\r\nHost: b\r\n") == NULL, "the body is not the head");
+    ok(framing(0x101, "GET / HTTP/1.1\nHost: a\n\n") == NULL, "bare line feeds");
+    ok(framing(0x101, "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello") == NULL, "a Content-Length");
+    ok(framing(0x101, "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\ncontent-length:5 \r\n\r\n") == NULL,
+       "the same Content-Length twice");
+    ok(framing(0x101, "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n") != NULL,
+       "two Content-Lengths that differ");
+    ok(framing(0x101, "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5+10\r\n\r\n") != NULL, "Content-Length 5+10");
+    ok(framing(0x101, "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n") != NULL, "Content-Length -1");
+    ok(framing(0x101, "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n") != NULL, "an empty Content-Length");
+    ok(framing(0x101, "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n") != NULL,
+       "Content-Length beside Transfer-Encoding");
+    ok(framing(0x101, "PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n") == NULL, "chunked alone");
+
+    /* HTTP/2: no head, only the header list */
+    h2o_mem_pool_t pool;
+    h2o_mem_init_pool(&pool);
+    h2o_headers_t h = {NULL, 0, 0};
+    h2o_add_header(&pool, &h, H2O_TOKEN_CONTENT_LENGTH, NULL, H2O_STRLIT("5+10"));
+    ok(parse_framing(&h, 0x200, NULL, 0) != NULL, "HTTP/2: Content-Length 5+10");
+    h.size = 0;
+    h2o_add_header(&pool, &h, H2O_TOKEN_CONTENT_LENGTH, NULL, H2O_STRLIT("15"));
+    ok(parse_framing(&h, 0x200, NULL, 0) == NULL, "HTTP/2: Content-Length 15");
+    h2o_mem_clear_pool(&pool);
+}
+
 int main(void)
 {
     test_cases();
     test_details();
+    test_allow();
+    test_framing();
     return tap_done();
 }
