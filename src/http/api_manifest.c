@@ -15,7 +15,8 @@ typedef struct {
     char *name;
     char *tags[MAX_TAGS];
     size_t ntags;
-    digest_t digest, missing;
+    digest_t digest;
+    metastore_bad_ref_t bad;
     manifest_t *mf;
     void *body;
     size_t len;
@@ -88,7 +89,7 @@ static int put_write(metastore_t *m, void *arg)
 {
     put_t *p = arg;
     return metastore_manifest_put(m, p->name, &p->digest, p->mf, p->body, p->len, (const char *const *)p->tags,
-                                  p->ntags, &p->missing);
+                                  p->ntags, &p->bad);
 }
 
 static void put_done(work_t *w)
@@ -105,7 +106,14 @@ static void put_done(work_t *w)
                 res_header(req, "oci-tag", p->tags[i]);
             res_empty(req, 201);
         } else if (p->super.rc == BERTH_EMISSING) {
-            res_error(req, ERR_MANIFEST_BLOB_UNKNOWN, NULL, json_pack("{s:s}", "digest", p->missing.str));
+            res_error(req, ERR_MANIFEST_BLOB_UNKNOWN, NULL, json_pack("{s:s}", "digest", p->bad.digest.str));
+        } else if (p->super.rc == BERTH_ESIZE) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "the descriptor of %s gives size %lld, but it has %lld bytes", p->bad.digest.str,
+                     (long long)p->bad.size, (long long)p->bad.stored);
+            res_error(req, ERR_MANIFEST_INVALID, msg,
+                      json_pack("{s:s,s:I,s:I}", "digest", p->bad.digest.str, "size", (json_int_t)p->bad.size, "stored",
+                                (json_int_t)p->bad.stored));
         } else {
             res_error(req, ERR_INTERNAL, "cannot store the manifest", NULL);
         }

@@ -50,8 +50,9 @@ static db_query_t queries[Q__COUNT] = {
     [Q_BLOB_INSERT] = {"INSERT INTO blob(digest, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(digest) DO NOTHING"},
     [Q_REPO_BLOB_INSERT] = {"INSERT INTO repository_blob(repository_id, digest, created_at) VALUES (?1, ?2, ?3) "
                             "ON CONFLICT DO NOTHING"},
-    [Q_HAS_REPO_BLOB] = {"SELECT 1 FROM repository_blob WHERE repository_id = ?1 AND digest = ?2"},
-    [Q_HAS_MANIFEST] = {"SELECT 1 FROM manifest WHERE repository_id = ?1 AND digest = ?2"},
+    [Q_HAS_REPO_BLOB] = {"SELECT b.size FROM repository_blob rb JOIN blob b ON b.digest = rb.digest "
+                         "WHERE rb.repository_id = ?1 AND rb.digest = ?2"},
+    [Q_HAS_MANIFEST] = {"SELECT size FROM manifest WHERE repository_id = ?1 AND digest = ?2"},
     [Q_MANIFEST_INSERT] =
         {"INSERT INTO manifest(repository_id, digest, media_type, size, content, artifact_type, subject, "
          "annotations, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
@@ -370,7 +371,8 @@ int metastore_mirror_blob_link(metastore_t *m, const char *repo, const digest_t 
 }
 
 /* 1 if the statement q with (id, digest) returns a row, 0 if not, BERTH_ERROR. */
-static int exists(metastore_t *m, int q, int64_t id, const char *digest)
+/* 1 with the object's size in *size, 0 if it is not there */
+static int exists(metastore_t *m, int q, int64_t id, const char *digest, int64_t *size)
 {
     sqlite3_stmt *s = stmt(m, q);
     if (s == NULL)
@@ -378,6 +380,8 @@ static int exists(metastore_t *m, int q, int64_t id, const char *digest)
     sqlite3_bind_int64(s, 1, id);
     db_bind_text(s, 2, digest);
     int rc = db_step(m, s);
+    if (rc == 1)
+        *size = sqlite3_column_int64(s, 0);
     db_done(m, s);
     return rc;
 }
@@ -433,7 +437,7 @@ static int manifest_row(metastore_t *m, int64_t rid, const digest_t *d, const ma
 /* A push checks that everything the manifest references is here; a mirror (checked_at != 0: when the upstream
  * served it) stores what the upstream serves and fetches the rest when asked for it. */
 static int manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
-                        size_t len, const char *const *tags, size_t ntags, int64_t checked_at, digest_t *missing)
+                        size_t len, const char *const *tags, size_t ntags, int64_t checked_at, metastore_bad_ref_t *bad)
 {
     int64_t rid, mid = 0, now = time_now_s();
     if (repo_ensure(m, repo, checked_at != 0, &rid) != 0)
@@ -442,12 +446,13 @@ static int manifest_put(metastore_t *m, const char *repo, const digest_t *d, con
         const manifest_ref_t *r = &mf->refs[i];
         if (r->foreign)
             continue;
-        int rc = exists(m, r->kind == REF_MANIFEST ? Q_HAS_MANIFEST : Q_HAS_REPO_BLOB, rid, r->digest.str);
+        int64_t size = -1;
+        int rc = exists(m, r->kind == REF_MANIFEST ? Q_HAS_MANIFEST : Q_HAS_REPO_BLOB, rid, r->digest.str, &size);
         if (rc < 0)
             return rc;
-        if (rc == 0) {
-            *missing = r->digest;
-            return BERTH_EMISSING;
+        if (rc == 0 || size != r->size) {
+            *bad = (metastore_bad_ref_t){r->digest, r->size, size};
+            return rc == 0 ? BERTH_EMISSING : BERTH_ESIZE;
         }
     }
     if (manifest_row(m, rid, d, mf, body, len, now, &mid) != 0)
@@ -468,15 +473,15 @@ static int manifest_put(metastore_t *m, const char *repo, const digest_t *d, con
 }
 
 int metastore_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
-                           size_t len, const char *const *tags, size_t ntags, digest_t *missing)
+                           size_t len, const char *const *tags, size_t ntags, metastore_bad_ref_t *bad)
 {
-    return manifest_put(m, repo, d, mf, body, len, tags, ntags, 0, missing);
+    return manifest_put(m, repo, d, mf, body, len, tags, ntags, 0, bad);
 }
 
 int metastore_mirror_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf,
                                   const void *body, size_t len, const char *tag, int64_t checked_at)
 {
-    digest_t unused;
+    metastore_bad_ref_t unused;
     return manifest_put(m, repo, d, mf, body, len, &tag, tag != NULL, checked_at > 0 ? checked_at : 1, &unused);
 }
 

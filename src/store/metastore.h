@@ -114,13 +114,21 @@ int metastore_repo_origin(metastore_t *m, const char *repo);
 /** Record blob `d` of `size` bytes (already in the blob store) and link it to `repo`. */
 int metastore_blob_link(metastore_t *m, const char *repo, const digest_t *d, uint64_t size);
 
+/** A manifest's reference that its repository cannot serve as described. */
+typedef struct {
+    digest_t digest;
+    int64_t size;   /* as the descriptor says */
+    int64_t stored; /* the stored object's size; -1 if it is missing */
+} metastore_bad_ref_t;
+
 /**
  * Store manifest `d` (parsed `mf`, raw `body`) in `repo`, and point the `ntags` tags at it. Every blob the
- * manifest references must be linked to `repo` (foreign layers excepted), every child manifest stored in it:
- * otherwise BERTH_EMISSING with the first missing digest in *missing. The subject need not exist.
+ * manifest references must be linked to `repo` (foreign layers excepted), every child manifest stored in it,
+ * each of the size its descriptor gives: otherwise BERTH_EMISSING or BERTH_ESIZE, with the first such reference
+ * in *bad. The subject need not exist.
  */
 int metastore_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
-                           size_t len, const char *const *tags, size_t ntags, digest_t *missing);
+                           size_t len, const char *const *tags, size_t ntags, metastore_bad_ref_t *bad);
 
 /*
  * A pull-through mirror records what it fetched as if it had been pushed, except that a manifest need not have

@@ -10,5 +10,6 @@
 #define BERTH_ERANGE -5    /* offset does not match */
 #define BERTH_EMISSING -6  /* a reference points at something missing */
 #define BERTH_EEXISTS -7   /* the name is taken */
+#define BERTH_ESIZE -8     /* a reference's size differs from the object's */
 
 #endif

@@ -172,6 +172,25 @@ is_error "manifest list with a missing child -> 400 MANIFEST_BLOB_UNKNOWN" 400 M
 api GET "/v2/m/other/manifests/$M1"
 is_error "a manifest is not served from another repository -> 404 MANIFEST_UNKNOWN" 404 MANIFEST_UNKNOWN
 
+# --------------------------------------------------------------- descriptor sizes must match what is stored
+size_l1=$(size_of "$d/l1")
+jq -c --argjson s $((size_l1 + 1)) '.layers[0].size = $s' "$T/m1" >"$T/bigger"
+api PUT /v2/m/img/manifests/size1 -H "Content-Type: $MT_OCI_MANIFEST" --data-binary "@$T/bigger"
+is_error "a layer descriptor one byte larger than the blob -> 400 MANIFEST_INVALID" 400 MANIFEST_INVALID
+is "... the detail names the layer, the size given and the size stored" \
+    "$(jq -c '.errors[0].detail | [.digest, .size, .stored]' "$BODY")" \
+    "[\"$(sha256_of "$d/l1")\",$((size_l1 + 1)),$size_l1]"
+jq -c '.config.size = 1' "$T/m1" >"$T/smallcfg"
+api PUT /v2/m/img/manifests/size2 -H "Content-Type: $MT_OCI_MANIFEST" --data-binary "@$T/smallcfg"
+is_error "a config descriptor with the wrong size -> 400 MANIFEST_INVALID" 400 MANIFEST_INVALID
+jq -c '.manifests[0].size += 10' "$T/i1" >"$T/badindex"
+api PUT /v2/m/img/manifests/size3 -H "Content-Type: $MT_OCI_INDEX" --data-binary "@$T/badindex"
+is_error "an index whose child descriptor has the wrong size -> 400 MANIFEST_INVALID" 400 MANIFEST_INVALID
+for t in size1 size2 size3; do
+    api GET "/v2/m/img/manifests/$t"
+    is_error "... rejected manifest left no tag $t" 404 MANIFEST_UNKNOWN
+done
+
 # --------------------------------------------------------------- malformed manifests
 printf '{"schemaVersion": 2, "mediaType": "%s", "config": ' "$MT_OCI_MANIFEST" >"$T/trunc"
 api PUT /v2/m/img/manifests/junk -H "Content-Type: $MT_OCI_MANIFEST" --data-binary "@$T/trunc"

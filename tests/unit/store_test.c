@@ -70,14 +70,15 @@ static int link_two(metastore_t *m, void *arg)
 
 typedef struct {
     const char *repo, *tag, *body;
-    digest_t digest, missing;
+    digest_t digest;
+    metastore_bad_ref_t bad;
     manifest_t *mf;
 } put_args_t;
 
 static int put(metastore_t *m, void *arg)
 {
     put_args_t *a = arg;
-    return metastore_manifest_put(m, a->repo, &a->digest, a->mf, a->body, strlen(a->body), &a->tag, 1, &a->missing);
+    return metastore_manifest_put(m, a->repo, &a->digest, a->mf, a->body, strlen(a->body), &a->tag, 1, &a->bad);
 }
 
 static void test_metastore(void)
@@ -111,8 +112,26 @@ static void test_metastore(void)
     a.tag = "latest";
     ok(metastore_write(w, put, &a) == 0, "and tag it latest");
     a.repo = "b/y";
-    ok(metastore_write(w, put, &a) == BERTH_EMISSING && digest_equal(&a.missing, &d[0]),
+    ok(metastore_write(w, put, &a) == BERTH_EMISSING && digest_equal(&a.bad.digest, &d[0]) && a.bad.stored == -1,
        "in another repository its blobs are missing");
+    {
+        char wrong[1024];
+        snprintf(
+            wrong, sizeof(wrong),
+            "{\"schemaVersion\":2,\"mediaType\":\"" MT_OCI_MANIFEST "\",\"config\":{\"mediaType\":\"application/"
+            "vnd.oci.image.config.v1+json\",\"digest\":\"%s\",\"size\":3},\"layers\":[{\"mediaType\":\"application/"
+            "vnd.oci.image.layer.v1.tar\",\"digest\":\"%s\",\"size\":5}]}",
+            d[0].str, d[1].str);
+        put_args_t b = {"a/x", "wrong", wrong};
+        ok(manifest_parse(&b.mf, NULL, 0, wrong, strlen(wrong), err, sizeof(err)) == MANIFEST_OK, "parse it");
+        digest_compute(&b.digest, DIGEST_SHA256, wrong, strlen(wrong));
+        ok(metastore_write(w, put, &b) == BERTH_ESIZE && digest_equal(&b.bad.digest, &d[1]) && b.bad.size == 5 &&
+               b.bad.stored == 4,
+           "a manifest whose layer descriptor says 5 bytes for a blob of 4 is refused");
+        metastore_manifest_t none;
+        ok(metastore_manifest_get(m, "a/x", "wrong", NULL, &none) == BERTH_ENOTFOUND, "and nothing of it is stored");
+        manifest_free(b.mf);
+    }
     metastore_manifest_t got;
     ok(metastore_manifest_get(m, "a/x", "latest", NULL, &got) == 0 && got.size == strlen(body) &&
            memcmp(got.content, body, got.size) == 0 && digest_equal(&got.digest, &a.digest),
