@@ -11,7 +11,7 @@ struct limiter {
     struct {
         unsigned char key[LIMITER_KEY_LEN];
         unsigned failures;
-        int64_t until_ms;
+        int64_t until_ms, last_ms;
     } slots[LIMITER_SLOTS];
 };
 
@@ -60,11 +60,15 @@ void limiter_record(limiter_t *l, const unsigned char *key, int success, int64_t
         memcpy(l->slots[s].key, key, LIMITER_KEY_LEN);
         l->slots[s].failures = 0;
         l->slots[s].until_ms = 0;
+        l->slots[s].last_ms = now_ms;
     }
     if (success) {
         memset(&l->slots[s], 0, sizeof(l->slots[s]));
         goto Exit;
     }
+    if (now_ms - l->slots[s].last_ms >= LIMITER_FORGET_MS)
+        l->slots[s].failures = 0;
+    l->slots[s].last_ms = now_ms;
     unsigned f = ++l->slots[s].failures;
     if (f >= l->failures) {
         int64_t backoff = l->backoff_ms;

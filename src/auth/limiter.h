@@ -1,7 +1,7 @@
 /*
  * The failed-login rate limiter: per (account, client address) key, after `failures` failed logins in a row the
  * key must wait `backoff` before the next attempt, doubling with each further failure up to 15 minutes; a success
- * forgets the key. Keys are 32 opaque bytes (an HMAC of account and address, made by the caller: the limiter never
+ * forgets the key, and so does an hour without failure. Keys are 32 opaque bytes (an HMAC of account and address, made by the caller: the limiter never
  * sees a name or an address). A fixed table of slots: a key that fails takes its slot over from another key, so
  * memory stays bounded however many addresses try. The clock is the caller's (monotonic milliseconds), so that
  * tests need not sleep. Thread-safe: one limiter serves every event loop.
@@ -16,6 +16,7 @@
 #define LIMITER_KEY_LEN 32
 #define LIMITER_SLOTS 1024
 #define LIMITER_MAX_BACKOFF_MS (15 * 60 * 1000)
+#define LIMITER_FORGET_MS (60 * 60 * 1000) /* a key whose last failure is this old starts again from zero */
 
 /** The limiter's table and lock (opaque). */
 typedef struct limiter limiter_t;

@@ -18,7 +18,8 @@
 
 static struct {
     token_keys_t keys;
-    limiter_t *limiter;
+    limiter_t *limiter;      /* per (account, address) */
+    limiter_t *addr_limiter; /* per address, whatever the account name: against password spraying */
     int64_t credential_ttl_s;
     unsigned char hmac_key[32]; /* keys the caches and the limiter: an HMAC of the credentials, never the password */
 } auth;
@@ -32,7 +33,7 @@ struct auth_check {
     char *password;
     char *hash;
     int ok;
-    unsigned char cache_key[32], limit_key[LIMITER_KEY_LEN];
+    unsigned char cache_key[32], limit_key[LIMITER_KEY_LEN], addr_key[LIMITER_KEY_LEN];
     uint64_t cache_gen; /* the cache's stamp when the check began */
     auth_principal_t who;
 };
@@ -61,6 +62,7 @@ int auth_init(const config_t *cfg, int (*mirror_creates)(const char *repo), char
         return -1;
     }
     auth.limiter = limiter_new(cfg->auth_login_failures, cfg->auth_login_backoff_ms);
+    auth.addr_limiter = limiter_new(cfg->auth_login_failures_per_address, cfg->auth_login_backoff_ms);
     return 0;
 }
 
@@ -68,6 +70,7 @@ void auth_dispose(void)
 {
     token_keys_dispose(&auth.keys);
     limiter_free(auth.limiter);
+    limiter_free(auth.addr_limiter);
     OPENSSL_cleanse(&auth, sizeof(auth));
 }
 
@@ -209,19 +212,24 @@ auth_status_t auth_basic(auth_cache_t *cache, metastore_t *db, const char *user,
      * as a failed login; passwords may not begin with "berth_" (the CLI refuses them): nothing else to check */
     if (strncmp(password, "berth_", 6) == 0)
         return access_token_login(db, user, password, who) == 0 ? AUTH_OK : AUTH_DENIED;
-    unsigned char ck[32], lk[LIMITER_KEY_LEN];
+    unsigned char ck[32], lk[LIMITER_KEY_LEN], ak[LIMITER_KEY_LEN];
     hmac(ck, user, strlen(user), password, strlen(password));
     if (cached(cache, 'c', ck, gen, time_now_s(), who))
         return AUTH_OK;
     char addr[64] = "";
     client(client_ctx, addr, sizeof(addr)); /* only now: a cached password needs no address */
     hmac(lk, user, strlen(user), addr, strlen(addr));
-    *wait_ms = limiter_wait(auth.limiter, lk, (int64_t)time_mono_ms());
+    hmac(ak, "", 1, addr, strlen(addr)); /* "\0": no user name */
+    int64_t now = (int64_t)time_mono_ms(), by_addr = limiter_wait(auth.addr_limiter, ak, now);
+    *wait_ms = limiter_wait(auth.limiter, lk, now);
+    if (by_addr > *wait_ms)
+        *wait_ms = by_addr;
     if (*wait_ms > 0)
         return AUTH_LIMITED;
     *check = check_new(db, user, password);
     memcpy((*check)->cache_key, ck, sizeof(ck));
     memcpy((*check)->limit_key, lk, sizeof(lk));
+    memcpy((*check)->addr_key, ak, sizeof(ak));
     (*check)->cache_gen = gen;
     return AUTH_CHECK;
 }
@@ -235,6 +243,8 @@ int auth_check_finish(auth_check_t *check, auth_cache_t *cache, auth_principal_t
 {
     int ok = check->ok;
     limiter_record(auth.limiter, check->limit_key, ok, (int64_t)time_mono_ms());
+    if (!ok) /* a success does not restore an address's budget: one good account must not reset a spray */
+        limiter_record(auth.addr_limiter, check->addr_key, 0, (int64_t)time_mono_ms());
     if (ok && cache != NULL && auth.credential_ttl_s > 0)
         cache_keep(cache, 'c', check->cache_key, check->cache_gen, time_now_s() + auth.credential_ttl_s, &check->who);
     if (ok)

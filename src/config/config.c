@@ -85,6 +85,8 @@ static const struct config_key keys[] = {
      "PEM public key or JWKS file of auth.external_issuer"},
     {"auth.login_failures", CONFIG_UINT, F(auth_login_failures), "5", 1, 0, NULL,
      "failed logins per account and client address before backoff (429 + Retry-After)"},
+    {"auth.login_failures_per_address", CONFIG_UINT, F(auth_login_failures_per_address), "30", 1, 0, NULL,
+     "failed logins per client address, whatever the account name, before backoff (against password spraying)"},
     {"auth.login_backoff", CONFIG_DURATION, F(auth_login_backoff_ms), "1s", 0, 0, NULL,
      "first backoff after auth.login_failures, doubling with each further failure, at most 15 minutes"},
     {"auth.trusted_proxies", CONFIG_STRING, F(auth_trusted_proxies), "", 0, 0, NULL,

@@ -43,21 +43,22 @@ typedef struct {
     char *log_access; /* log.access           "-" (stdout), "" = off, else a file path */
     char *log_level;  /* log.level            "info" (error, warn, info, debug) */
     /* who may do what */
-    char *mode;                            /* mode                 "private" (private, public, cloud, open) */
-    char *admin_password;                  /* admin_password       NULL (the admin account's password when created) */
-    char *external_url;                    /* external_url         NULL (the request's scheme and Host) */
-    char *auth_service;                    /* auth.service         "berth" (aud of tokens) */
-    char *auth_issuer;                     /* auth.issuer          "berth" (iss of tokens) */
-    char *auth_key;                        /* auth.key             NULL = <storage.root>/keys/token.pem */
-    uint64_t auth_token_ttl_ms;            /* auth.token_ttl       5m */
-    uint64_t auth_refresh_ttl_ms;          /* auth.refresh_ttl     30d */
-    int auth_private_default_pull;         /* auth.private_default_pull true */
-    char *auth_external_issuer;            /* auth.external_issuer NULL */
-    char *auth_external_keys;              /* auth.external_keys   NULL (PEM public key or JWKS file) */
-    unsigned auth_login_failures;          /* auth.login_failures  5 */
-    uint64_t auth_login_backoff_ms;        /* auth.login_backoff   1s */
-    char *auth_trusted_proxies;            /* auth.trusted_proxies "" */
-    uint64_t auth_credential_cache_ttl_ms; /* auth.credential_cache_ttl 60s */
+    char *mode;                    /* mode                 "private" (private, public, cloud, open) */
+    char *admin_password;          /* admin_password       NULL (the admin account's password when created) */
+    char *external_url;            /* external_url         NULL (the request's scheme and Host) */
+    char *auth_service;            /* auth.service         "berth" (aud of tokens) */
+    char *auth_issuer;             /* auth.issuer          "berth" (iss of tokens) */
+    char *auth_key;                /* auth.key             NULL = <storage.root>/keys/token.pem */
+    uint64_t auth_token_ttl_ms;    /* auth.token_ttl       5m */
+    uint64_t auth_refresh_ttl_ms;  /* auth.refresh_ttl     30d */
+    int auth_private_default_pull; /* auth.private_default_pull true */
+    char *auth_external_issuer;    /* auth.external_issuer NULL */
+    char *auth_external_keys;      /* auth.external_keys   NULL (PEM public key or JWKS file) */
+    unsigned auth_login_failures;  /* auth.login_failures  5 */
+    unsigned auth_login_failures_per_address; /* auth.login_failures_per_address 30 */
+    uint64_t auth_login_backoff_ms;           /* auth.login_backoff   1s */
+    char *auth_trusted_proxies;               /* auth.trusted_proxies "" */
+    uint64_t auth_credential_cache_ttl_ms;    /* auth.credential_cache_ttl 60s */
     /* pull-through mirrors, from the file only (a list has no environment variable) */
     config_mirror_t *mirrors;
     size_t nmirrors;

@@ -387,6 +387,27 @@ api GET "$REALM?service=berth" -u rl3:rl3-pw1
 is "rl3: then -> 429" "$STATUS" 429
 like "... Retry-After: the doubled backoff, 4 s" "$(hdr Retry-After)" '^[34]$'
 
+# ------------------------------------------------------------ password spraying: one address, many names
+if curl -s -o /dev/null --interface 127.0.0.3 "$URL/healthz" 2>/dev/null; then
+    codes=
+    for i in $(seq 1 30); do
+        api GET "$REALM?service=berth" -u "spray$i:guess" --interface 127.0.0.3
+        codes+=" $STATUS"
+    done
+    is "127.0.0.3 tries 30 different names (auth.login_failures_per_address) -> 401 each" "$(tr ' ' '\n' <<<"$codes" |
+        sort -u | xargs)" 401
+    adduser sprayed sprayed-pw1 >/dev/null
+    api GET "$REALM?service=berth" -u sprayed:sprayed-pw1 --interface 127.0.0.3
+    is "then even a right password (not cached) from that address -> 429" "$STATUS" 429
+    like "... with Retry-After" "$(hdr Retry-After)" '^[12]$'
+    api GET "$REALM?service=berth" -u spray31:guess --interface 127.0.0.3
+    is "... and a 31st name -> 429 (no password hash is computed)" "$STATUS" 429
+    api GET "$REALM?service=berth" -u sprayed:sprayed-pw1
+    is "the same login from 127.0.0.1 -> 200" "$STATUS" 200
+else
+    pass "password spraying: # SKIP cannot connect from 127.0.0.3"
+fi
+
 # ------------------------------------------------------------ a restart keeps the key; external_url names the realm
 stop_berth
 BERTH_ENV+=(BERTH_EXTERNAL_URL=https://registry.example/)

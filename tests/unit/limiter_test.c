@@ -42,6 +42,14 @@ static void test_backoff(void)
     ok(limiter_wait(l, k, now) == 0, "a success forgets the key at once");
     limiter_record(l, k, 0, now);
     ok(limiter_wait(l, k, now) == 0, "and its count starts again from zero");
+    limiter_record(l, k, 0, now);
+    ok(limiter_wait(l, k, now) == 0, "two failures again");
+    now += LIMITER_FORGET_MS;
+    limiter_record(l, k, 0, now);
+    ok(limiter_wait(l, k, now) == 0, "a third an hour after the last: counted as the first (no wait)");
+    limiter_record(l, k, 0, now + 1);
+    limiter_record(l, k, 0, now + 2);
+    ok(limiter_wait(l, k, now + 2) == 1000, "two more within the hour: the third, 1000 ms");
     limiter_free(l);
 
     l = limiter_new(1, 0);

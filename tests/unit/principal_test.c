@@ -96,6 +96,33 @@ static void test_passwords(void)
     ok(login("alice", "alice-pw", "10.0.0.1", 1, &who) == AUTH_CHECK, "enabled again: she logs in");
 }
 
+/* one address trying many names (password spraying) backs off too, and a success there does not reset it */
+static void test_spraying(void)
+{
+    auth_principal_t who;
+    int64_t wait = 0;
+    auth_check_t *check = NULL;
+    char name[32];
+    for (int i = 0; i < 6; ++i) {
+        snprintf(name, sizeof(name), "spray%d", i);
+        ok(login(name, "guess", "10.9.9.9", 0, &who) == AUTH_DENIED, "10.9.9.9 tries name %s: refused", name);
+    }
+    bump_generation();
+    auth_status_t st = auth_basic(cache, rd, "alice", "alice-pw", fixed_addr, (void *)"10.9.9.9", &who, &wait, &check);
+    ok(st == AUTH_LIMITED && wait > 50000 && wait <= 60000,
+       "after 6 failures (the per-address budget) the address waits, whatever the name (%lld ms)", (long long)wait);
+    ok(login("alice", "alice-pw", "10.9.9.8", 0, &who) == AUTH_CHECK, "another address is not limited");
+
+    for (int i = 0; i < 5; ++i) {
+        snprintf(name, sizeof(name), "other%d", i);
+        ok(login(name, "guess", "10.9.9.7", 0, &who) == AUTH_DENIED, "10.9.9.7 tries name %s: refused", name);
+    }
+    ok(login("alice", "alice-pw", "10.9.9.7", 0, &who) == AUTH_CHECK, "a good login from it still works");
+    ok(login("other9", "guess", "10.9.9.7", 0, &who) == AUTH_DENIED, "a sixth bad name");
+    st = auth_basic(cache, rd, "alice", "alice-pw", fixed_addr, (void *)"10.9.9.7", &who, &wait, &check);
+    ok(st == AUTH_LIMITED, "limited: the success between did not reset the address's count");
+}
+
 static void test_limits(void)
 {
     auth_principal_t who;
@@ -259,6 +286,7 @@ int main(void)
     cfg.auth_service = strdup("registry.test");
     cfg.auth_login_failures = 2;
     cfg.auth_login_backoff_ms = 60000;
+    cfg.auth_login_failures_per_address = 6;
     ok(auth_init(&cfg, NULL, &err) == 0, "auth_init creates the signing key under the storage root");
     free(err);
     snprintf(path, sizeof(path), "%s/berth.db", root);
@@ -271,6 +299,7 @@ int main(void)
 
     test_passwords();
     test_limits();
+    test_spraying();
     test_access_tokens();
     test_bearer();
 
