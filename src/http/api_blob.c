@@ -89,11 +89,20 @@ void api_blob_send(route_t *r, const digest_t *digest, uint64_t size)
     /* a HEAD answers from the database: blob files are immutable, and their presence was checked when they
      * were recorded (a GET still checks the file) */
     int head = method_is(req, "HEAD"), fd = -1;
-    if (!head && ((fd = blobstore_open(&berth.store->blobs, &d, &fsize)) < 0 || fsize != size)) {
-        log_error("blob %s is in the database but its file is %s", d.str, fd < 0 ? strerror(errno) : "the wrong size");
-        if (fd >= 0)
-            close(fd);
+    if (!head && (fd = blobstore_open(&berth.store->blobs, &d, &fsize)) < 0) {
+        if (errno != ENOENT) { /* out of descriptors, say: the blob is there, it cannot be read now */
+            res_errno(req, errno, "cannot open the blob");
+            return;
+        }
+        log_error("blob %s is in the database but its file is missing (berth fsck finds such damage)", d.str);
         res_error(req, ERR_BLOB_UNKNOWN, NULL, json_pack("{s:s}", "digest", d.str));
+        return;
+    }
+    if (!head && fsize != size) {
+        log_error("blob %s has %llu bytes in the database but its file has %llu (berth fsck finds such damage)", d.str,
+                  (unsigned long long)size, (unsigned long long)fsize);
+        close(fd);
+        res_error(req, ERR_INTERNAL, "the blob's file is damaged", json_pack("{s:s}", "digest", d.str));
         return;
     }
 

@@ -9,6 +9,7 @@
  * chunk began. Verification, fsync, rename and the database write run on a worker.
  */
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
 #include <sys/time.h>
 #include "http/api.h"
@@ -43,6 +44,7 @@ typedef struct {
     digest_t digest;
     uint64_t size;
     int rc;
+    int err;                                          /* errno of a failed upload_finish, or 0 */
     double t_recv, t_copy, queued_at, t_queued, t_db; /* phases in seconds, for the debug log */
     upload_phases_t phases;
 } finish_t;
@@ -100,11 +102,13 @@ static void copy_step(h2o_timeout_entry_t *entry)
         c->slot = NULL;
         c->then(c);
         return;
-    default:
+    default: {
+        int e = errno;
         upload_release(&berth.store->uploads, c->up);
-        res_error(req, ERR_INTERNAL, "cannot store the upload", NULL);
+        res_errno(req, e, "cannot store the upload");
         copy_free(c);
         return;
+    }
     }
 }
 
@@ -139,7 +143,9 @@ static void finish_run(work_t *w)
     finish_t *f = (finish_t *)w;
     double t0 = time_mono_s();
     f->t_queued = t0 - f->queued_at;
+    errno = 0;
     f->rc = upload_finish(&berth.store->uploads, f->up, &f->digest, &berth.store->blobs, &f->size, &f->phases);
+    f->err = f->rc != 0 ? errno : 0;
     if (f->rc == 0) {
         double t1 = time_mono_s();
         f->rc = metastore_write(berth.store->writer, link_blob, f);
@@ -164,7 +170,7 @@ static void finish_done(work_t *w)
         } else if (f->rc == BERTH_EDIGEST) {
             res_error(req, ERR_DIGEST_INVALID, NULL, json_pack("{s:s}", "digest", f->digest.str));
         } else {
-            res_error(req, ERR_INTERNAL, "cannot store the blob", NULL);
+            res_errno(req, f->err, "cannot store the blob");
         }
     }
     free(f->name);
@@ -213,7 +219,7 @@ static upload_t *acquire(route_t *r)
         res_error(r->req, ERR_BLOB_UPLOAD_INVALID, "another request is writing to this upload", NULL);
         return NULL;
     default:
-        res_error(r->req, ERR_INTERNAL, NULL, NULL);
+        res_errno(r->req, errno, "cannot open the upload");
         return NULL;
     }
 }
@@ -337,7 +343,7 @@ void api_upload_start(route_t *r)
     if (ds != NULL)
         a = d.algo;
     if (upload_create(&berth.store->uploads, r->name, a, uuid) != 0) {
-        res_error(r->req, ERR_INTERNAL, "cannot start an upload", NULL);
+        res_errno(r->req, errno, "cannot start an upload");
         return;
     }
     if (ds == NULL) {
@@ -348,7 +354,7 @@ void api_upload_start(route_t *r)
     /* single-request upload: the body is the whole blob */
     upload_t *up;
     if (upload_acquire(&berth.store->uploads, uuid, r->name, &up) != 0) {
-        res_error(r->req, ERR_INTERNAL, NULL, NULL);
+        res_errno(r->req, errno, "cannot open the upload");
         return;
     }
     copy_body(r, up, &d, finish_after_copy);

@@ -1,7 +1,9 @@
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include "http/response.h"
+#include "util/log.h"
 
 static const char *reason(int status)
 {
@@ -38,6 +40,8 @@ static const char *reason(int status)
         return "Too Many Requests";
     case 503:
         return "Service Unavailable";
+    case 507:
+        return "Insufficient Storage";
     default:
         return "Internal Server Error";
     }
@@ -73,6 +77,31 @@ void res_bytes(h2o_req_t *req, int status, const char *content_type, const void 
     h2o_start_response(req, &generator);
     h2o_send(req, &body, h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD")) ? 0 : 1,
              H2O_SEND_STATE_FINAL);
+}
+
+void res_errno(h2o_req_t *req, int e, const char *what)
+{
+    char msg[256];
+    snprintf(msg, sizeof(msg), "%s%s%s", what, e ? ": " : "", e ? strerror(e) : "");
+    switch (e) {
+    case ENOSPC:
+    case EDQUOT:
+        log_error("%s (answered 507)", msg);
+        res_error(req, ERR_NO_SPACE, msg, NULL);
+        return;
+    case EMFILE:
+    case ENFILE:
+    case ENOMEM:
+    case ENOBUFS:
+    case EAGAIN:
+        log_error("%s (answered 503)", msg);
+        res_header(req, "retry-after", "5");
+        res_error(req, ERR_UNAVAILABLE, msg, NULL);
+        return;
+    default:
+        log_error("%s (answered 500)", msg);
+        res_error(req, ERR_INTERNAL, msg, NULL);
+    }
 }
 
 void res_empty(h2o_req_t *req, int status)

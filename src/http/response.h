@@ -15,6 +15,12 @@ void res_error(h2o_req_t *req, err_code_t e, const char *message, json_t *detail
 /** Send `body` (taken: it is freed) as application/json with `status`. */
 void res_json(h2o_req_t *req, int status, json_t *body);
 
+/**
+ * Answer a failure of the system call behind `what` (e.g. "cannot open the blob") with errno `e`, and log it:
+ * no space 507, out of descriptors or memory 503 with Retry-After, anything else 500. Never "not found".
+ */
+void res_errno(h2o_req_t *req, int e, const char *what);
+
 /** Send a response without a body (Content-Length: 0, or the given length for HEAD answers). */
 void res_empty(h2o_req_t *req, int status);
 

@@ -25,6 +25,7 @@ static const struct {
     [ERR_TOOMANYREQUESTS] = {"TOOMANYREQUESTS", 429, "too many requests"},
     [ERR_NOT_FOUND] = {"NOT_FOUND", 404, "not found"},
     [ERR_UNAVAILABLE] = {"UNAVAILABLE", 503, "service unavailable"},
+    [ERR_NO_SPACE] = {"UNAVAILABLE", 507, "insufficient storage"},
     [ERR_INTERNAL] = {"INTERNAL_ERROR", 500, "internal server error"},
 };
 

@@ -25,7 +25,8 @@ typedef enum {
     ERR_METHOD_UNKNOWN, /* UNSUPPORTED with 405 */
     ERR_TOOMANYREQUESTS,
     ERR_NOT_FOUND,   /* a path outside the API: NOT_FOUND with 404 */
-    ERR_UNAVAILABLE, /* UNAVAILABLE with 503: shutting down, storage failing */
+    ERR_UNAVAILABLE, /* UNAVAILABLE with 503: shutting down, storage failing, out of descriptors or memory */
+    ERR_NO_SPACE,    /* UNAVAILABLE with 507: the storage volume is (nearly) full */
     ERR_INTERNAL,
     ERR__COUNT
 } err_code_t;

@@ -137,10 +137,11 @@ int upload_create(uploads_t *u, const char *repo, digest_algo_t algo, char *uuid
         log_error("create %s: %s", path, strerror(errno));
         return -1;
     }
+    close(fd); /* opened again by each request that uses the session */
     upload_t *up = calloc(1, sizeof(*up));
     memcpy(up->uuid, uuid, UPLOAD_UUID_LEN + 1);
     up->repo = strdup(repo);
-    up->fd = fd;
+    up->fd = -1;
     up->algo = algo;
     up->hasher = digest_hasher_new(algo);
     pthread_mutex_lock(&u->_mu);
@@ -175,15 +176,12 @@ static upload_t *load_session(uploads_t *u, const char *uuid)
         return NULL;
     session_path(u, uuid, "data", path, sizeof(path));
     struct stat st;
-    if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0 || fstat(fd, &st) != 0) {
-        if (fd >= 0)
-            close(fd);
+    if (stat(path, &st) != 0)
         return NULL;
-    }
     upload_t *up = calloc(1, sizeof(*up));
     memcpy(up->uuid, uuid, UPLOAD_UUID_LEN + 1);
     up->repo = strdup(info);
-    up->fd = fd;
+    up->fd = -1;
     up->algo = (digest_algo_t)a;
     up->offset = (uint64_t)st.st_size;
     up->hasher = up->offset == 0 ? digest_hasher_new(up->algo) : NULL;
@@ -203,10 +201,20 @@ int upload_acquire(uploads_t *u, const char *uuid, const char *repo, upload_t **
     } else if (up->busy) {
         rc = BERTH_EBUSY;
     } else {
-        up->busy = 1;
-        *out = up;
+        char path[BLOBSTORE_PATH_MAX];
+        session_path(u, uuid, "data", path, sizeof(path));
+        if ((up->fd = open(path, O_RDWR | O_CLOEXEC)) >= 0) {
+            up->busy = 1;
+            *out = up;
+        } else {
+            /* gone (expired meanwhile) is unknown; out of descriptors or memory is an error, never "unknown" */
+            rc = errno == ENOENT ? BERTH_ENOTFOUND : BERTH_ERROR;
+            log_error("upload %s: open: %s", uuid, strerror(errno));
+        }
     }
+    int e = errno;
     pthread_mutex_unlock(&u->_mu);
+    errno = e;
     return rc;
 }
 
@@ -214,6 +222,9 @@ void upload_release(uploads_t *u, upload_t *up)
 {
     pthread_mutex_lock(&u->_mu);
     up->busy = 0;
+    if (up->fd >= 0)
+        close(up->fd);
+    up->fd = -1;
     pthread_mutex_unlock(&u->_mu);
 }
 

@@ -4,7 +4,8 @@
  *   <root>/uploads/<uuid>/info   "repository\nalgorithm\ncreated-unix-seconds\n"
  * Sessions live on disk, so they survive a restart; the running hash lives in memory, and a session reloaded
  * after a restart (or one whose announced algorithm differs from the final digest's) is re-hashed from its file
- * when it finishes. One request at a time may use a session (upload_acquire marks it busy).
+ * when it finishes. One request at a time may use a session (upload_acquire marks it busy); only then is its data
+ * file open, so that sessions left waiting hold no file descriptor.
  */
 #ifndef BERTH_STORE_UPLOAD_H
 #define BERTH_STORE_UPLOAD_H
@@ -19,7 +20,7 @@
 typedef struct upload {
     char uuid[UPLOAD_UUID_LEN + 1];
     char *repo;
-    int fd;                  /* the data file, open read-write */
+    int fd;                  /* the data file, open read-write while busy; -1 otherwise */
     uint64_t offset;         /* bytes received */
     digest_algo_t algo;      /* the algorithm the client announced (sha256 unless told) */
     digest_hasher_t *hasher; /* hash of [0, offset), or NULL when it must be recomputed from the file */
@@ -43,10 +44,12 @@ int upload_uuid_valid(const char *s, size_t len);
 int upload_create(uploads_t *u, const char *repo, digest_algo_t algo, char *uuid);
 
 /**
- * Find session `uuid` of repository `repo` (loading it from disk after a restart) and mark it busy.
- * Returns 0 with *out set, BERTH_ENOTFOUND (unknown, or another repository's), BERTH_EBUSY, or BERTH_ERROR.
+ * Find session `uuid` of repository `repo` (loading it from disk after a restart), open its data file and mark it
+ * busy. Returns 0 with *out set, BERTH_ENOTFOUND (unknown, or another repository's), BERTH_EBUSY, or BERTH_ERROR
+ * (errno says why: out of file descriptors, for one).
  */
 int upload_acquire(uploads_t *u, const char *uuid, const char *repo, upload_t **out);
+/** Give a busy session back (its data file is closed). */
 void upload_release(uploads_t *u, upload_t *up);
 
 /** Append `len` bytes at the session's offset, hashing them. 0 or -1 (errno; the offset is unchanged). */
