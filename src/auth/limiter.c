@@ -82,9 +82,10 @@ Exit:
     pthread_mutex_unlock(&l->mu);
 }
 
-/* 1 if `addr` is one of the comma-separated `list` */
-static int addr_listed(const char *list, const char *addr)
+int limiter_trusted(const char *list, const char *addr)
 {
+    if (list == NULL)
+        return 0;
     size_t alen = strlen(addr);
     int found = 0;
     for (const char *p = list; *p;) {
@@ -104,7 +105,7 @@ static int addr_listed(const char *list, const char *addr)
 void limiter_client_addr(char *buf, size_t len, const char *peer, const char *xff, size_t xff_len, const char *trusted)
 {
     snprintf(buf, len, "%s", peer);
-    if (trusted == NULL || *trusted == '\0' || buf[0] == '\0' || xff == NULL || !addr_listed(trusted, buf))
+    if (trusted == NULL || *trusted == '\0' || buf[0] == '\0' || xff == NULL || !limiter_trusted(trusted, buf))
         return;
     const char *last = xff + xff_len;
     while (last > xff && last[-1] != ',')

@@ -36,6 +36,9 @@ int64_t limiter_wait(limiter_t *l, const unsigned char *key, int64_t now_ms);
 /** Count a failed login of `key` at `now_ms` (`success` 0), or forget the key's failures (`success` 1). */
 void limiter_record(limiter_t *l, const unsigned char *key, int success, int64_t now_ms);
 
+/** 1 if `addr` is one of the comma-separated `list` (blanks allowed; NULL or "" for none). Pure. */
+int limiter_trusted(const char *list, const char *addr);
+
 /**
  * The client's address, into `buf` (`len` bytes, NUL-terminated): the peer's address `peer` ("" if unknown), or,
  * when the peer is one of `trusted` (a comma-separated list of addresses, blanks allowed; NULL or "" for none), the

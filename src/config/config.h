@@ -24,13 +24,16 @@ typedef struct {
 
 typedef struct {
     /* http */
-    char *http_addr;                   /* http.addr            "127.0.0.1:5000" (host:port; [v6]:port) */
-    char *http_tls_certificate;        /* http.tls.certificate NULL (PEM file; TLS on when both are set) */
-    char *http_tls_key;                /* http.tls.key         NULL */
-    unsigned http_threads;             /* http.threads         0 = one event loop per core */
-    unsigned http_max_connections;     /* http.max_connections 1024 (per process) */
+    char *http_addr;                           /* http.addr            "127.0.0.1:5000" (host:port; [v6]:port) */
+    char *http_tls_certificate;                /* http.tls.certificate NULL (PEM file; TLS on when both are set) */
+    char *http_tls_key;                        /* http.tls.key         NULL */
+    unsigned http_threads;                     /* http.threads         0 = one event loop per core */
+    unsigned http_max_connections;             /* http.max_connections 10000 (per process) */
+    unsigned http_max_connections_per_address; /* http.max_connections_per_address 128 (0 = no cap) */
+    uint64_t http_header_timeout_ms;           /* http.header_timeout  20s (a request's head; the window of min_rate) */
+    uint64_t http_min_rate;                    /* http.min_rate        16KiB a second (0 = none) */
     uint64_t http_request_timeout_ms;  /* http.request_timeout 1h (h2o's http1 req_timeout: headers + whole body) */
-    uint64_t http_idle_timeout_ms;     /* http.idle_timeout    5m (HTTP/2 idle timeout) */
+    uint64_t http_idle_timeout_ms;     /* http.idle_timeout    60s (between requests, HTTP/1 and HTTP/2) */
     uint64_t http_shutdown_timeout_ms; /* http.shutdown_timeout 30s (grace for in-flight requests on SIGTERM) */
     uint64_t http_max_body_size; /* http.max_body_size   10GiB (largest request body, i.e. largest single upload) */
     /* storage */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include "http/conns.h"
 #include "http/api.h"
 #include "mirror/mirror.h"
 
@@ -56,6 +57,20 @@ void api_metrics(h2o_req_t *req)
                     mirrors[i].cfg->prefix, (unsigned long long)v);
         }
     }
+    conns_stats_t cs;
+    conns_stats(&cs);
+    fprintf(fp,
+            "# HELP berth_connections_refused_total Connections refused at accept.\n"
+            "# TYPE berth_connections_refused_total counter\n"
+            "berth_connections_refused_total{reason=\"total\"} %llu\n"
+            "berth_connections_refused_total{reason=\"address\"} %llu\n"
+            "# HELP berth_connections_closed_total Connections closed by the server's deadlines.\n"
+            "# TYPE berth_connections_closed_total counter\n"
+            "berth_connections_closed_total{reason=\"idle\"} %llu\n"
+            "berth_connections_closed_total{reason=\"slow_head\"} %llu\n"
+            "berth_connections_closed_total{reason=\"slow_body\"} %llu\n",
+            (unsigned long long)cs.refused_total, (unsigned long long)cs.refused_address, (unsigned long long)cs.idle,
+            (unsigned long long)cs.slow_head, (unsigned long long)cs.slow_body);
     fclose(fp);
     res_bytes(req, 200, "text/plain; version=0.0.4", out, len);
     free(out);

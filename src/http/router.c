@@ -1,5 +1,6 @@
 #include <string.h>
 #include "http/api.h"
+#include "http/conns.h"
 #include "http/gate.h"
 #include "http/parse.h"
 #include "http/router.h"
@@ -104,6 +105,7 @@ int router_on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t **inflight = h2o_mem_alloc_shared(&req->pool, sizeof(*inflight), on_req_done);
     *inflight = &thread_ctx_of(req)->inflight;
     ++**inflight;
+    conns_request(req);
 
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("docker-distribution-api-version"), 1, NULL,
                           H2O_STRLIT("registry/2.0"));

@@ -16,6 +16,7 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#include "http/conns.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "http/work.h"
@@ -68,62 +69,14 @@ static int open_listener(void)
     return fd;
 }
 
-static size_t count_conns(thread_ctx_t *tc)
-{
-    size_t n = 0;
-    for (h2o_linklist_t *l = tc->ctx.http1._conns.next; l != &tc->ctx.http1._conns; l = l->next)
-        ++n;
-    for (h2o_linklist_t *l = tc->ctx.http2._conns.next; l != &tc->ctx.http2._conns; l = l->next)
-        ++n;
-    return n;
-}
-
-typedef struct {
-    h2o_linklist_t link;
-    h2o_socket_t *sock;
-} tracked_t;
-
-static void on_sock_close(void *data)
-{
-    tracked_t *t = data;
-    h2o_linklist_unlink(&t->link);
-    free(t);
-}
-
-/* Whether a connection of the loop received or sent data within the last second (the kernel's TCP_INFO keeps
- * the time): at shutdown, a connection that did not is idle, unless a request of it is being handled. */
-static int recent_io(thread_ctx_t *tc)
-{
-    for (h2o_linklist_t *l = tc->socks.next; l != &tc->socks; l = l->next) {
-        tracked_t *t = H2O_STRUCT_FROM_MEMBER(tracked_t, link, l);
-        struct tcp_info ti;
-        socklen_t len = sizeof(ti);
-        if (getsockopt(h2o_socket_get_fd(t->sock), IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
-            ti.tcpi_last_data_recv < 1000 || ti.tcpi_last_data_sent < 1000)
-            return 1;
-    }
-    return 0;
-}
-
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     thread_ctx_t *tc = listener->data;
     h2o_socket_t *sock;
     if (err != NULL)
         return;
-    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; ++i) {
-        tracked_t *t;
-        if (count_conns(tc) >= tc->max_conns || (t = calloc(1, sizeof(*t))) == NULL) {
-            /* over the cap: refuse rather than queue without bound */
-            h2o_socket_close(sock);
-            continue;
-        }
-        t->sock = sock;
-        h2o_linklist_insert(&tc->socks, &t->link);
-        sock->on_close.cb = on_sock_close;
-        sock->on_close.data = t;
-        h2o_accept(&tc->accept_ctx, sock);
-    }
+    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; ++i)
+        conns_accept(tc, sock);
 }
 
 static void on_shutdown(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -151,7 +104,7 @@ static void *thread_main(void *arg)
     h2o_loop_t *loop = h2o_evloop_create();
     h2o_context_init(&tc->ctx, loop, &berth.globalconf);
     h2o_timeout_init(loop, &tc->zero_timeout, 0);
-    h2o_linklist_init_anchor(&tc->socks);
+    conns_loop_init(tc);
     h2o_multithread_register_receiver(tc->ctx.queue, &tc->work_done, work_on_done);
     h2o_multithread_register_receiver(tc->ctx.queue, &tc->shutdown, on_shutdown);
     for (const server_hooks_t *const *h = hooks; *h != NULL; ++h)
@@ -175,12 +128,13 @@ static void *thread_main(void *arg)
         uint64_t now = time_mono_ms();
         if (deadline == 0)
             deadline = now + berth.cfg.http_shutdown_timeout_ms;
-        if (count_conns(tc) == 0 || (tc->inflight == 0 && !recent_io(tc)) || now >= deadline)
+        if (conns_count(tc) == 0 || (tc->inflight == 0 && !conns_recent_io(tc)) || now >= deadline)
             break;
     }
     for (const server_hooks_t *const *h = hooks; *h != NULL; ++h)
         if ((*h)->loop_dispose != NULL)
             (*h)->loop_dispose(tc);
+    conns_loop_dispose(tc);
     return NULL;
 }
 
@@ -200,15 +154,6 @@ static SSL_CTX *tls_setup(void)
     }
     h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
     return ctx;
-}
-
-static void raise_nofile(void)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
 }
 
 static int setup_h2o(void)
@@ -264,7 +209,7 @@ static int is_loopback(const struct sockaddr *sa)
 }
 
 /* Open every loop's listener (before any thread starts: a taken port fails at once), then start the loops. */
-static int start_loops(void)
+static int start_loops(size_t max_conns)
 {
     nthreads = berth.cfg.http_threads ? berth.cfg.http_threads : (unsigned)sysconf(_SC_NPROCESSORS_ONLN);
     if (nthreads < 1)
@@ -276,7 +221,7 @@ static int start_loops(void)
         if ((threads[i].listen_fd = open_listener()) < 0)
             return -1;
     for (unsigned i = 0; i < nthreads; ++i) {
-        threads[i].max_conns = (berth.cfg.http_max_connections + nthreads - 1) / nthreads;
+        threads[i].max_conns = (max_conns + nthreads - 1) / nthreads;
         if ((threads[i].db = store_connect(berth.store)) == NULL)
             return -1;
     }
@@ -310,7 +255,7 @@ int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const 
     berth.cfg = *cfg;
     berth.store = store;
     hooks = modules;
-    raise_nofile();
+    size_t max_conns = conns_start();
     if (parse_addr(berth.cfg.http_addr, &listen_addr) != 0)
         return 1;
     if (strcmp(berth.cfg.mode, "open") == 0 && !is_loopback(listen_addr->ai_addr))
@@ -325,13 +270,14 @@ int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const 
     for (const server_hooks_t *const *h = hooks; *h != NULL; ++h)
         if ((*h)->start != NULL)
             (*h)->start();
-    if (start_loops() != 0) {
+    if (start_loops(max_conns) != 0) {
         for (unsigned i = 0; i < nthreads; ++i) /* none started: close what was opened */
             if (threads[i].listen_fd >= 0)
                 close(threads[i].listen_fd);
         stop_hooks();
         work_pool_stop();
         stop_loops();
+        conns_stop();
         return 1;
     }
     log_info("berth listening on %s%s (mode %s, %u threads, storage %s)", berth.cfg.http_addr,
@@ -352,6 +298,7 @@ int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const 
     stop_hooks();
     work_pool_stop();
     stop_loops();
+    conns_stop();
     if (berth.ssl_ctx != NULL)
         SSL_CTX_free(berth.ssl_ctx);
     berth.ssl_ctx = NULL;

@@ -31,8 +31,9 @@ typedef struct {
     h2o_timeout_t zero_timeout;           /* runs a callback on the next turn of the loop */
     int listen_fd;
     h2o_socket_t *listener;
-    unsigned max_conns;
-    h2o_linklist_t socks; /* accepted sockets, to tell busy connections from idle ones at shutdown */
+    size_t max_conns;
+    size_t nconns;        /* connections open (http/conns.c) */
+    h2o_linklist_t conns; /* and their records */
     size_t inflight;      /* requests being handled (router.c) */
     int stopping;
     pthread_t thread;

@@ -72,8 +72,9 @@ static int loads(const char *text)
 static int is_default(const config_t *c)
 {
     return streq(c->http_addr, "127.0.0.1:5000") && c->http_tls_certificate == NULL && c->http_tls_key == NULL &&
-           c->http_threads == 0 && c->http_max_connections == 1024 && c->http_request_timeout_ms == 3600000 &&
-           c->http_idle_timeout_ms == 300000 && c->http_shutdown_timeout_ms == 30000 &&
+           c->http_threads == 0 && c->http_max_connections == 10000 && c->http_request_timeout_ms == 3600000 &&
+           c->http_idle_timeout_ms == 60000 && c->http_max_connections_per_address == 128 &&
+           c->http_header_timeout_ms == 20000 && c->http_min_rate == 16384 && c->http_shutdown_timeout_ms == 30000 &&
            c->http_max_body_size == 10ull << 30 && streq(c->storage_root, "./data") &&
            c->storage_manifest_max_size == 4 << 20 && c->storage_upload_ttl_ms == 86400000 && c->workers == 16 &&
            streq(c->log_access, "-") && streq(c->log_level, "info");
@@ -113,9 +114,9 @@ static void test_defaults(void)
     ok(streq(cfg.http_addr, "127.0.0.1:5000"), "default http.addr");
     ok(cfg.http_tls_certificate == NULL && cfg.http_tls_key == NULL, "default TLS off");
     ok(cfg.http_threads == 0, "default http.threads 0");
-    ok(cfg.http_max_connections == 1024, "default http.max_connections 1024");
+    ok(cfg.http_max_connections == 10000, "default http.max_connections 10000");
     ok(cfg.http_request_timeout_ms == 3600000, "default http.request_timeout 1h");
-    ok(cfg.http_idle_timeout_ms == 300000, "default http.idle_timeout 5m");
+    ok(cfg.http_idle_timeout_ms == 60000, "default http.idle_timeout 60s");
     ok(cfg.http_shutdown_timeout_ms == 30000, "default http.shutdown_timeout 30s");
     ok(cfg.http_max_body_size == 10737418240ull, "default http.max_body_size 10GiB");
     ok(streq(cfg.storage_root, "./data"), "default storage.root");
@@ -190,7 +191,7 @@ static void test_yaml(void)
     ok(r == 0 && streq(cfg.http_addr, "0.0.0.0:80") && streq(cfg.http_tls_certificate, "c.pem") &&
            streq(cfg.http_tls_key, "k.pem") && cfg.storage_upload_ttl_ms == 60000 && streq(cfg.log_level, "warn"),
        "flat dotted keys");
-    ok(cfg.http_max_connections == 1024 && streq(cfg.storage_root, "./data"), "flat: other keys keep their defaults");
+    ok(cfg.http_max_connections == 10000 && streq(cfg.storage_root, "./data"), "flat: other keys keep their defaults");
     config_dispose(&cfg);
 
     r = load_text(&cfg, "http:\n  tls.certificate: c.pem\n  tls.key: k.pem\n", &err);
@@ -532,7 +533,7 @@ static void test_print(void)
     int lines = 0;
     for (const char *p = buf; (p = strchr(p, '\n')) != NULL; ++p)
         ++lines;
-    ok(lines == 32, "print: a header and one line per key (%d)", lines);
+    ok(lines == 35, "print: a header and one line per key (%d)", lines);
     unlink(out);
     config_dispose(&cfg);
     free(err);
