@@ -65,6 +65,8 @@ static const struct config_key keys[] = {
     /* the distribution spec says registries should accept manifests of at least 4 MiB */
     {"storage.manifest_max_size", CONFIG_SIZE, F(storage_manifest_max_size), "4MiB", 4 * MIB, 0, NULL,
      "largest manifest accepted (at least 4MiB)"},
+    {"storage.min_free", CONFIG_SIZE, F(storage_min_free), "1GiB", 0, 0, NULL,
+     "below this much free space on the storage volume, pushes are refused with 507 (pulls go on)"},
     {"storage.upload_ttl", CONFIG_DURATION, F(storage_upload_ttl_ms), "24h", 0, 0, NULL,
      "upload sessions idle this long are removed"},
     {"workers", CONFIG_UINT, F(workers), "16", 1, 1024, NULL, "threads for blocking work (fsync, rename, hashing)"},

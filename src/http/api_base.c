@@ -18,17 +18,24 @@ void api_healthz(h2o_req_t *req)
     res_bytes(req, 200, "text/plain", H2O_STRLIT("ok\n"));
 }
 
-/* Ready when the database answers and the storage root is a writable folder. */
+/* Ready when the database answers and the storage root is a writable folder. A volume below storage.min_free is
+ * still ready (pulls are served) and says that pushes are refused. */
 void api_readyz(h2o_req_t *req)
 {
     thread_ctx_t *tc = thread_ctx_of(req);
     struct statvfs st;
+    uint64_t avail;
     if (tc->stopping) {
         res_bytes(req, 503, "text/plain", H2O_STRLIT("shutting down\n"));
     } else if (metastore_ping(tc->db) != 0) {
         res_bytes(req, 503, "text/plain", H2O_STRLIT("database unavailable\n"));
     } else if (statvfs(berth.store->blobs.root, &st) != 0 || (st.f_flag & ST_RDONLY)) {
         res_bytes(req, 503, "text/plain", H2O_STRLIT("storage unavailable\n"));
+    } else if (store_space(berth.store, &avail) == 1) {
+        char msg[160];
+        int n = snprintf(msg, sizeof(msg), "ok, but pushes are refused: %llu MiB free, below storage.min_free\n",
+                         (unsigned long long)(avail >> 20));
+        res_bytes(req, 200, "text/plain", msg, (size_t)n);
     } else {
         res_bytes(req, 200, "text/plain", H2O_STRLIT("ok\n"));
     }
@@ -57,6 +64,14 @@ void api_metrics(h2o_req_t *req)
                     mirrors[i].cfg->prefix, (unsigned long long)v);
         }
     }
+    uint64_t avail = 0;
+    int low = store_space(berth.store, &avail);
+    fprintf(fp,
+            "# HELP berth_storage_free_bytes Free space on the storage volume.\n"
+            "# TYPE berth_storage_free_bytes gauge\nberth_storage_free_bytes %llu\n"
+            "# HELP berth_storage_low 1 while the free space is below storage.min_free (pushes refused).\n"
+            "# TYPE berth_storage_low gauge\nberth_storage_low %d\n",
+            (unsigned long long)avail, low == 1);
     conns_stats_t cs;
     conns_stats(&cs);
     fprintf(fp,
@@ -74,6 +89,19 @@ void api_metrics(h2o_req_t *req)
     fclose(fp);
     res_bytes(req, 200, "text/plain; version=0.0.4", out, len);
     free(out);
+}
+
+int api_space_ok(h2o_req_t *req)
+{
+    uint64_t avail;
+    if (store_space(berth.store, &avail) != 1)
+        return 0;
+    char msg[200];
+    snprintf(msg, sizeof(msg), "the storage volume has %llu MiB free, below storage.min_free: pushes are refused",
+             (unsigned long long)(avail >> 20));
+    res_error(req, ERR_NO_SPACE, msg,
+              json_pack("{s:I,s:I}", "free", (json_int_t)avail, "min_free", (json_int_t)berth.cfg.storage_min_free));
+    return -1;
 }
 
 int api_digest_arg(h2o_req_t *req, const char *s, digest_t *out)

@@ -133,6 +133,8 @@ void api_manifest_put(route_t *r)
     const char *tag;
     manifest_t *mf;
     char err[256];
+    if (api_space_ok(req) != 0)
+        return;
     size_t ctlen = 0;
 
     if (parse_reference(r, &ref_digest, &tag) != 0)

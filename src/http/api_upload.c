@@ -322,6 +322,8 @@ static int try_mount(route_t *r, const char *ms)
 
 void api_upload_start(route_t *r)
 {
+    if (api_space_ok(r->req) != 0)
+        return;
     char uuid[UPLOAD_UUID_LEN + 1];
     const char *ds = req_query(r->req, "digest", 0), *ms = req_query(r->req, "mount", 0);
     const char *algo = req_query(r->req, "digest-algorithm", 0);
@@ -373,6 +375,8 @@ void api_upload_status(route_t *r)
 
 void api_upload_patch(route_t *r)
 {
+    if (api_space_ok(r->req) != 0)
+        return;
     upload_t *up = acquire(r);
     if (up == NULL || check_content_range(r, up) != 0)
         return;
@@ -381,6 +385,8 @@ void api_upload_patch(route_t *r)
 
 void api_upload_put(route_t *r)
 {
+    if (r->req->entity.len > 0 && api_space_ok(r->req) != 0)
+        return;
     const char *ds = req_query(r->req, "digest", 0);
     digest_t d;
     if (ds == NULL) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 #include "store/store.h"
@@ -121,4 +122,13 @@ metastore_t *store_connect(store_t *s)
     if (m != NULL)
         metastore_enable_cache(m);
     return m;
+}
+
+int store_space(const store_t *s, uint64_t *free_bytes)
+{
+    struct statvfs st;
+    if (statvfs(s->blobs.root, &st) != 0)
+        return -1;
+    *free_bytes = (uint64_t)st.f_bavail * st.f_frsize;
+    return *free_bytes < s->cfg->storage_min_free;
 }

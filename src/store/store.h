@@ -44,4 +44,10 @@ void store_close(store_t *s);
 /** A new read connection to the store's database with a read cache (one per event loop); NULL on failure. */
 metastore_t *store_connect(store_t *s);
 
+/**
+ * Free space on the storage volume: the bytes an unprivileged writer may still use in *free_bytes. Returns 1 when
+ * that is below storage.min_free (pushes are refused, pulls go on), 0 when not, -1 if it cannot be told (errno).
+ */
+int store_space(const store_t *s, uint64_t *free_bytes);
+
 #endif
