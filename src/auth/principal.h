@@ -100,4 +100,10 @@ int auth_check_finish(auth_check_t *check, auth_cache_t *cache, auth_principal_t
  */
 int auth_bearer(auth_cache_t *cache, metastore_t *db, const char *jwt, size_t len, auth_principal_t *who);
 
+/**
+ * Whether Basic credentials are known good without hashing a password: an access token that logs in, or a
+ * password `cache` remembers. 0 says only "not known" (the password may still be right).
+ */
+int auth_basic_known(auth_cache_t *cache, metastore_t *db, const char *user, const char *password);
+
 #endif

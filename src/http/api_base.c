@@ -83,9 +83,10 @@ void api_metrics(h2o_req_t *req)
             "# TYPE berth_connections_closed_total counter\n"
             "berth_connections_closed_total{reason=\"idle\"} %llu\n"
             "berth_connections_closed_total{reason=\"slow_head\"} %llu\n"
-            "berth_connections_closed_total{reason=\"slow_body\"} %llu\n",
+            "berth_connections_closed_total{reason=\"slow_body\"} %llu\n"
+            "berth_connections_closed_total{reason=\"anonymous_body\"} %llu\n",
             (unsigned long long)cs.refused_total, (unsigned long long)cs.refused_address, (unsigned long long)cs.idle,
-            (unsigned long long)cs.slow_head, (unsigned long long)cs.slow_body);
+            (unsigned long long)cs.slow_head, (unsigned long long)cs.slow_body, (unsigned long long)cs.anonymous);
     fclose(fp);
     res_bytes(req, 200, "text/plain; version=0.0.4", out, len);
     free(out);

@@ -10,11 +10,14 @@
 #include <sys/socket.h>
 #include "auth/limiter.h"
 #include "http/conns.h"
+#include "http/gate.h"
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/time.h"
 
 #define TICK_MS 1000
+#define ANONYMOUS_BODY_MAX (1024 * 1024) /* received of a request before its credentials are looked at */
+#define ANONYMOUS_BODY_MAX (1024 * 1024) /* received of a request before its credentials are looked at */
 #define ADDR_BUCKETS 4096
 
 /* One accepted connection. Held by its socket and by each of its requests in a handler: freed when all let go,
@@ -28,6 +31,7 @@ typedef struct {
     unsigned refs;
     int h2;                      /* speaks HTTP/2 (no head to wait for) */
     int doomed;                  /* shut down by the watchdog, closing */
+    int vetted;                  /* the credentials of the request arriving were looked at */
     char addr[INET6_ADDRSTRLEN]; /* counted against this address's cap; "" when not counted */
 } conn_t;
 
@@ -43,7 +47,7 @@ static struct {
     addr_entry_t *buckets[ADDR_BUCKETS];
     conns_limits_t lim;
     unsigned per_address;
-    _Atomic uint64_t idle, slow_head, slow_body, refused_total, refused_address;
+    _Atomic uint64_t idle, slow_head, slow_body, anonymous, refused_total, refused_address;
 } g = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static __thread thread_ctx_t *loop_tc;
@@ -179,6 +183,7 @@ static void on_req_dispose(void *p)
         c->clock.mark = received(c->sock);
         c->clock.idle_since = time_mono_ms();
         c->clock.arrival = 0;
+        c->vetted = 0;
     }
     conn_unref(c);
 }
@@ -232,7 +237,16 @@ static void on_tick(h2o_timeout_entry_t *entry)
             c->h2 = speaks_h2(c->sock);
         h2o_buffer_t *in = c->sock->input;
         int head_done = c->h2 || (in != NULL && conns_head_done(in->bytes, in->size));
-        switch (conns_judge(&c->clock, now, received(c->sock), head_done, &g.lim)) {
+        size_t got = received(c->sock);
+        /* a large body on its way: refused now unless the head carries credentials (any mode but open) */
+        if (!c->h2 && head_done && !c->vetted && got - c->clock.mark > ANONYMOUS_BODY_MAX) {
+            c->vetted = 1;
+            if (!gate_head_authenticated(tc, in->bytes, in->size)) {
+                doom(c, "a request body without valid credentials", &g.anonymous);
+                continue;
+            }
+        }
+        switch (conns_judge(&c->clock, now, got, head_done, &g.lim)) {
         case CONNS_IDLE:
             doom(c, "idle longer than http.idle_timeout", &g.idle);
             break;
@@ -324,5 +338,5 @@ int conns_recent_io(thread_ctx_t *tc)
 
 void conns_stats(conns_stats_t *out)
 {
-    *out = (conns_stats_t){g.idle, g.slow_head, g.slow_body, g.refused_total, g.refused_address};
+    *out = (conns_stats_t){g.idle, g.slow_head, g.slow_body, g.anonymous, g.refused_total, g.refused_address};
 }

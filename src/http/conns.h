@@ -8,6 +8,8 @@
  *     (HTTP/1; the slow-header attack);
  *   - its request body (or, on HTTP/2, its frames) arrives slower than http.min_rate bytes a second over a window
  *     of http.header_timeout (the slow-body attack; a steady upload at any rate above it is never cut).
+ * and, in every mode but open, an HTTP/1 request whose body passes 1 MiB while its head carries no credentials
+ * known good without hashing a password (it would be refused with 401 once whole: it is refused now instead).
  * h2o 2.2.5 has one timer for all three (http1.req_timeout, armed once per request), so berth keeps its own.
  */
 #ifndef BERTH_HTTP_CONNS_H
@@ -85,7 +87,7 @@ int conns_recent_io(thread_ctx_t *tc);
 
 /** Connections closed by the watchdog and refused at accept since start (all loops), for /metrics. */
 typedef struct {
-    uint64_t idle, slow_head, slow_body, refused_total, refused_address;
+    uint64_t idle, slow_head, slow_body, anonymous, refused_total, refused_address;
 } conns_stats_t;
 void conns_stats(conns_stats_t *out);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 #include "auth/limiter.h"
 #include "http/gate.h"
+#include "http/parse.h"
 #include "oci/name.h"
 #include "http/work.h"
 #include "util/status.h"
@@ -161,7 +162,7 @@ static void decide(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
     p->then(r);
 }
 
-int gate_parse_basic(h2o_req_t *req, const char *v, size_t len, char **user, char **pass)
+int gate_parse_basic(h2o_mem_pool_t *pool, const char *v, size_t len, char **user, char **pass)
 {
     unsigned char buf[1024];
     while (len > 0 && *v == ' ')
@@ -173,7 +174,7 @@ int gate_parse_basic(h2o_req_t *req, const char *v, size_t len, char **user, cha
         return -1;
     while (n > 0 && len > 0 && v[len - 1] == '=') /* EVP_DecodeBlock counts padding as zero bytes */
         --n, --len;
-    char *s = h2o_mem_alloc_pool(&req->pool, (size_t)n + 1);
+    char *s = h2o_mem_alloc_pool(pool, (size_t)n + 1);
     memcpy(s, buf, (size_t)n);
     s[n] = '\0';
     OPENSSL_cleanse(buf, sizeof(buf));
@@ -216,11 +217,37 @@ void gate_require(route_t *r, unsigned actions, int catalog, void (*then)(route_
         return;
     }
     char *user, *pass;
-    if (len > 6 && strncasecmp(az, "Basic ", 6) == 0 && gate_parse_basic(req, az + 6, len - 6, &user, &pass) == 0) {
+    if (len > 6 && strncasecmp(az, "Basic ", 6) == 0 &&
+        gate_parse_basic(&req->pool, az + 6, len - 6, &user, &pass) == 0) {
         gate_login(req, user, pass, p, decide);
         return;
     }
     gate_challenge(req, NULL, 0);
+}
+
+int gate_head_authenticated(thread_ctx_t *tc, const char *head, size_t len)
+{
+    h2o_iovec_t az;
+    if (auth_mode() == MODE_OPEN)
+        return 1;
+    if (!parse_head_header(head, len, "authorization", &az))
+        return 0;
+    if (az.len > 7 && strncasecmp(az.base, "Bearer ", 7) == 0) {
+        auth_principal_t who;
+        return auth_bearer(cache, tc->db, az.base + 7, az.len - 7, &who) == 0 && who.authenticated;
+    }
+    int known = 0;
+    if (az.len > 6 && strncasecmp(az.base, "Basic ", 6) == 0) {
+        h2o_mem_pool_t pool;
+        h2o_mem_init_pool(&pool);
+        char *user, *pass;
+        if (gate_parse_basic(&pool, az.base + 6, az.len - 6, &user, &pass) == 0) {
+            known = auth_basic_known(cache, tc->db, user, pass);
+            OPENSSL_cleanse(pass, strlen(pass));
+        }
+        h2o_mem_clear_pool(&pool);
+    }
+    return known;
 }
 
 static void on_loop_init(thread_ctx_t *tc)

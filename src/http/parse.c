@@ -185,6 +185,20 @@ static int header_is(const char *p, const char *e, const char *name, h2o_iovec_t
     return 1;
 }
 
+int parse_head_header(const char *head, size_t len, const char *name, h2o_iovec_t *value)
+{
+    const char *p = memchr(head, '\n', len), *end = head + len;
+    while (p != NULL && ++p < end && *p != '\r' && *p != '\n') {
+        const char *e = memchr(p, '\n', (size_t)(end - p));
+        if (e == NULL)
+            return 0; /* an incomplete line */
+        if (header_is(p, e, name, value))
+            return 1;
+        p = e;
+    }
+    return 0;
+}
+
 const char *parse_framing(const h2o_headers_t *headers, int version, const char *head, size_t len)
 {
     ssize_t i = -1;

@@ -73,6 +73,12 @@ void parse_route(parse_route_t *out, const char *path, size_t len, const char *m
 const char *parse_framing(const h2o_headers_t *headers, int version, const char *head, size_t len);
 
 /**
+ * Find header `name` (lower case) in the raw HTTP/1 request head `head` (`len` bytes, possibly followed by the
+ * body): 1 with its value (blanks trimmed) in *value, pointing into `head`; 0 if absent.
+ */
+int parse_head_header(const char *head, size_t len, const char *name, h2o_iovec_t *value);
+
+/**
  * Whether the request's Accept headers (all of them, each a comma-separated list) allow media type `mt`: an entry
  * equal to it, or a wildcard (any type, or any subtype of its type). Parameters, q-values included, are ignored
  * (q=0 allows too). No Accept header allows anything.

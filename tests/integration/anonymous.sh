@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# What a client without credentials can make berth hold (mode private). h2o reads a whole request body before
+# berth sees the request; berth's connection watchdog refuses an HTTP/1 body without valid credentials once 1 MiB
+# of it has arrived, instead of after all of it. An authenticated client pushing (token or cached password) at
+# the same rate is not cut, and pushes and pulls go on meanwhile.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/authlib.bash"
+
+start_berth BERTH_MODE=private BERTH_ADMIN_PASSWORD="$ADMIN_PW"
+adduser alice alice-pw-1 >/dev/null
+b repo grant 'alice/*' alice pull,push >/dev/null
+mkrand "$T/big" $((80 * 1024 * 1024))
+
+# slow_put AUTH... : PUT 80 MiB at 16 MB/s (5 s) to a new upload session; prints "status bytes-sent seconds"
+slow_put() {
+    local url=$1
+    shift
+    curl -s -o /dev/null -w '%{http_code} %{size_upload} %{time_total}' --limit-rate 16M -X PATCH -H 'Expect:' \
+        -H 'Content-Type: application/octet-stream' --data-binary "@$T/big" "$@" "$url"
+}
+
+# --- anonymous: refused at about 1 MiB, long before the 80 MiB arrived
+read -r st sent secs < <(slow_put "$URL/v2/alice/x/blobs/uploads/00000000-0000-4000-8000-000000000000")
+is "an anonymous 80 MiB PATCH at 16 MB/s gets no answer: its connection is closed" "$st" 000
+check "... after less than a third of it was sent ($sent bytes, $secs s)" test "$sent" -lt $((28 * 1024 * 1024))
+api GET /metrics -u admin:"$ADMIN_PW"
+like "/metrics counts it" "$(cat "$BODY")" 'berth_connections_closed_total\{reason="anonymous_body"\} 1'
+check "the log says why" grep -q 'a request body without valid credentials' "$SRV/berth.log"
+
+# --- a wrong Bearer token is no better
+read -r st sent secs < <(slow_put "$URL/v2/alice/x/blobs/uploads/00000000-0000-4000-8000-000000000000" \
+    -H 'Authorization: Bearer eyJhbGciOiJFUzI1NiJ9.e30.AAAA')
+is "a forged Bearer token: closed the same way" "$st" 000
+check "... early ($sent bytes)" test "$sent" -lt $((28 * 1024 * 1024))
+
+# --- with a valid token the same upload goes through
+get_token alice alice-pw-1 "repository:alice/x:pull,push"
+check "alice gets a push token" test -n "$TOKEN"
+bearer POST /v2/alice/x/blobs/uploads/ "$TOKEN"
+is "alice starts an upload -> 202" "$STATUS" 202
+loc=$(resolve "$(hdr Location)")
+read -r st sent secs < <(slow_put "$loc" -H "Authorization: Bearer $TOKEN")
+is "alice's 80 MiB PATCH at 16 MB/s with her token -> 202" "$st" 202
+is "... all of it sent" "$sent" $((80 * 1024 * 1024))
+
+# --- Basic credentials that berth has verified (cached) pass too; unverified ones are refused early
+api GET /v2/ -u alice:alice-pw-1
+is "alice's password checked once (GET /v2/ -> 200)" "$STATUS" 200
+api POST /v2/alice/y/blobs/uploads/ -u alice:alice-pw-1
+loc=$(resolve "$(hdr Location)")
+read -r st sent secs < <(slow_put "$loc" -u alice:alice-pw-1)
+is "a PATCH with her (cached) password -> 202" "$st" 202
+read -r st sent secs < <(slow_put "$loc" -u alice:not-her-password)
+is "a PATCH with a wrong password: closed early" "$st" 000
+
+done_testing
