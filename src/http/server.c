@@ -69,14 +69,35 @@ static int open_listener(void)
     return fd;
 }
 
+/* Out of descriptors, a pending connection would stay in the backlog and wake the loop again at once: give up
+ * the loop's spare descriptor, take the connection and close it, and keep the spare again. */
+static void shed(thread_ctx_t *tc)
+{
+    static _Atomic uint64_t shed_count;
+    if (tc->spare_fd >= 0)
+        close(tc->spare_fd);
+    int fd = accept4(tc->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
+    tc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (shed_count++ % 1000 == 0)
+        log_error("out of file descriptors (%s): connections refused at accept", strerror(EMFILE));
+}
+
 static void on_accept(h2o_socket_t *listener, const char *err)
 {
     thread_ctx_t *tc = listener->data;
     h2o_socket_t *sock;
     if (err != NULL)
         return;
-    for (int i = 0; i < 16 && (sock = h2o_evloop_socket_accept(listener)) != NULL; ++i)
+    for (int i = 0; i < 16; ++i) {
+        if ((sock = h2o_evloop_socket_accept(listener)) == NULL) {
+            if (errno == EMFILE || errno == ENFILE)
+                shed(tc);
+            return;
+        }
         conns_accept(tc, sock);
+    }
 }
 
 static void on_shutdown(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
@@ -105,6 +126,7 @@ static void *thread_main(void *arg)
     h2o_context_init(&tc->ctx, loop, &berth.globalconf);
     h2o_timeout_init(loop, &tc->zero_timeout, 0);
     conns_loop_init(tc);
+    tc->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     h2o_multithread_register_receiver(tc->ctx.queue, &tc->work_done, work_on_done);
     h2o_multithread_register_receiver(tc->ctx.queue, &tc->shutdown, on_shutdown);
     for (const server_hooks_t *const *h = hooks; *h != NULL; ++h)
@@ -135,6 +157,8 @@ static void *thread_main(void *arg)
         if ((*h)->loop_dispose != NULL)
             (*h)->loop_dispose(tc);
     conns_loop_dispose(tc);
+    if (tc->spare_fd >= 0)
+        close(tc->spare_fd);
     return NULL;
 }
 

@@ -30,6 +30,7 @@ typedef struct {
     h2o_multithread_receiver_t shutdown;  /* the main thread's "stop" */
     h2o_timeout_t zero_timeout;           /* runs a callback on the next turn of the loop */
     int listen_fd;
+    int spare_fd; /* a descriptor kept to shed connections with when out of them */
     h2o_socket_t *listener;
     size_t max_conns;
     size_t nconns;        /* connections open (http/conns.c) */
