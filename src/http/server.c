@@ -30,6 +30,34 @@ static thread_ctx_t *threads;
 static unsigned nthreads;
 static const server_hooks_t *const *hooks;
 
+/*
+ * Where the loops stand, for the main thread. It may send a loop "stop" only once the loop is `ready` (its receivers
+ * registered, on its own thread).
+ */
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    unsigned ready;
+} loops = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+
+/* On a loop's thread: count it in `*phase` (loops.ready) and tell the main thread. */
+static void loops_enter(unsigned *phase)
+{
+    pthread_mutex_lock(&loops.mu);
+    ++*phase;
+    pthread_cond_broadcast(&loops.cond);
+    pthread_mutex_unlock(&loops.mu);
+}
+
+/* On the main thread: wait until every loop is counted in `*phase`. */
+static void loops_wait(const unsigned *phase)
+{
+    pthread_mutex_lock(&loops.mu);
+    while (*phase < nthreads)
+        pthread_cond_wait(&loops.cond, &loops.mu);
+    pthread_mutex_unlock(&loops.mu);
+}
+
 static int parse_addr(const char *addr, struct addrinfo **out)
 {
     char host[256];
@@ -138,6 +166,7 @@ static void *thread_main(void *arg)
     tc->listener = h2o_evloop_socket_create(loop, tc->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     tc->listener->data = tc;
     h2o_socket_read_start(tc->listener, on_accept);
+    loops_enter(&loops.ready);
 
     /* After SIGTERM: run until every connection is gone, or no request is being handled and no connection moved
      * data for a second (idle keep-alive connections do not hold the exit; a body still arriving does), or the
@@ -251,6 +280,9 @@ static int start_loops(size_t max_conns)
     }
     for (unsigned i = 0; i < nthreads; ++i)
         pthread_create(&threads[i].thread, NULL, thread_main, &threads[i]);
+    /* a SIGTERM already pending (sent during start-up) is taken as soon as we return: by then every loop must be
+     * able to receive its "stop" (its context and receivers are made on its own thread) */
+    loops_wait(&loops.ready);
     return 0;
 }
 
