@@ -247,7 +247,8 @@ int upload_append(upload_t *up, const void *data, size_t len)
     }
     if (up->hasher)
         digest_hasher_update(up->hasher, data, len);
-    up->offset += len;
+    /* atomic: upload_peek reads it from another thread while this session is busy (only its holder writes it) */
+    __atomic_store_n(&up->offset, up->offset + len, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -263,7 +264,7 @@ int upload_truncate(upload_t *up, uint64_t offset)
         return 0;
     if (ftruncate(up->fd, (off_t)offset) != 0)
         return -1;
-    up->offset = offset;
+    __atomic_store_n(&up->offset, offset, __ATOMIC_RELAXED); /* see upload_append */
     if (up->hasher) {
         digest_hasher_free(up->hasher);
         up->hasher = NULL;
@@ -368,7 +369,8 @@ int upload_peek(uploads_t *u, const char *uuid, const char *repo, uint64_t *offs
     if (up == NULL)
         up = load_session(u, uuid);
     if (up != NULL && strcmp(up->repo, repo) == 0) {
-        *offset = up->offset;
+        /* a busy session's holder moves it without the lock (upload_append): a value it had at some point */
+        *offset = __atomic_load_n(&up->offset, __ATOMIC_RELAXED);
         rc = 0;
     }
     pthread_mutex_unlock(&u->_mu);

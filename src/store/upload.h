@@ -21,7 +21,7 @@ typedef struct upload {
     char uuid[UPLOAD_UUID_LEN + 1];
     char *repo;
     int fd;                  /* the data file, open read-write while busy; -1 otherwise */
-    uint64_t offset;         /* bytes received */
+    uint64_t offset;         /* bytes received; written by the session's holder only, atomically (upload_peek) */
     digest_algo_t algo;      /* the algorithm the client announced (sha256 unless told) */
     digest_hasher_t *hasher; /* hash of [0, offset), or NULL when it must be recomputed from the file */
     int busy;

@@ -1,7 +1,21 @@
 #!/usr/bin/env bash
 # Concurrency, end to end, as clients see it (.ci/run runs it under ThreadSanitizer too: tests/README):
 #   1. a SIGTERM that arrives while berth starts (pending when the loops start) stops it cleanly;
+#   2. parallel pushes: writers pushing images by every upload method into their own repositories and all into one,
+#      one blob common to all, one tag that all move, while readers pull everything acknowledged, list tags and the
+#      catalog, ask for the status of uploads in progress, and the CLI writes to the database from another
+#      process; every object read back right after its 201 (read-your-writes across event loops); the chores
+#      thread removes abandoned upload sessions meanwhile; then one blob uploaded into 24 repositories at once as
+#      24 HTTP/2 streams of one connection;
+#   3. the same in mode private, one client logging in with Basic on every request and one with Bearer tokens,
+#      while wrong passwords are tried (the worker pool for password checks, the per-loop credential caches, the
+#      limiter);
+# load.py is the client (threads, keep-alive connections); each step asserts its summary.
 . "$(dirname "$0")/lib.sh"
+
+LOAD=("$PYTHON" "$(dirname "$0")/load.py")
+# kv KEY LINE : the value of KEY in a "k=v k=v" summary line
+kv() { awk -v k="$1" '{ for (i = 1; i <= NF; i++) if (index($i, k "=") == 1) print substr($i, length(k) + 2) }' <<<"$2"; }
 
 # ---------------------------------------------------------------- 1. SIGTERM during start-up
 # berth blocks SIGTERM before it starts any thread and takes it with sigwait once the loops run; one sent in between
@@ -45,5 +59,103 @@ for n in 1 2 3; do
 done
 is "SIGTERM while berth starts (6 times, 2 and 16 loops): it exits 0 each time" "$early_ok" 1
 isnt "... and at least once the signal came before berth was listening" "$EARLY_BEFORE" 0
+
+# ---------------------------------------------------------------- 2. parallel pushes, mode open
+# three loops for two cores, a small I/O pool, and the chores thread removing idle upload sessions meanwhile
+# (scanning every 1.5 s for sessions idle 6 s: four abandoned ones)
+start_berth BERTH_HTTP_THREADS=3 BERTH_WORKERS=4 BERTH_STORAGE_UPLOAD_TTL=6s BERTH_LOG_ACCESS=
+mkrand "$T/chunk" 1000
+abandoned=()
+for i in 1 2 3 4; do
+    start_upload "load/abandoned$i" && api PATCH "$UPLOAD_URL" -H 'Content-Type: application/octet-stream' \
+        --data-binary "@$T/chunk"
+    [[ $STATUS == 202 ]] && abandoned+=("$(resolve "$(hdr Location)")")
+done
+is "4 upload sessions started and abandoned" "${#abandoned[@]}" 4
+# the CLI writes from another process meanwhile: the generation moves under the read caches
+(
+    for i in $(seq 1 8); do
+        env -u BERTH_CONFIG BERTH_STORAGE_ROOT="$DATA" BERTH_LOG_LEVEL=warn "$BERTH" user add "cli$i" \
+            --password-stdin <<<"cli-pw-$i" >/dev/null 2>&1 || echo "user add cli$i failed"
+        sleep 0.2
+    done >"$T/cli.out"
+) &
+cli=$!
+OUT=$("${LOAD[@]}" push "$URL" "$T/ack.open" --workers 6 --images 3 --readers 3 2>"$T/push.err")
+rc=$?
+wait "$cli"
+is "6 writers and 3 readers at once (mode open): no failure" "$rc $(kv failures "$OUT")" "0 0" ||
+    diag "$(head -n 25 "$T/push.err")"
+diag "$OUT"
+is "... 6 x 3 images: 90 blobs and 78 manifests acknowledged" "$(kv blobs "$OUT") $(kv manifests "$OUT")" "90 78"
+is "... the CLI's 8 writes meanwhile succeeded" "$(cat "$T/cli.out")" ""
+OUT=$("${LOAD[@]}" verify "$URL" "$T/ack.open" 2>"$T/verify.err")
+is "... afterwards, every acknowledged object is served byte for byte" "$? $(kv failures "$OUT")" "0 0" ||
+    diag "$(head -n 25 "$T/verify.err")"
+for ((i = 0; i < 100; i++)); do
+    gone=0
+    for u in "${abandoned[@]}"; do
+        api GET "$u"
+        [[ $STATUS == 404 ]] && gone=$((gone + 1))
+    done
+    ((gone == 4)) && break
+    sleep 0.2
+done
+is "... and the chores thread removed the 4 abandoned sessions (404)" "$gone" 4
+is "... with their folders" "$(find "$DATA/uploads" -mindepth 1 -maxdepth 1 | wc -l)" 0
+
+# HTTP/2 (nghttp: curl 7.88 cannot multiplex with prior knowledge, curl/curl#10634): one blob uploaded at once into 24
+# repositories as 24 streams of one connection (24 sessions, 24 renames onto the same file, 24 links), read back alike
+# h2_codes : "CODE SIZE" of each stream in nghttp's statistics, counted
+h2_codes() { awk '$1 ~ /^[0-9]+$/ && $2 ~ /^\+/ { print $5, $6 }' | sort | uniq -c | awk '{ $1 = $1 } 1'; }
+if command -v nghttp >/dev/null; then
+    mkrand "$T/h2" 300000
+    DH2=$(sha256_of "$T/h2")
+    urls=()
+    for i in $(seq 1 24); do urls+=("$URL/v2/load/h2-$i/blobs/uploads/?digest=$DH2"); done
+    is "HTTP/2: one blob POSTed into 24 repositories over one connection at once: 24 x 201" \
+        "$(nghttp -ns -d "$T/h2" "${urls[@]}" 2>"$T/h2.err" | h2_codes)" "24 201 0" || diag "$(head -n 5 "$T/h2.err")"
+    urls=()
+    for i in $(seq 1 24); do urls+=("$URL/v2/load/h2-$i/blobs/$DH2"); done
+    is "... and read back from the 24 at once: 24 x 200, 292K each" "$(nghttp -ns "${urls[@]}" 2>"$T/h2.err" | h2_codes)" \
+        "24 200 292K" || diag "$(head -n 5 "$T/h2.err")"
+    same=0
+    for i in $(seq 1 24); do
+        api GET "/v2/load/h2-$i/blobs/$DH2"
+        cmp -s "$BODY" "$T/h2" && same=$((same + 1))
+    done
+    is "... byte for byte" "$same" 24
+else
+    pass "HTTP/2 multiplexed uploads # SKIP nghttp (nghttp2-client) is not installed"
+fi
+stop_berth
+
+# ---------------------------------------------------------------- 3. parallel pushes, mode private
+start_berth BERTH_MODE=private BERTH_ADMIN_PASSWORD=admin-pw BERTH_HTTP_THREADS=2 BERTH_LOG_ACCESS=
+# wrong passwords meanwhile: each one a yescrypt on the same pool, then the limiter's 429s
+(
+    for i in $(seq 1 12); do
+        curl -s --noproxy '*' -o /dev/null -w '%{http_code}\n' -u "mallory:guess-$i" "$URL/v2/"
+    done >"$T/wrong.status"
+) &
+wrong=$!
+"${LOAD[@]}" push "$URL" "$T/ack.basic" --workers 3 --images 2 --readers 2 --user admin:admin-pw --prefix basic \
+    >"$T/basic.out" 2>"$T/basic.err" &
+basic=$!
+OUT=$("${LOAD[@]}" push "$URL" "$T/ack.bearer" --workers 3 --images 2 --readers 2 --user admin:admin-pw --bearer \
+    --prefix bearer 2>"$T/bearer.err")
+rc=$?
+wait "$basic"
+is "mode private, Basic on every request (3 writers, 2 readers): no failure" "$? $(kv failures "$(cat "$T/basic.out")")" \
+    "0 0" || diag "$(head -n 25 "$T/basic.err")"
+is "... Bearer tokens fetched from /token at the same time: no failure" "$rc $(kv failures "$OUT")" "0 0" ||
+    diag "$(head -n 25 "$T/bearer.err")"
+wait "$wrong"
+like "... 12 wrong passwords meanwhile: 401, then 429 once the limiter holds them back" \
+    "$(uniq -c <"$T/wrong.status" | awk '{ printf "%s:%s ", $2, $1 }')" '^401:5 429:[0-9]+ (401:1 429:[0-9]+ )*(401:1 )?$'
+cat "$T/ack.basic" "$T/ack.bearer" >"$T/ack.private"
+OUT=$("${LOAD[@]}" verify "$URL" "$T/ack.private" --user admin:admin-pw 2>"$T/verify.err")
+is "... everything both acknowledged is served" "$? $(kv failures "$OUT")" "0 0" || diag "$(head -n 25 "$T/verify.err")"
+stop_berth
 
 done_testing
