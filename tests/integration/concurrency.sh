@@ -10,6 +10,9 @@
 #   3. the same in mode private, one client logging in with Basic on every request and one with Bearer tokens,
 #      while wrong passwords are tried (the worker pool for password checks, the per-loop credential caches, the
 #      limiter);
+#   4. shutdown under load: SIGTERM while clients push and pull over keep-alive connections and slow uploads are
+#      in flight: every request answered as expected or closed without an answer (never a 5xx, never a cut
+#      answer), berth exits 0, and after a restart everything acknowledged is there byte for byte;
 # load.py is the client (threads, keep-alive connections); each step asserts its summary.
 . "$(dirname "$0")/lib.sh"
 
@@ -156,6 +159,35 @@ like "... 12 wrong passwords meanwhile: 401, then 429 once the limiter holds the
 cat "$T/ack.basic" "$T/ack.bearer" >"$T/ack.private"
 OUT=$("${LOAD[@]}" verify "$URL" "$T/ack.private" --user admin:admin-pw 2>"$T/verify.err")
 is "... everything both acknowledged is served" "$? $(kv failures "$OUT")" "0 0" || diag "$(head -n 25 "$T/verify.err")"
+stop_berth
+
+# ---------------------------------------------------------------- 4. shutdown under load
+start_berth BERTH_HTTP_THREADS=2 BERTH_LOG_ACCESS=
+rm -f "$T/ack.storm"*
+"${LOAD[@]}" storm "$URL" "$T/ack.storm" --workers 6 --slow 2 --seconds 120 >"$T/storm.out" 2>"$T/storm.err" &
+storm=$!
+for ((i = 0; i < 600; i++)); do
+    [[ -e $T/ack.storm.started ]] || ! _alive "$storm" && break
+    sleep 0.1
+done
+sleep 2 # a slow upload takes about 3 s: one is in flight now
+date +%s.%N >"$T/ack.storm.term"
+t0=$(date +%s.%N)
+kill -TERM "$BERTH_PID"
+wait_berth
+diag "berth stopped $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s after SIGTERM"
+wait "$storm"
+rc=$?
+OUT=$(cat "$T/storm.out")
+diag "$OUT"
+is "SIGTERM under load: every request answered as expected or closed without an answer" \
+    "$rc $(kv failures "$OUT")" "0 0" || diag "$(head -n 25 "$T/storm.err")"
+isnt "... requests were in flight when the signal came" "$(kv in_flight_at_term "$OUT")" 0
+isnt "... and berth answered them" "$(kv answered_of_those "$OUT")" 0
+start_berth_again
+OUT=$("${LOAD[@]}" verify "$URL" "$T/ack.storm" 2>"$T/verify.err")
+is "... after a restart, the $(kv objects "$OUT") acknowledged objects are there byte for byte" \
+    "$? $(kv failures "$OUT")" "0 0" || diag "$(head -n 25 "$T/verify.err")"
 stop_berth
 
 done_testing
