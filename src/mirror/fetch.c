@@ -30,19 +30,19 @@ struct mirror_flight {
 static mirror_fetch_env_t env;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static mirror_flight_t *flights;
-static volatile int stopping;
+static int stopping; /* set by the main thread, read by the fetches: atomic (a flag; nothing rides on it) */
 
 void mirror_fetch_init(const mirror_fetch_env_t *e)
 {
     env = *e;
     if (env.upstream == NULL)
         env.upstream = upstream_fetch;
-    stopping = 0;
+    __atomic_store_n(&stopping, 0, __ATOMIC_RELAXED);
 }
 
 void mirror_fetch_stop(void)
 {
-    stopping = 1;
+    __atomic_store_n(&stopping, 1, __ATOMIC_RELAXED);
 }
 
 /* ---- flights ---- */
@@ -146,7 +146,7 @@ typedef struct {
 static int body_data(void *ctx, const void *p, size_t n)
 {
     body_t *b = ctx;
-    if (stopping || b->len + n > b->max)
+    if (__atomic_load_n(&stopping, __ATOMIC_RELAXED) || b->len + n > b->max)
         return -1;
     if (b->buf == NULL && (b->buf = malloc(b->max)) == NULL)
         return -1;
@@ -324,7 +324,8 @@ static int blob_data(void *ctx, const void *p, size_t n)
 {
     blob_sink_t *b = ctx;
     mirror_flight_t *f = b->f;
-    if (stopping || f->have + n > b->limit || (f->size != UINT64_MAX && f->have + n > f->size))
+    if (__atomic_load_n(&stopping, __ATOMIC_RELAXED) || f->have + n > b->limit ||
+        (f->size != UINT64_MAX && f->have + n > f->size))
         return -1;
     for (size_t done = 0; done < n;) {
         ssize_t w = write(f->fd, (const char *)p + done, n - done);
