@@ -32,15 +32,18 @@ static const server_hooks_t *const *hooks;
 
 /*
  * Where the loops stand, for the main thread. It may send a loop "stop" only once the loop is `ready` (its receivers
- * registered, on its own thread).
+ * registered, on its own thread). A loop that `ended` (no more turns) keeps its thread, and so its __thread state,
+ * until the main thread, having stopped the worker pools, says `dispose`: until then a job or a fetch may still post
+ * to its receivers (and a message linked into a receiver that is gone corrupts the queue).
  */
 static struct {
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    unsigned ready;
-} loops = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
+    unsigned ready, ended;
+    int dispose;
+} loops = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0};
 
-/* On a loop's thread: count it in `*phase` (loops.ready) and tell the main thread. */
+/* On a loop's thread: count it in `*phase` (loops.ready or loops.ended) and tell the main thread. */
 static void loops_enter(unsigned *phase)
 {
     pthread_mutex_lock(&loops.mu);
@@ -182,6 +185,11 @@ static void *thread_main(void *arg)
         if (conns_count(tc) == 0 || (tc->inflight == 0 && !conns_recent_io(tc)) || now >= deadline)
             break;
     }
+    loops_enter(&loops.ended);
+    pthread_mutex_lock(&loops.mu);
+    while (!loops.dispose)
+        pthread_cond_wait(&loops.cond, &loops.mu);
+    pthread_mutex_unlock(&loops.mu);
     for (const server_hooks_t *const *h = hooks; *h != NULL; ++h)
         if ((*h)->loop_dispose != NULL)
             (*h)->loop_dispose(tc);
@@ -349,10 +357,15 @@ int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const 
              (unsigned long long)berth.cfg.http_shutdown_timeout_ms);
     for (unsigned i = 0; i < nthreads; ++i)
         h2o_multithread_send_message(&threads[i].shutdown, calloc(1, sizeof(h2o_multithread_message_t)));
-    for (unsigned i = 0; i < nthreads; ++i)
-        pthread_join(threads[i].thread, NULL);
+    loops_wait(&loops.ended);
     stop_hooks();
     work_pool_stop();
+    pthread_mutex_lock(&loops.mu);
+    loops.dispose = 1;
+    pthread_cond_broadcast(&loops.cond);
+    pthread_mutex_unlock(&loops.mu);
+    for (unsigned i = 0; i < nthreads; ++i)
+        pthread_join(threads[i].thread, NULL);
     stop_loops();
     conns_stop();
     if (berth.ssl_ctx != NULL)

@@ -13,6 +13,8 @@
 #   4. shutdown under load: SIGTERM while clients push and pull over keep-alive connections and slow uploads are
 #      in flight: every request answered as expected or closed without an answer (never a 5xx, never a cut
 #      answer), berth exits 0, and after a restart everything acknowledged is there byte for byte;
+#   5. the mirror's single flight while berth stops: cold GETs of one blob from a slow upstream, SIGTERM mid-fetch:
+#      all of them get the whole blob, one upstream GET; and with a grace shorter than the fetch, berth still exits 0.
 # load.py is the client (threads, keep-alive connections); each step asserts its summary.
 . "$(dirname "$0")/lib.sh"
 
@@ -188,6 +190,79 @@ start_berth_again
 OUT=$("${LOAD[@]}" verify "$URL" "$T/ack.storm" 2>"$T/verify.err")
 is "... after a restart, the $(kv objects "$OUT") acknowledged objects are there byte for byte" \
     "$? $(kv failures "$OUT")" "0 0" || diag "$(head -n 25 "$T/verify.err")"
+stop_berth
+
+# ---------------------------------------------------------------- 5. the mirror's single flight while berth stops
+# the upstream: berth in mode open with two 16 MiB blobs; the mirror reaches it through a forwarder at 4 MiB/s
+start_berth BERTH_LOG_ACCESS="$T/up.access"
+UP_URL=$URL UP_PID=$BERTH_PID UP_SRV=$SRV UP_SAN=$_san_off
+mkrand "$T/big" $((16 * 1024 * 1024))
+mkrand "$T/big2" $((16 * 1024 * 1024))
+BIG=$(sha256_of "$T/big") BIG2=$(sha256_of "$T/big2")
+printf '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}' >"$T/big.cfg"
+push_blob library/big "$T/big" && push_blob library/big "$T/big2" && push_blob library/big "$T/big.cfg" &&
+    image_manifest oci "$T/big.json" "$T/big.cfg" "$T/big" && push_manifest library/big 1 "$T/big.json"
+is "the upstream holds library/big:1 (a 16 MiB layer) and another 16 MiB blob" "$STATUS" 201
+"${LOAD[@]}" throttle "$T/throttle.port" "$REG" $((4 * 1024 * 1024)) 2>"$T/throttle.err" &
+THROTTLE=$!
+for ((i = 0; i < 100; i++)); do
+    [[ -s $T/throttle.port ]] && break
+    sleep 0.1
+done
+cat >"$T/mirror.yaml" <<EOF
+mirrors:
+  - prefix: ""
+    upstream: http://127.0.0.1:$(cat "$T/throttle.port")
+    ns: docker.io
+    timeout: 60s
+EOF
+# the mirror: lib.sh's current server from here on (the upstream is stopped by hand at the end)
+BERTH_PID=
+start_berth BERTH_MODE=public BERTH_ADMIN_PASSWORD=mirror-pw BERTH_CONFIG="$T/mirror.yaml" BERTH_HTTP_THREADS=2
+cold_gets() { # N DIGEST : N concurrent GETs of the blob through the mirror, in the background (pids in GETS)
+    local i
+    GETS=()
+    for ((i = 1; i <= $1; i++)); do
+        curl -sS --noproxy '*' --max-time 120 -D "$T/get.$i.h" -o "$T/get.$i" "$URL/v2/library/big/blobs/$2" \
+            2>"$T/get.$i.err" &
+        GETS+=($!)
+    done
+}
+# got N : "STATUS SIZE DIGEST|" for each of the N GETs
+got() {
+    local i
+    for ((i = 1; i <= $1; i++)); do
+        printf '%s %s %s|' "$(awk 'NR == 1 { print $2 }' "$T/get.$i.h")" "$(size_of "$T/get.$i")" "$(sha256_of "$T/get.$i")"
+    done
+}
+cold_gets 6 "$BIG"
+sleep 2 # the fetch takes about 4 s: all six follow it now
+kill -TERM "$BERTH_PID"
+for p in "${GETS[@]}"; do wait "$p"; done
+wait_berth
+is "6 cold GETs of a blob the mirror fetches (single flight), SIGTERM mid-fetch: all get the whole blob" "$(got 6)" \
+    "$(for i in 1 2 3 4 5 6; do printf '200 %s %s|' $((16 * 1024 * 1024)) "$BIG"; done)"
+is "... from one upstream GET" "$(grep -c "GET /v2/library/big/blobs/$BIG HTTP/1.1\" 200 " "$T/up.access")" 1
+
+# a grace shorter than the fetch: the loops stop with the followers still waiting, the fetch is cancelled; berth
+# must still exit 0 (the clients see their answers cut: that is what the grace is for)
+BERTH_ENV+=(BERTH_HTTP_SHUTDOWN_TIMEOUT=1s)
+start_berth_again
+cold_gets 3 "$BIG2"
+sleep 2
+kill -TERM "$BERTH_PID"
+for p in "${GETS[@]}"; do wait "$p"; done
+wait_berth
+start_berth_again
+api GET "/v2/library/big/blobs/$BIG2"
+is "... after that, the blob is fetched again and served whole" "$STATUS $(size_of "$BODY") $(sha256_of "$BODY")" \
+    "200 $((16 * 1024 * 1024)) $BIG2"
+is "... and no half-fetched temporary file was left" "$(find "$DATA/tmp" -name 'mirror.*' | wc -l)" 0
+stop_berth
+
+kill -TERM "$THROTTLE" 2>/dev/null
+wait "$THROTTLE" 2>/dev/null
+BERTH_PID=$UP_PID SRV=$UP_SRV _san_off=$UP_SAN
 stop_berth
 
 done_testing
