@@ -213,18 +213,6 @@ static void doom(conn_t *c, const char *why, _Atomic uint64_t *counter)
     shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
 }
 
-/* Whether h2o serves the socket as HTTP/2: over TLS, what ALPN chose (nothing yet during the handshake); in
- * cleartext (prior knowledge or an upgrade), the connection h2o made for it, the only kind that can push. */
-static int speaks_h2(h2o_socket_t *sock)
-{
-    if (sock->ssl != NULL) {
-        h2o_iovec_t alpn = h2o_socket_ssl_get_selected_protocol(sock);
-        return alpn.len == 2 && memcmp(alpn.base, "h2", 2) == 0;
-    }
-    const h2o_conn_t *conn = sock->data;
-    return conn != NULL && conn->callbacks->push_path != NULL;
-}
-
 static void on_tick(h2o_timeout_entry_t *entry)
 {
     thread_ctx_t *tc = loop_tc;
@@ -233,13 +221,15 @@ static void on_tick(h2o_timeout_entry_t *entry)
         conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, l);
         if (c->active > 0 || c->doomed)
             continue;
-        if (!c->h2)
-            c->h2 = speaks_h2(c->sock);
+        /* HTTP/1 keeps the request's head at the start of its input until the answer; HTTP/2 frames, or the empty
+         * input of a TLS handshake (bounded by h2o's handshake timeout), have no head to wait for. Which protocol
+         * a socket speaks is not asked of h2o: its TLS state may be half gone while the socket closes. */
         h2o_buffer_t *in = c->sock->input;
-        int head_done = c->h2 || (in != NULL && conns_head_done(in->bytes, in->size));
+        int http1 = !c->h2 && in != NULL && conns_looks_http1(in->bytes, in->size);
+        int head_done = !http1 || conns_head_done(in->bytes, in->size);
         size_t got = received(c->sock);
         /* a large body on its way: refused now unless the head carries credentials (any mode but open) */
-        if (!c->h2 && head_done && !c->vetted && got - c->clock.mark > ANONYMOUS_BODY_MAX) {
+        if (http1 && head_done && !c->vetted && got - c->clock.mark > ANONYMOUS_BODY_MAX) {
             c->vetted = 1;
             if (!gate_head_authenticated(tc, in->bytes, in->size)) {
                 doom(c, "a request body without valid credentials", &g.anonymous);

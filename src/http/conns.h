@@ -60,6 +60,16 @@ static inline conns_verdict_t conns_judge(conns_clock_t *c, uint64_t now, size_t
     return CONNS_KEEP;
 }
 
+/** Whether `buf` (`len` bytes: a connection's input) starts like an HTTP/1 request: a method name, then a space or
+ * nothing yet. HTTP/2 frames start with a length byte, and its preface ("PRI * HTTP/2.0…") holds a blank line. */
+static inline int conns_looks_http1(const char *buf, size_t len)
+{
+    size_t i = 0;
+    while (i < len && i < 16 && ((buf[i] >= 'A' && buf[i] <= 'Z') || (buf[i] >= 'a' && buf[i] <= 'z')))
+        ++i;
+    return i > 0 && (i == len || buf[i] == ' ');
+}
+
 /** Whether `buf` (`len` bytes: the start of an HTTP/1 connection's input) holds a complete request head. Pure. */
 static inline int conns_head_done(const char *buf, size_t len)
 {

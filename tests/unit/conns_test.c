@@ -15,6 +15,10 @@ static void test_head(void)
     ok(!conns_head_done(partial, strlen(partial)), "without the blank line it is not");
     ok(conns_head_done("GET / HTTP/1.0\n\n", 16), "bare line feeds count");
     ok(!conns_head_done("G", 1) && !conns_head_done("", 0), "one byte, none: not complete");
+    ok(conns_looks_http1("G", 1) && conns_looks_http1("PATCH /v2/", 10) && conns_looks_http1("get ", 4),
+       "a method name, with or without what follows, looks like HTTP/1");
+    ok(!conns_looks_http1("", 0) && !conns_looks_http1("\0\0\x04\x08", 4) && !conns_looks_http1("GET/", 4),
+       "nothing, an HTTP/2 frame, a name without its space: not");
 }
 
 static void test_idle(void)
