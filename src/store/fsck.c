@@ -411,7 +411,7 @@ static int check_blobs(fsck_t *f)
             free(page);
             return 0;
         }
-        snprintf(last, sizeof(last), "%s", page[n - 1].digest);
+        memcpy(last, page[n - 1].digest, sizeof(last));
     }
 }
 
