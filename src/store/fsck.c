@@ -572,7 +572,7 @@ static int walk_algo(fsck_t *f, const char *dir, digest_algo_t algo)
         if (S_ISDIR(st.st_mode) && is_hex(e->d_name, 2))
             rc = walk_shard(f, path, algo, e->d_name);
         else
-            orphan(f, "stray", path, &st, "not a shard folder of the blob store");
+            orphan(f, "stray", path, &st, "not in the blob store's layout (<algorithm>/<xx>/<digest>)");
     }
     closedir(dp);
     return rc;
@@ -596,7 +596,7 @@ static int walk_blobs(fsck_t *f)
         if (algo >= 0 && S_ISDIR(st.st_mode))
             rc = walk_algo(f, path, (digest_algo_t)algo);
         else
-            orphan(f, "stray", path, &st, "not an algorithm folder of the blob store");
+            orphan(f, "stray", path, &st, "not in the blob store's layout (<algorithm>/<xx>/<digest>)");
     }
     closedir(dp);
     return rc;
