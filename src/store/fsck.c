@@ -20,6 +20,7 @@
 enum {
     Q_QUICK_CHECK,
     Q_INTEGRITY_CHECK,
+    Q_FOREIGN_KEYS,
     Q_LINKS,
     Q_TAGS,
     Q_TAG_COUNT,
@@ -35,6 +36,9 @@ enum {
 static db_query_t queries[Q__COUNT] = {
     [Q_QUICK_CHECK] = {"PRAGMA quick_check"},
     [Q_INTEGRITY_CHECK] = {"PRAGMA integrity_check"},
+    /* rows whose parent is gone (tags and links have checks of their own, with better messages) */
+    [Q_FOREIGN_KEYS] = {"SELECT \"table\", parent, count(*) FROM pragma_foreign_key_check "
+                        "WHERE \"table\" NOT IN ('tag', 'repository_blob') GROUP BY 1, 2 ORDER BY 1, 2"},
     [Q_LINKS] = {"SELECT r.name, rb.digest FROM repository_blob rb JOIN repository r ON r.id = rb.repository_id "
                  "WHERE NOT EXISTS (SELECT 1 FROM blob b WHERE b.digest = rb.digest) ORDER BY r.name, rb.digest"},
     [Q_TAGS] = {"SELECT r.name, t.name FROM tag t JOIN repository r ON r.id = t.repository_id "
@@ -52,11 +56,12 @@ static db_query_t queries[Q__COUNT] = {
                 "LEFT JOIN blob b ON b.digest = mr.digest "
                 "WHERE mr.kind != 2 AND mr.foreign_layer = 0 AND r.mirror = 0 "
                 "AND (rb.digest IS NULL OR b.size IS NULL OR b.size != mr.size) ORDER BY r.name, m.digest"},
-    /* an index's manifests: stored in its repository */
-    [Q_CHILDREN] = {"SELECT r.name, m.digest, mr.digest FROM manifest_ref mr JOIN manifest m ON m.id = mr.manifest_id "
-                    "JOIN repository r ON r.id = m.repository_id WHERE mr.kind = 2 AND r.mirror = 0 "
-                    "AND NOT EXISTS (SELECT 1 FROM manifest c WHERE c.repository_id = m.repository_id "
-                    "AND c.digest = mr.digest) ORDER BY r.name, m.digest"},
+    /* an index's manifests: stored in its repository, with the size its descriptor gives */
+    [Q_CHILDREN] = {"SELECT r.name, m.digest, mr.digest, mr.size, c.size FROM manifest_ref mr "
+                    "JOIN manifest m ON m.id = mr.manifest_id JOIN repository r ON r.id = m.repository_id "
+                    "LEFT JOIN manifest c ON c.repository_id = m.repository_id AND c.digest = mr.digest "
+                    "WHERE mr.kind = 2 AND r.mirror = 0 AND (c.id IS NULL OR c.size != mr.size) "
+                    "ORDER BY r.name, m.digest"},
     [Q_BLOBS] = {"SELECT digest, size FROM blob WHERE digest > ?1 ORDER BY digest LIMIT ?2"},
     [Q_BLOB_ROW] = {"SELECT 1 FROM blob WHERE digest = ?1"},
     [Q_BLOB_LINKS] = {"SELECT count(*) FROM repository_blob WHERE digest = ?1"},
@@ -202,6 +207,12 @@ static int check_database(fsck_t *f)
         if (strcmp(text(s, 0), "ok") != 0)
             report(f, FSCK_ERROR, "database", "berth.db", 0, "%s", text(s, 0));
     db_done(f->db, s);
+    if (rc < 0 || (s = stmt(f, Q_FOREIGN_KEYS)) == NULL)
+        return BERTH_ERROR;
+    while ((rc = db_step(f->db, s)) == 1)
+        report(f, FSCK_ERROR, "database", text(s, 0), 0, "%lld rows refer to a %s row that does not exist",
+               (long long)sqlite3_column_int64(s, 2), text(s, 1));
+    db_done(f->db, s);
     return rc < 0 ? BERTH_ERROR : 0;
 }
 
@@ -308,7 +319,11 @@ static int check_references(fsck_t *f)
         return BERTH_ERROR;
     while ((rc = db_step(f->db, s)) == 1) {
         snprintf(subject, sizeof(subject), "%s@%s", text(s, 0), text(s, 1));
-        report(f, FSCK_ERROR, "reference", subject, 0, "its manifest %s is not in the repository", text(s, 2));
+        if (sqlite3_column_type(s, 4) == SQLITE_NULL)
+            report(f, FSCK_ERROR, "reference", subject, 0, "its manifest %s is not in the repository", text(s, 2));
+        else
+            report(f, FSCK_ERROR, "reference", subject, 0, "its manifest %s has %lld bytes, the index says %lld",
+                   text(s, 2), (long long)sqlite3_column_int64(s, 4), (long long)sqlite3_column_int64(s, 3));
     }
     db_done(f->db, s);
     return rc < 0 ? BERTH_ERROR : 0;

@@ -7,7 +7,7 @@
  *   `verify`) other bytes; a link of a repository to a blob the database does not record; a tag pointing at no
  *   manifest of its repository; a manifest of a pushed repository referencing a blob its repository does not link
  *   (or of another size than the descriptor says) or a child manifest the repository does not hold; a manifest whose
- *   stored bytes do not match its size (or, with `verify`, its digest); the database's own check failing. Repair
+ *   stored bytes do not match its size (or, with `verify`, its digest); the database's own check failing, or rows whose parent row is gone. Repair
  *   touches none of these: each needs a decision (push the blob again, delete the manifest).
  * - orphan: what nothing references, left by an interrupted push or a crash: a blob file with no database row
  *   (with `verify`, also whether its bytes match its name), a stray file in the blob tree, a file in <root>/tmp, an upload session that expired (storage.upload_ttl) or

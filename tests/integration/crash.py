@@ -345,7 +345,7 @@ class Server:
             f.seek(self.log_checked)
             new = f.read().decode("utf-8", "replace")
         self.log_checked += len(new.encode())
-        m = re.search(r"AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:", new)
+        m = SANITIZER.search(new)
         return new[m.start():m.start() + 3000] if m else None
 
 
@@ -404,11 +404,15 @@ def verify(port, j, full, nthreads=4):
     return len(work), lost[0], failures
 
 
+SANITIZER = re.compile(r"AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:")
+
+
 def fsck(berth, data, *args):
+    """berth fsck: (exit status, stdout, stderr); a sanitizer report on stderr makes the status 99."""
     env = dict(os.environ, BERTH_STORAGE_ROOT=data, BERTH_LOG_LEVEL="warn")
     env.pop("BERTH_CONFIG", None)
     p = subprocess.run([berth, "fsck", *args], env=env, capture_output=True, text=True)
-    return p.returncode, p.stdout, p.stderr
+    return 99 if SANITIZER.search(p.stderr) else p.returncode, p.stdout, p.stderr
 
 
 def fsck_clean(out, rc):

@@ -75,7 +75,10 @@ rm "$(blob_path "$(sha256_of "${A[2]}")")"                  # a blob file delete
 truncate -s 10 "$(blob_path "$(sha256_of "${C[1]}")")"       # one truncated
 flip "$(blob_path "$(sha256_of "${B[1]}")")"               # one with a byte flipped: same size
 sql "DELETE FROM repository_blob WHERE digest = '$(sha256_of "${C[0]}")'" # a manifest's config link row removed
-sql "DELETE FROM manifest WHERE digest = '$DD'"             # r/three:v1 left pointing at nothing
+sql "DELETE FROM manifest WHERE digest = '$DD'"             # r/three:v1 left pointing at nothing, and its
+                                                            # references at a manifest row that is gone
+api DELETE "/v2/r/one/manifests/$(sha256_of "$AM")"         # an index's child deleted (by a client)
+IDX=$(sha256_of "$T/index")
 # orphans: a blob file no row names (named by its bytes), one whose bytes are not its name, a stray file, a
 # temporary file, an upload session that expired, one without its data file; and one upload in progress
 mkrand "$T/orphan" 5000
@@ -100,9 +103,13 @@ printf 'r/one\nsha256\n1\n' >"$DATA/uploads/$BROKEN/info"
 
 fsck
 is "fsck of the damaged store: exit 1" "$RC" 1
-is "... the errors: the missing file, the truncated one, the unlinked config, the tag" "$(findings error)" \
-    "$(printf '%s\n' "missing $(sha256_of "${A[2]}")" "reference r/two@$CD" "size $(sha256_of "${C[1]}")" \
-        "tag r/three:v1" | sort)"
+is "... the errors: the missing file, the truncated one, the unlinked config, the index's child, the tag, the rows" \
+    "$(findings error)" "$(printf '%s\n' "missing $(sha256_of "${A[2]}")" "reference r/one@$IDX" \
+        "reference r/two@$CD" "size $(sha256_of "${C[1]}")" "tag r/three:v1" "database manifest_ref" | sort)"
+like "... the rows left behind by the manifest deleted by hand" "$OUT" \
+    "error database manifest_ref: 3 rows refer to a manifest row that does not exist"
+like "... the index's reference names the child" "$OUT" \
+    "error reference r/one@$IDX: its manifest $(sha256_of "$AM") is not in the repository"
 like "... the reference names the config that is not linked" "$OUT" \
     "error reference r/two@$CD: its config $(sha256_of "${C[0]}") is not linked to the repository"
 like "... the missing file says how many repositories link it" "$OUT" "No such file or directory \(linked to 1 repositories\)"
@@ -112,7 +119,7 @@ is "... what changed within the grace period (1h) is pending: listed, left alone
     "$(printf '%s\n' "blob $(rel "$O1")" "blob $(rel "$O2")" "stray blobs/sha256/notes.txt" "temp tmp/body.Xy12zz" \
         "upload uploads/$BROKEN" | sort)"
 like "... the summary counts them, and the upload in progress" "$(sumline)" \
-    '^fsck: 12 blobs .*, 4 manifests, 5 tags, 1 uploads in progress: 4 errors, 1 orphans \(0 removed\), 5 pending$'
+    '^fsck: 12 blobs .*, 3 manifests, 4 tags, 1 uploads in progress: 6 errors, 1 orphans \(0 removed\), 5 pending$'
 isnt "... the flipped byte is not seen without --verify" "$(grep -c "digest $(sha256_of "${B[1]}")" <<<"$OUT")" 1
 
 fsck --verify
@@ -120,7 +127,7 @@ is "fsck --verify: exit 1" "$RC" 1
 like "... finds the flipped byte" "$OUT" \
     "error digest $(sha256_of "${B[1]}"): $(rel "$(sha256_of "${B[1]}")"): its bytes hash to sha256:"
 like "... and the orphan whose bytes are not its name" "$OUT" "pending blob $(rel "$O2"): no database row names it yet, and its bytes hash to $O1"
-is "... five errors in all" "$(findings error | wc -l)" 5
+is "... seven errors in all" "$(findings error | wc -l)" 7
 
 sleep 2
 fsck --grace 1s
@@ -134,7 +141,7 @@ check "... and nothing was removed without --repair" test -f "$(blob_path "$O1")
 fsck --repair --grace 1s
 is "fsck --repair: exit 1 (the errors remain)" "$RC" 1
 is "... each orphan removed" "$(grep -c '^orphan .*: removed$' <<<"$OUT")" 6
-like "... summary" "$(sumline)" ': 4 errors, 6 orphans \(6 removed\), 0 pending$'
+like "... summary" "$(sumline)" ': 6 errors, 6 orphans \(6 removed\), 0 pending$'
 gone=1
 for p in "$(blob_path "$O1")" "$(blob_path "$O2")" "$DATA/blobs/sha256/notes.txt" "$DATA/tmp/body.Xy12zz" \
     "$DATA/uploads/$BROKEN" "$DATA/uploads/$EXPIRED"; do
@@ -151,13 +158,15 @@ cat "$T/part" "$T/part" >"$T/whole"
 api PUT "$(with_query "$(resolve "$(hdr Location)")" "digest=$(sha256_of "$T/whole")")" -H 'Content-Length: 0'
 is "... the upload in progress is kept and finishes -> 201" "$STATUS" 201
 fsck --verify --grace 0
-is "... after it only the errors are left" "$(findings orphan)$(findings pending)|$(findings error | wc -l)" "|5"
+is "... after it only the errors are left" "$(findings orphan)$(findings pending)|$(findings error | wc -l)" "|7"
 
-# ------------------------------------------------------------ the errors mended by the client's way
+# ------------------------------------------------------------ the errors mended (the rows by hand, the rest by a client)
+sql "DELETE FROM manifest_ref WHERE manifest_id NOT IN (SELECT id FROM manifest)"
 for f in "${A[2]}" "${C[1]}" "${B[1]}"; do push_blob r/one "$f"; done
 push_blob r/two "${C[0]}"
+push_manifest r/one "$(sha256_of "$AM")" "$AM"
 api DELETE /v2/r/three/manifests/v1
-is "(pushing the damaged blobs again, deleting the dangling tag)" "$STATUS" 202
+is "(pushing the damaged blobs and the child manifest again, deleting the dangling tag)" "$STATUS" 202
 fsck --verify
 is "then fsck --verify: exit 0" "$RC" 0
 like "... nothing found" "$(sumline)" ': 0 errors, 0 orphans \(0 removed\), 0 pending$'
