@@ -15,8 +15,8 @@ int cli_is_command(const char *cmd);
 
 /**
  * Run administration command `cmd` with its arguments (argv[0] is the subcommand, e.g. "add"; `-c FILE` already
- * removed). Returns the exit status: 0, 1 on failure (message on stderr), 2 on a usage error (fsck: 1 findings left, 2 the check
- * could not run).
+ * removed). Returns the exit status: 0, 1 on failure (message on stderr), 2 on a usage error (fsck: 1 findings left,
+ * 2 the check could not run).
  */
 int cli_main(const char *cmd, int argc, char **argv, config_t *cfg);
 
