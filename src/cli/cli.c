@@ -23,9 +23,10 @@
 static const struct {
     const char *name;
     int (*fn)(cli_t *c, int argc, char **argv);
+    int whole; /* no subcommand: fn's argv[0] is the command itself */
 } commands[] = {
-    {"user", cli_user}, {"org", cli_org},   {"robot", cli_robot},
-    {"team", cli_team}, {"repo", cli_repo}, {"token", cli_token},
+    {"user", cli_user, 0}, {"org", cli_org, 0},     {"robot", cli_robot, 0}, {"team", cli_team, 0},
+    {"repo", cli_repo, 0}, {"token", cli_token, 0}, {"fsck", cli_fsck, 1},
 };
 
 static const char *cur_cmd = "berth"; /* for messages: "user add: …" */
@@ -46,6 +47,7 @@ static const char *const synopsis[] = {
     "berth token create OWNER NAME --scope \"repository:NS/*:pull ...\" [--expires 30d]",
     "berth token list [OWNER]",
     "berth token revoke ID",
+    "berth fsck [--verify] [--repair] [--grace 1h]   (check the storage; exit 0 clean, 1 findings, 2 error)",
 };
 
 /* The synopsis lines of command `cmd` (all of them when NULL). */
@@ -81,6 +83,14 @@ int cli_main(const char *cmd, int argc, char **argv, config_t *cfg)
         if (strcmp(cmd, commands[i].name) != 0)
             continue;
         cur_cmd = cmd;
+        if (commands[i].whole) {
+            char **args = calloc((size_t)argc + 2, sizeof(*args));
+            args[0] = (char *)cmd;
+            memcpy(args + 1, argv, (size_t)argc * sizeof(*argv));
+            status = commands[i].fn(&c, argc + 1, args);
+            free(args);
+            break;
+        }
         if (argc < 1)
             return cli_usage_error("%s: a subcommand is needed", cmd);
         if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0) {
@@ -126,6 +136,9 @@ int cli_usage_error(const char *fmt, ...)
 int cli_args(int argc, char **argv, const cli_opt_t *opts, char **pos, int minpos, int maxpos, int *npos)
 {
     int n = 0, options = 1;
+    char sub[64] = ""; /* " add" after "user"; nothing after a command without subcommands (fsck) */
+    if (strcmp(argv[0], cur_cmd) != 0)
+        snprintf(sub, sizeof(sub), " %s", argv[0]);
     for (int i = 1; i < argc; ++i) { /* argv[0] is the subcommand */
         const char *a = argv[i];
         if (options && strcmp(a, "--") == 0) {
@@ -134,7 +147,7 @@ int cli_args(int argc, char **argv, const cli_opt_t *opts, char **pos, int minpo
         }
         if (!options || a[0] != '-' || a[1] == '\0') { /* "-" alone is an argument (standard input) */
             if (n >= maxpos)
-                return cli_usage_error("%s %s: too many arguments", cur_cmd, argv[0]);
+                return cli_usage_error("%s%s: too many arguments", cur_cmd, sub);
             pos[n++] = argv[i];
             continue;
         }
@@ -144,22 +157,22 @@ int cli_args(int argc, char **argv, const cli_opt_t *opts, char **pos, int minpo
             if (strlen(o->name) == len && strncmp(a, o->name, len) == 0)
                 break;
         if (o == NULL || o->name == NULL)
-            return cli_usage_error("%s %s: unknown option %.*s", cur_cmd, argv[0], (int)len, a);
+            return cli_usage_error("%s%s: unknown option %.*s", cur_cmd, sub, (int)len, a);
         if (o->value) {
             if (a[len] == '=')
                 *o->value = a + len + 1;
             else if (i + 1 < argc)
                 *o->value = argv[++i];
             else
-                return cli_usage_error("%s %s: %s needs a value", cur_cmd, argv[0], o->name);
+                return cli_usage_error("%s%s: %s needs a value", cur_cmd, sub, o->name);
         } else {
             if (a[len] == '=')
-                return cli_usage_error("%s %s: %s takes no value", cur_cmd, argv[0], o->name);
+                return cli_usage_error("%s%s: %s takes no value", cur_cmd, sub, o->name);
             *o->flag = 1;
         }
     }
     if (n < minpos)
-        return cli_usage_error("%s %s: missing arguments", cur_cmd, argv[0]);
+        return cli_usage_error("%s%s: missing arguments", cur_cmd, sub);
     *npos = n;
     return 0;
 }

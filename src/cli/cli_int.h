@@ -55,5 +55,6 @@ int cli_robot(cli_t *c, int argc, char **argv);
 int cli_team(cli_t *c, int argc, char **argv);
 int cli_repo(cli_t *c, int argc, char **argv);
 int cli_token(cli_t *c, int argc, char **argv);
+int cli_fsck(cli_t *c, int argc, char **argv); /* argv[0] is "fsck" */
 
 #endif

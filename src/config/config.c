@@ -69,6 +69,8 @@ static const struct config_key keys[] = {
      "below this much free space on the storage volume, pushes are refused with 507 (pulls go on)"},
     {"storage.upload_ttl", CONFIG_DURATION, F(storage_upload_ttl_ms), "24h", 0, 0, NULL,
      "upload sessions idle this long are removed"},
+    {"storage.scrub_rate", CONFIG_SIZE, F(storage_scrub_rate), "0", 0, 0, NULL,
+     "bytes per second the background scrub re-hashes blobs at, to find bit rot; 0 = off"},
     {"workers", CONFIG_UINT, F(workers), "16", 1, 1024, NULL, "threads for blocking work (fsync, rename, hashing)"},
     {"log.access", CONFIG_STRING, F(log_access), "-", 0, 0, NULL,
      "access log: \"-\" = stdout, \"\" = off, else a file"},

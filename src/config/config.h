@@ -41,6 +41,7 @@ typedef struct {
     uint64_t storage_manifest_max_size; /* storage.manifest_max_size 4MiB (never below 4 MiB) */
     uint64_t storage_min_free;          /* storage.min_free     1GiB */
     uint64_t storage_upload_ttl_ms;     /* storage.upload_ttl   24h (stale upload sessions are removed) */
+    uint64_t storage_scrub_rate;        /* storage.scrub_rate   0 (bytes/s the background scrub re-hashes; 0 = off) */
     /* workers */
     unsigned workers; /* workers              16 (threads for blocking work: fsync, rename, hashing) */
     /* log */

@@ -41,7 +41,7 @@ void api_readyz(h2o_req_t *req)
     }
 }
 
-/* Prometheus text format: the mirrors' counters (more to come). */
+/* Prometheus text format: the mirrors' counters, the storage's, the connections', the scrub's. */
 void api_metrics(h2o_req_t *req)
 {
     static const struct {
@@ -87,6 +87,24 @@ void api_metrics(h2o_req_t *req)
             "berth_connections_closed_total{reason=\"anonymous_body\"} %llu\n",
             (unsigned long long)cs.refused_total, (unsigned long long)cs.refused_address, (unsigned long long)cs.idle,
             (unsigned long long)cs.slow_head, (unsigned long long)cs.slow_body, (unsigned long long)cs.anonymous);
+    /* the background scrub's (store/scrub.h; zeros while storage.scrub_rate is 0) */
+    scrub_stats_t sc;
+    scrub_stats(berth.store->scrub, &sc);
+    const struct {
+        const char *name, *type, *help;
+        uint64_t v;
+    } scrub[] = {
+        {"berth_scrub_blobs_checked_total", "counter", "Blob files the scrub re-hashed.", sc.blobs_checked},
+        {"berth_scrub_bytes_checked_total", "counter", "Bytes the scrub re-hashed.", sc.bytes_checked},
+        {"berth_scrub_passes_total", "counter", "Complete scrub passes over every blob.", sc.passes},
+        {"berth_scrub_corrupt_blobs", "gauge",
+         "Blobs missing, truncated or not matching their digest, as the last complete scrub pass found them (or more "
+         "found so far by the current one).",
+         sc.corrupt},
+    };
+    for (size_t i = 0; i < sizeof(scrub) / sizeof(scrub[0]); ++i)
+        fprintf(fp, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", scrub[i].name, scrub[i].help, scrub[i].name, scrub[i].type,
+                scrub[i].name, (unsigned long long)scrub[i].v);
     fclose(fp);
     res_bytes(req, 200, "text/plain; version=0.0.4", out, len);
     free(out);

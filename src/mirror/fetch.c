@@ -10,6 +10,7 @@
 #include "mirror/fetch.h"
 #include "oci/manifest.h"
 #include "util/log.h"
+#include "util/status.h"
 
 #define ACCEPT_MANIFESTS MT_OCI_INDEX ", " MT_OCI_MANIFEST ", " MT_DOCKER_LIST ", " MT_DOCKER_MANIFEST
 
@@ -351,9 +352,17 @@ typedef struct {
     uint64_t size;
 } link_t;
 
+/* The file is checked inside the write transaction: berth fsck --repair deletes a blob file no row names only under
+ * the database's write lock, so a file still there now cannot go before its row is committed. */
 static int link_blob(metastore_t *m, void *arg)
 {
     link_t *l = arg;
+    char path[BLOBSTORE_PATH_MAX];
+    blobstore_path(env.blobs, &l->f->what.digest, path, sizeof(path));
+    if (access(path, F_OK) != 0) {
+        log_error("mirror: blob %s: its file went before it was recorded", l->f->what.digest.str);
+        return BERTH_ENOTFOUND;
+    }
     return metastore_mirror_blob_link(m, l->f->what.local, &l->f->what.digest, l->size);
 }
 

@@ -87,6 +87,9 @@ int store_open(store_t *s, const config_t *cfg)
         goto Error;
     }
     s->_chores.started = 1;
+    if (cfg->storage_scrub_rate > 0 &&
+        (s->scrub = scrub_start(cfg->storage_root, s->db_path, cfg->storage_scrub_rate)) == NULL)
+        goto Error;
     return 0;
 Error:
     store_close(s);
@@ -95,6 +98,8 @@ Error:
 
 void store_close(store_t *s)
 {
+    scrub_stop(s->scrub);
+    s->scrub = NULL;
     if (s->_chores.started) {
         pthread_mutex_lock(&s->_chores.mu);
         s->_chores.stop = 1;

@@ -1,7 +1,7 @@
 /*
  * The store as one object: the blob files, the upload sessions and the metadata database of a storage root, opened
  * and closed together by `berth serve`, with the chores that keep them tidy (expiring stale upload sessions) on a
- * thread of their own. The CLI opens only the database (store_db_create, then metastore_open).
+ * thread of their own, and the scrub that re-hashes the blobs (store/scrub.h) on another. The CLI opens only the database (store_db_create, then metastore_open).
  */
 #ifndef BERTH_STORE_STORE_H
 #define BERTH_STORE_STORE_H
@@ -10,12 +10,14 @@
 #include "config/config.h"
 #include "store/blobstore.h"
 #include "store/metastore.h"
+#include "store/scrub.h"
 #include "store/upload.h"
 
 typedef struct {
     blobstore_t blobs;
     uploads_t uploads;
     metastore_writer_t *writer; /* the one writer of the database */
+    scrub_t *scrub;             /* the background scrub (storage.scrub_rate), or NULL when it is off */
     char *db_path;              /* <root>/berth.db */
     const config_t *cfg;
     struct {
@@ -35,7 +37,7 @@ int store_db_create(const char *root, char *path, size_t len);
 
 /**
  * Open the store of `cfg` (which must outlive it): folders, the database (migrated to the embedded schema), the
- * writer thread, and the chores thread. 0, or -1 (logged; nothing left open).
+ * writer thread, the chores thread, and the scrub's when storage.scrub_rate is set. 0, or -1 (logged; nothing left open).
  */
 int store_open(store_t *s, const config_t *cfg);
 /** Stop the chores and the writer (after finishing queued writes), and free everything. */
