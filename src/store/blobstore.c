@@ -8,6 +8,22 @@
 #include "store/blobstore.h"
 #include "util/log.h"
 
+/* mkdir, and when it made the folder, fsync its parent: the new entry is durable only then (power loss) */
+static int mkdir_durable(char *path)
+{
+    if (mkdir(path, 0755) != 0)
+        return errno == EEXIST ? 0 : -1;
+    char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        return fsync_dir(".");
+    if (slash == path)
+        return fsync_dir("/");
+    *slash = '\0';
+    int rc = fsync_dir(path);
+    *slash = '/';
+    return rc;
+}
+
 int mkdir_p(const char *path)
 {
     char buf[BLOBSTORE_PATH_MAX];
@@ -19,13 +35,11 @@ int mkdir_p(const char *path)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        if (mkdir_durable(buf) != 0)
             return -1;
         *p = '/';
     }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
+    return mkdir_durable(buf);
 }
 
 int fsync_dir(const char *path)
