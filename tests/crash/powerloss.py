@@ -779,15 +779,19 @@ def probe(b, objects):
     return got
 
 
-def judge(got, exp):
-    """Problems, as text; the counts of acknowledged objects lost and of corrupt answers."""
+def judge(got, exp, known):
+    """Problems, as text; the counts of acknowledged objects lost (absent, or a tag showing an older manifest) and
+    of corrupt answers (bytes that are no object pushed, or that do not match the digest they are served as)."""
     problems, lost, corrupt = [], 0, 0
     for k, (must, allowed) in exp.items():
         st, h, dcd = got[k]
         name = "%s %s %s" % k
         if st == 200:
             if h not in allowed:
-                corrupt += 1
+                if h in known and k[0] == "tag":
+                    lost += 1
+                else:
+                    corrupt += 1
                 problems.append("%s: served %s, expected %s" % (name, h, " or ".join(sorted(allowed)) or "nothing"))
             elif dcd is not None and dcd != h:
                 corrupt += 1
@@ -843,7 +847,7 @@ def check_state(args, model, objects, points, files, uses, scratch, port, index)
             return ["berth does not start (exit %s):\n%s" % (rc, tail(log))], {}, 0, 0
         got = probe(b, objects)
         for use in uses:
-            p, l, c = judge(got, expectations(objects, model, points[use[0]][0]))
+            p, l, c = judge(got, expectations(objects, model, points[use[0]][0]), {o["digest"] for o in objects})
             lost, corrupt = max(lost, l), max(corrupt, c)
             if p:
                 per_use[use] = p
@@ -881,6 +885,7 @@ def main():
                          "there are at most this many")
     ap.add_argument("--max-states", type=int, default=0, help="check at most this many states (0: all)")
     ap.add_argument("--keep", action="store_true", help="keep failing states in the work folder")
+    ap.add_argument("--count-only", action="store_true", help="record and build the states, check none")
     args = ap.parse_args()
     if args.long and args.random == 2:
         args.random = 20
@@ -923,6 +928,8 @@ def main():
     tap.diag("%d crash points, %d (crash point, subset) pairs, %d distinct states (%.1f s to build)" % (
         len(points), tried, len(states), time.monotonic() - t0))
     items = list(states.values())
+    if args.count_only:
+        tap.done()
     if args.max_states and len(items) > args.max_states:
         rnd = random.Random(args.seed)
         # keep every "all" and "none" state, sample the others
