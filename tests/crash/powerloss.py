@@ -250,6 +250,16 @@ def record(args, work, root, tracelog):
     ix = index([m1, m2])
     m3 = image(cfg, [layer_e, layer_b])
     one, two = "pl/one", "pl/two"
+    # blob X goes to a shard no other blob uses; berth is killed right after it makes that folder (phase 2), and
+    # blob Y, pushed after the restart, goes to the same folder, which then already exists
+    used = {sha256(x)[7:9] for x in (cfg, layer_b, layer_c, layer_d, layer_e)}
+    layer_x = unique(10000)
+    while sha256(layer_x)[7:9] in used:
+        layer_x = unique(10000)
+    shard = sha256(layer_x)[7:9]
+    layer_y = unique(10000)
+    while sha256(layer_y)[7:9] != shard:
+        layer_y = unique(10000)
     # (phase, id, kind, repo, ref, content, how)
     plan = [
         (1, "blob A put", "blob", one, None, cfg, "put"),
@@ -260,10 +270,13 @@ def record(args, work, root, tracelog):
         (1, "manifest M2 digest", "manifest", one, None, m2, MT_OCI_MANIFEST),
         (1, "index I tag multi", "tag", one, "multi", ix, MT_OCI_INDEX),
         (1, "manifest M2 moves tag v1", "tag", one, "v1", m2, MT_OCI_MANIFEST),
-        (2, "blob E chunked", "blob", two, None, layer_e, "chunked:2"),
-        (2, "blob A again", "blob", two, None, cfg, "put"),
-        (2, "blob B mount", "blob", two, None, layer_b, "mount:" + one),
-        (2, "manifest M3 tag latest", "tag", two, "latest", m3, MT_OCI_MANIFEST),
+        (2, "blob X killed", "blob", two, None, layer_x, "put"),
+        (3, "blob Y same shard", "blob", two, None, layer_y, "put"),
+        (3, "blob E chunked", "blob", two, None, layer_e, "chunked:2"),
+        (3, "blob X again", "blob", two, None, layer_x, "put"),
+        (3, "blob A again", "blob", two, None, cfg, "put"),
+        (3, "blob B mount", "blob", two, None, layer_b, "mount:" + one),
+        (3, "manifest M3 tag latest", "tag", two, "latest", m3, MT_OCI_MANIFEST),
     ]
     objects = []
     logfd = os.open(tracelog, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
@@ -275,8 +288,11 @@ def record(args, work, root, tracelog):
            "ASAN_OPTIONS": "verify_asan_link_order=0:" + os.environ.get("ASAN_OPTIONS", "")}
     port = free_port()
     ok = True
-    for phase in (1, 2):
-        b = Berth(args.berth, root, port, os.path.join(work, "record.log"), env)
+    for phase in (1, 2, 3):
+        penv = dict(env)
+        if phase == 2:
+            penv["BERTH_TRACE_KILL"] = "MKDIR:/blobs/sha256/" + shard
+        b = Berth(args.berth, root, port, os.path.join(work, "record.log"), penv)
         if not tap.ok(b.wait_ready(), "phase %d: berth serves under the tracing shim" % phase,
                       [tail(os.path.join(work, "record.log"))]):
             b.stop(signal.SIGKILL)
@@ -289,13 +305,21 @@ def record(args, work, root, tracelog):
                 f.write(content)
             digest = sha256(content)
             mark("BEGIN", oid)
-            if kind == "blob":
-                st = push_blob(b, repo, content, how)
-            else:
-                st = push_manifest(b, repo, ref if kind == "tag" else digest, content, how)
+            try:
+                if kind == "blob":
+                    st = push_blob(b, repo, content, how)
+                else:
+                    st = push_manifest(b, repo, ref if kind == "tag" else digest, content, how)
+            except (OSError, http.client.HTTPException) as e:
+                st = "no answer (%s)" % type(e).__name__
             if st == 201:
                 mark("ACK", oid)
-            ok &= tap.ok(st == 201, "phase %d: push %s -> 201" % (phase, oid), ["got %s" % st])
+            if phase == 2:
+                ok &= tap.ok(st != 201 and b.proc.wait(10) == -signal.SIGKILL,
+                             "phase 2: berth is killed right after it makes the folder of blob X's shard",
+                             ["push: %s, berth: %s" % (st, b.proc.poll())])
+            else:
+                ok &= tap.ok(st == 201, "phase %d: push %s -> 201" % (phase, oid), ["got %s" % st])
             objects.append({"id": oid.replace(" ", "_"), "kind": kind, "repo": repo, "ref": ref, "digest": digest,
                             "file": path, "how": how, "mt": how if kind != "blob" else None})
         rc = b.stop(signal.SIGTERM if phase == 1 else signal.SIGKILL)

@@ -15,6 +15,9 @@
  * the lines is the order of the operations.
  *
  * Line format: "OP PID TID FIELDS..." with paths last and %XX-escaped (bytes <= ' ', '%' and DEL).
+ *
+ * BERTH_TRACE_KILL=OP:TEXT makes the process SIGKILL itself right after the first operation OP (as named in the
+ * log) whose path contains TEXT: a crash at that exact point, for a later phase to start from.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -24,6 +27,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +49,7 @@ static size_t rootlen;
 static int logfd = -1, datafd = -1;
 static unsigned long long dataoff;
 static char *fdpath[FD_MAX]; /* traced descriptors: their path */
+static char killop[64], killtext[PATH_MAX];
 
 #define REAL(name) static __typeof__(name) *real_##name
 #define LOAD(name)                                                                                                     \
@@ -77,6 +82,11 @@ static void init(void)
     snprintf(path, sizeof(path), "%s.%d.data", prefix, (int)getpid());
     datafd = (int)syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     enabled = logfd >= 0 && datafd >= 0;
+    const char *k = getenv("BERTH_TRACE_KILL"), *colon = k ? strchr(k, ':') : NULL;
+    if (colon != NULL && (size_t)(colon - k) < sizeof(killop)) {
+        snprintf(killop, sizeof(killop), "%.*s", (int)(colon - k), k);
+        snprintf(killtext, sizeof(killtext), "%s", colon + 1);
+    }
 }
 
 static void lock(void)
@@ -203,6 +213,8 @@ static void emit(const char *op, const char *p1, const char *p2, const char *fmt
     *o++ = '\n';
     if (syscall(SYS_write, logfd, line, (size_t)(o - line)) < 0) {
     }
+    if (killop[0] && strcmp(op, killop) == 0 && p1 && strstr(p1, killtext))
+        syscall(SYS_kill, getpid(), SIGKILL);
 }
 
 /* Bytes of a write, appended to the data file; returns their offset there. */
