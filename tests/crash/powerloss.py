@@ -11,8 +11,9 @@ Prints TAP. The method is that of ALICE (OSDI '14) and of SQLite's crash-test VF
    PATCH+PUT, a single POST, a body large enough for h2o's temporary file, a cross-repository mount, a blob already
    stored), manifests by tag and by digest, an index, and moves a tag; it writes "BEGIN id" to the same log before
    each push and "ACK id" once it has its 201, so acknowledgements are ordered with berth's operations. Phase one
-   ends with a SIGTERM (SQLite checkpoints and removes its WAL), phase two restarts berth on the same root, pushes
-   more and ends with a SIGKILL.
+   ends with a SIGTERM (SQLite checkpoints and removes its WAL); in phase two the shim kills berth right after it
+   makes a new shard folder (BERTH_TRACE_KILL); phase three restarts berth on the same root, puts a blob in that
+   folder first, pushes more and ends with a SIGKILL.
 
 2. Model (what may survive a power cut, as POSIX and Linux file systems allow; stricter than ext4's data=ordered):
    - a write, truncate or fallocate of a file is durable once fsync or fdatasync of that file has begun after it;
