@@ -909,6 +909,9 @@ def main():
                     help="with --long: every subset of the unsynced operations since the previous crash point when "
                          "there are at most this many")
     ap.add_argument("--max-states", type=int, default=0, help="check at most this many states (0: all)")
+    ap.add_argument("--budget", type=float, default=0,
+                    help="stop checking states after this many seconds (0: no limit); the first checked are every "
+                         "'all' and 'none' state, then the others in random order")
     ap.add_argument("--keep", action="store_true", help="keep failing states in the work folder")
     ap.add_argument("--count-only", action="store_true", help="record and build the states, check none")
     args = ap.parse_args()
@@ -955,12 +958,13 @@ def main():
     items = list(states.values())
     if args.count_only:
         tap.done()
+    # every "all" and "none" state first, then the others in random order
+    must = [s for s in items if any(h in ("all", "none") for _, h in s[1])]
+    rest = [s for s in items if not any(h in ("all", "none") for _, h in s[1])]
+    random.Random(args.seed).shuffle(rest)
+    items = must + rest
     if args.max_states and len(items) > args.max_states:
-        rnd = random.Random(args.seed)
-        # keep every "all" and "none" state, sample the others
-        must = [s for s in items if any(h in ("all", "none") for _, h in s[1])]
-        rest = [s for s in items if s not in must]
-        items = must + rnd.sample(rest, max(0, args.max_states - len(must)))
+        items = items[:args.max_states]
         tap.diag("checking %d of them (--max-states)" % len(items))
 
     scratch = os.path.join(work, "state")
@@ -970,6 +974,9 @@ def main():
     checked = lost_total = corrupt_total = 0
     t0 = time.monotonic()
     for n, (files, uses) in enumerate(items):
+        if args.budget and time.monotonic() - t0 > args.budget:
+            tap.diag("time budget (--budget %g s) spent: %d states not checked" % (args.budget, len(items) - n))
+            break
         problems, per_use, lost, corrupt = check_state(args, model, objects, points, files, uses, scratch, port, n)
         checked += 1
         lost_total += lost
