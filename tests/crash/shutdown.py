@@ -12,6 +12,7 @@ system off without flushing its journal (EXT4_GOING_FLAGS_NOLOGFLUSH: what had n
 every later write fails). A push counts as acknowledged if its 201 arrived before the cut began. Prints TAP.
 """
 import argparse
+import collections
 import os
 import random
 import signal
@@ -66,7 +67,8 @@ def main():
     try:
         for rnum in range(args.rounds + 1):
             log = os.path.join(work, "berth.log")
-            b = pl.Berth(args.berth, root, port, log)
+            # the file system is small: refusing pushes below storage.min_free (1 GiB) would leave nothing to check
+            b = pl.Berth(args.berth, root, port, log, {"BERTH_STORAGE_MIN_FREE": "16MiB"})
             if not tap.ok(b.wait_ready(), "round %d: berth starts on the remounted file system" % rnum,
                           [pl.tail(log)]):
                 b.stop(signal.SIGKILL)
@@ -99,6 +101,7 @@ def main():
             # push from a second thread, cut the file system off meanwhile
             stop = threading.Event()
             cut = [None]
+            statuses = collections.Counter()
 
             def pusher():
                 nonlocal seq
@@ -124,6 +127,7 @@ def main():
                             pushes.append(o)
                             st = pl.push_manifest(c, repo, tag, m, pl.MT_OCI_MANIFEST)
                         t = time.monotonic()
+                        statuses[st] += 1
                         if st == 201 and (cut[0] is None or t < cut[0]):
                             o["ack"] = t
                     except OSError:
@@ -140,9 +144,11 @@ def main():
             b.proc.kill()
             b.stop(signal.SIGKILL)
             th.join()
+            before = len(acked)
             acked = [o for o in pushes if o["ack"] is not None]
-            tap.diag("round %d: cut after %.2f s; %d pushes so far, %d acknowledged" % (
-                rnum, delay, len(pushes), len(acked)))
+            tap.ok(len(acked) > before, "round %d: pushes acknowledged before the cut after %.2f s: %d (%d pushes so "
+                   "far, %d acknowledged)" % (rnum, delay, len(acked) - before, len(pushes), len(acked)),
+                   ["answers: %s" % dict(statuses), pl.tail(log)])
             for _ in range(50):
                 if subprocess.run(["umount", mnt]).returncode == 0:
                     break
