@@ -45,7 +45,8 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--seed", type=int, default=int(time.time()))
-    ap.add_argument("--size", default="1G", help="size of the file system image")
+    ap.add_argument("--size", help="size of the file system image (default: 96 MiB a round, 512 MiB at least; each "
+                                   "round stores about 40 MB)")
     args = ap.parse_args()
     tap = pl.tap
     rnd = random.Random(args.seed)
@@ -54,7 +55,7 @@ def main():
     os.makedirs(work, exist_ok=True)
     img, mnt = os.path.join(work, "fs.img"), os.path.join(work, "mnt")
     os.makedirs(mnt, exist_ok=True)
-    sh("truncate", "-s", args.size, img)
+    sh("truncate", "-s", args.size or "%dM" % max(512, 96 * args.rounds), img)
     sh("mkfs.ext4", "-q", "-F", img)
     dev = sh("losetup", "-f", "--show", img)
     sh("mount", dev, mnt)

@@ -18,5 +18,5 @@ umount "$T/probe"
 losetup -d "$dev"
 rm -f "$T/probe.img"
 
-"$PYTHON" "$SRCDIR/tests/crash/shutdown.py" --berth "$BERTH" --work "$T/work" --size 512M \
+"$PYTHON" "$SRCDIR/tests/crash/shutdown.py" --berth "$BERTH" --work "$T/work" \
     --rounds "${POWERLOSS_FS_ROUNDS:-5}" ${POWERLOSS_FS_ARGS:-}
