@@ -2,7 +2,7 @@
 # Power loss: berth's file-system operations during pushes are recorded (tests/crash/trace.c, an LD_PRELOAD shim),
 # every state a power cut could leave is rebuilt from the record, and berth must open each one and serve every
 # object it had acknowledged, byte-exact, and nothing corrupt (tests/crash/powerloss.py says how).
-# POWERLOSS_LONG=1 runs the long variant (tests/README.md); POWERLOSS_ARGS adds options to powerloss.py.
+# POWERLOSS_LONG=1 runs the long variant (tests/README); POWERLOSS_ARGS adds options to powerloss.py.
 . "$(dirname "$0")/lib.sh"
 
 SHIM=$BUILDDIR/tests/crash/trace.so
