@@ -8,6 +8,22 @@
 #include "store/blobstore.h"
 #include "util/log.h"
 
+/* mkdir, and when it made the folder, fsync its parent: the new entry is durable only then (power loss) */
+static int mkdir_durable(char *path)
+{
+    if (mkdir(path, 0755) != 0)
+        return errno == EEXIST ? 0 : -1;
+    char *slash = strrchr(path, '/');
+    if (slash == NULL)
+        return fsync_dir(".");
+    if (slash == path)
+        return fsync_dir("/");
+    *slash = '\0';
+    int rc = fsync_dir(path);
+    *slash = '/';
+    return rc;
+}
+
 int mkdir_p(const char *path)
 {
     char buf[BLOBSTORE_PATH_MAX];
@@ -19,13 +35,11 @@ int mkdir_p(const char *path)
         if (*p != '/')
             continue;
         *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        if (mkdir_durable(buf) != 0)
             return -1;
         *p = '/';
     }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
+    return mkdir_durable(buf);
 }
 
 int fsync_dir(const char *path)
@@ -42,6 +56,7 @@ int blobstore_init(blobstore_t *bs, const char *root)
 {
     static const char *dirs[] = {"blobs/sha256", "blobs/sha512", "uploads", "tmp"};
     char path[BLOBSTORE_PATH_MAX];
+    memset(bs, 0, sizeof(*bs));
     bs->root = strdup(root);
     for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); ++i) {
         snprintf(path, sizeof(path), "%s/%s", root, dirs[i]);
@@ -64,22 +79,38 @@ void blobstore_path(const blobstore_t *bs, const digest_t *d, char *buf, size_t 
     snprintf(buf, len, "%s/blobs/%s/%.2s/%s", bs->root, digest_algo_name(d->algo), digest_hex(d), digest_hex(d));
 }
 
+/* The shard's index in bs->_durable: its two hex digits as a byte. */
+static unsigned shard_index(const digest_t *d)
+{
+    unsigned v = 0;
+    for (const char *p = digest_hex(d); p < digest_hex(d) + 2; ++p)
+        v = v << 4 | (unsigned)(*p <= '9' ? *p - '0' : *p - 'a' + 10);
+    return v & 0xff;
+}
+
 int blobstore_commit(blobstore_t *bs, const char *src, const digest_t *d)
 {
     char shard[BLOBSTORE_PATH_MAX], dst[BLOBSTORE_PATH_MAX];
     snprintf(shard, sizeof(shard), "%s/blobs/%s/%.2s", bs->root, digest_algo_name(d->algo), digest_hex(d));
-    int created = mkdir(shard, 0755) == 0;
-    if (!created && errno != EEXIST) {
-        log_error("mkdir %s: %s", shard, strerror(errno));
-        return -1;
-    }
-    if (created) {
+    /*
+     * A shard folder that exists is not yet a durable one: another thread may have made it and not finished fsyncing
+     * the algorithm folder, or a process killed between the two may have left it (only in the page cache). So the
+     * algorithm folder is fsynced once per shard and process, after mkdir, made or found, and before any blob in the
+     * shard is reported stored; a race costs one fsync more.
+     */
+    unsigned char *durable = &bs->_durable[d->algo == DIGEST_SHA512][shard_index(d)];
+    if (!__atomic_load_n(durable, __ATOMIC_ACQUIRE)) {
+        if (mkdir(shard, 0755) != 0 && errno != EEXIST) {
+            log_error("mkdir %s: %s", shard, strerror(errno));
+            return -1;
+        }
         char algodir[BLOBSTORE_PATH_MAX];
         snprintf(algodir, sizeof(algodir), "%s/blobs/%s", bs->root, digest_algo_name(d->algo));
         if (fsync_dir(algodir) != 0) {
             log_error("fsync %s: %s", algodir, strerror(errno));
             return -1;
         }
+        __atomic_store_n(durable, 1, __ATOMIC_RELEASE);
     }
     blobstore_path(bs, d, dst, sizeof(dst));
     if (rename(src, dst) != 0) {

@@ -15,7 +15,8 @@
 #define BLOBSTORE_PATH_MAX 4096
 
 typedef struct {
-    char *root; /* the storage root */
+    char *root;                     /* the storage root */
+    unsigned char _durable[2][256]; /* by algorithm and shard: its folder's entry is known durable (fsynced here) */
 } blobstore_t;
 
 /** Create the folders under `root` (blobs/sha256, blobs/sha512, uploads, tmp). 0 or -1 (logged). */
@@ -26,15 +27,20 @@ void blobstore_dispose(blobstore_t *bs);
 void blobstore_path(const blobstore_t *bs, const digest_t *d, char *buf, size_t len);
 
 /**
- * Make the verified, fsynced file at `src` the blob `d`: rename it into place and fsync the shard directory
- * (and the algorithm directory when the shard was created). 0 or -1 (logged).
+ * Make the verified, fsynced file at `src` the blob `d`: rename it into place and fsync the shard directory; the
+ * first time this process puts a blob in a shard, also make the shard and fsync the algorithm directory (whether
+ * the shard was there or not). Thread-safe. 0 or -1 (logged).
  */
 int blobstore_commit(blobstore_t *bs, const char *src, const digest_t *d);
 
 /** Open a blob for reading; returns the fd (size in *size) or -1 (errno set; ENOENT if absent). */
 int blobstore_open(const blobstore_t *bs, const digest_t *d, uint64_t *size);
 
-/** Create the folder `path` and its missing parents (mode 0755). 0, or -1 with errno. */
+/**
+ * Create the folder `path` and its missing parents (mode 0755), each made durable: the parent of every folder
+ * created is fsynced (a folder is not durable until its parent is; a blob file fsynced into a folder whose own entry
+ * never was can vanish at a power cut). 0, or -1 with errno.
+ */
 int mkdir_p(const char *path);
 
 /** fsync a directory by path. */
