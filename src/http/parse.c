@@ -1,4 +1,6 @@
 #include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include "http/parse.h"
 #include "oci/name.h"
 #include "oci/scope.h"
@@ -266,4 +268,29 @@ int parse_accepts(const h2o_headers_t *headers, const char *mt)
         }
     }
     return !seen;
+}
+
+int parse_basic(h2o_mem_pool_t *pool, const char *v, size_t len, char **user, char **pass)
+{
+    unsigned char buf[1024];
+    while (len > 0 && *v == ' ')
+        ++v, --len;
+    if (len == 0 || len > 1300)
+        return -1;
+    int n = EVP_DecodeBlock(buf, (const unsigned char *)v, (int)len);
+    if (n <= 0)
+        return -1;
+    while (n > 0 && len > 0 && v[len - 1] == '=') /* EVP_DecodeBlock counts padding as zero bytes */
+        --n, --len;
+    char *s = h2o_mem_alloc_pool(pool, (size_t)n + 1);
+    memcpy(s, buf, (size_t)n);
+    s[n] = '\0';
+    OPENSSL_cleanse(buf, sizeof(buf));
+    char *colon = strchr(s, ':');
+    if (colon == NULL || colon == s || strlen(s) != (size_t)n)
+        return -1;
+    *colon = '\0';
+    *user = s;
+    *pass = colon + 1;
+    return 0;
 }
