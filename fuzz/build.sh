@@ -20,7 +20,7 @@ OUT=${OUT:-fuzz}
 FLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined -Wall -Wextra -Werror
     -Wno-unused-parameter -Wno-missing-field-initializers -D_GNU_SOURCE -DH2O_USE_EPOLL=1 -Isrc -Ifuzz ${CFLAGS:-}"
 
-TARGETS="digest name reference range manifest config scope jwt jwks route accept form basic challenge"
+TARGETS="digest name reference range manifest config scope jwt jwks route framing accept form basic challenge"
 
 # target: the sources it tests and the libraries they need, beyond fuzz/fuzz_<target>.c
 OCI="src/oci/name.c src/oci/digest.c"
@@ -35,8 +35,8 @@ sources() {
     config) echo "src/config/config.c $OCI -lyaml -lcrypto" ;;
     scope) echo "src/oci/scope.c $OCI -lcrypto" ;;
     jwt | jwks) echo "$TOKEN" ;;
-    route | accept | basic) echo "$PARSE" ;;
-    form) echo "src/http/response.c src/oci/errors.c -lh2o-evloop -ljansson" ;;
+    route | framing | accept | basic) echo "$PARSE" ;;
+    form) echo "src/http/response.c src/oci/errors.c src/util/log.c -lh2o-evloop -ljansson" ;;
     challenge) echo "src/mirror/challenge.c" ;;
     *) echo "unknown fuzz target $1" >&2; exit 2 ;;
     esac
@@ -151,6 +151,15 @@ cat > "$SCRATCH/route.dict" <<'DICT'
 "_catalog"
 "0123abcd-0123-4567-89ab-0123456789ab"
 "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+DICT
+cat > "$SCRATCH/framing.dict" <<'DICT'
+"GET / HTTP/1.1\x0d\x0a"
+"GET / HTTP/1.0\x0d\x0a"
+"Host: a\x0d\x0a"
+"Content-Length: 5\x0d\x0a"
+"Transfer-Encoding: chunked\x0d\x0a"
+"\x0d\x0a"
+"\x0a"
 DICT
 cat > "$SCRATCH/accept.dict" <<'DICT'
 "application/vnd.oci.image.manifest.v1+json"

@@ -15,6 +15,19 @@ static int is(const char *s, size_t len, const char *lit)
     return len == strlen(lit) && memcmp(s, lit, len) == 0;
 }
 
+/* Is `m` one of the methods in `allow` ("GET, HEAD")? */
+static int allowed(const char *allow, const char *m, size_t mlen)
+{
+    for (const char *a = allow; *a != '\0';) {
+        size_t n = strcspn(a, ",");
+        if (n != 0 && n == mlen && memcmp(a, m, mlen) == 0)
+            return 1;
+        a += n;
+        a += strspn(a, ", ");
+    }
+    return 0;
+}
+
 /* The path an endpoint of repository `pr` has, with its name and reference: what a client builds. */
 static int canonical(const parse_route_t *pr, char *buf, size_t len)
 {
@@ -78,9 +91,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     parse_route(&pr, p, size, m, mlen);
     CHECK(pr.ep == PARSE_EP_NONE || pr.err == ERR_NOT_FOUND); /* err is only read with PARSE_EP_NONE */
+    /* a method is refused exactly when the resource has other methods, which a 405 lists */
+    if (pr.ep != PARSE_EP_NONE)
+        CHECK(pr.allow != NULL && allowed(pr.allow, m, mlen));
+    if (pr.ep == PARSE_EP_NONE && pr.err == ERR_METHOD_UNKNOWN)
+        CHECK(pr.allow != NULL && !allowed(pr.allow, m, mlen));
     switch (pr.target) {
     case PARSE_NOWHERE:
-        CHECK(pr.ep == PARSE_EP_NONE);
+        CHECK(pr.ep == PARSE_EP_NONE &&
+              (pr.err == ERR_NOT_FOUND || pr.err == ERR_NAME_INVALID || pr.err == ERR_METHOD_UNKNOWN));
         if (pr.err == ERR_NAME_INVALID)
             CHECK(pr.name == p + 4 && !name_valid(pr.name, pr.name_len));
         break;
