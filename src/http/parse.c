@@ -244,7 +244,7 @@ static int accept_matches(const char *a, size_t alen, const char *mt)
     if (h2o_memis(a, alen, H2O_STRLIT("*/*")))
         return 1;
     if (alen >= 2 && a[alen - 1] == '*' && a[alen - 2] == '/') /* a type wildcard such as application/<anything> */
-        return strncmp(a, mt, alen - 1) == 0;
+        return alen - 1 <= strlen(mt) && memcmp(a, mt, alen - 1) == 0;
     return h2o_memis(a, alen, mt, strlen(mt));
 }
 

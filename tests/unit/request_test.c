@@ -49,6 +49,13 @@ static void test_accepts(void)
     ACCEPTS(1, "the type in the second of two headers", "text/plain", OCI);
     ACCEPTS(0, "two headers, neither with the type", "text/plain", "application/json");
     ACCEPTS(1, "an empty header and one with the type", "", OCI);
+
+    /* found by fuzz/fuzz_accept.c: a type wildcard was compared with strncmp, so that the whole type, a NUL and a
+     * wildcard's slash and star made a wildcard of that type (h2o refuses a NUL in a header: no request sends it) */
+    h2o_headers_t hs = {NULL};
+    static const char nul[] = OCI "\0/*";
+    h2o_add_header(&pool, &hs, H2O_TOKEN_ACCEPT, NULL, nul, sizeof(nul) - 1);
+    ok(!parse_accepts(&hs, OCI), "the type, a NUL and \"/*\" is no wildcard of it");
 }
 
 static const char *form(const char *s, const char *key, int nth)
