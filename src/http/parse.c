@@ -212,7 +212,13 @@ const char *parse_framing(const h2o_headers_t *headers, int version, const char 
     /* HTTP/1: h2o keeps one Host and one Content-Length of the head it parsed; look at the head itself */
     unsigned hosts = 0, te = 0;
     h2o_iovec_t cl = {NULL, 0}, v;
-    const char *p = memchr(head, '\n', len), *end = head + len;
+    const char *end = head + len;
+    /* h2o's parser skips one empty line before the request line (RFC 9112 2.2), so the same is skipped here */
+    if (len >= 2 && head[0] == '\r' && head[1] == '\n')
+        head += 2;
+    else if (len >= 1 && head[0] == '\n')
+        head += 1;
+    const char *p = memchr(head, '\n', (size_t)(end - head));
     while (p != NULL && ++p < end && *p != '\r' && *p != '\n') {
         const char *e = memchr(p, '\n', (size_t)(end - p));
         if (e == NULL)

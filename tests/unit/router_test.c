@@ -307,6 +307,13 @@ static void test_framing(void)
     ok(framing(0x101, "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n") != NULL,
        "Content-Length beside Transfer-Encoding");
     ok(framing(0x101, "PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n") == NULL, "chunked alone");
+    /* found by fuzz/fuzz_framing.c: h2o skips one empty line before the request line, which was read as the request
+     * line here, and the real one as a header */
+    ok(framing(0x101, "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n") == NULL, "an empty line before the request line");
+    ok(framing(0x101, "\nGET / HTTP/1.1\nHost: a\n\n") == NULL, "an empty line (LF) before the request line");
+    ok(framing(0x101, "\r\nHost:x / HTTP/1.1\r\nHost: a\r\n\r\n") == NULL,
+       "after an empty line, a request line that looks like a Host header is the request line");
+    ok(framing(0x101, "\r\nHost:x / HTTP/1.1\r\n\r\n") != NULL, "... so that without a Host header it has none");
 
     /* HTTP/2: no head, only the header list */
     h2o_mem_pool_t pool;
