@@ -9,6 +9,7 @@ cd "$SRCDIR" || exit 1
 
 mapfile -t files < <(find fuzz -maxdepth 1 -name 'fuzz_*.c' | sed 's|^fuzz/fuzz_||; s|\.c$||' | sort)
 built=" $(sh fuzz/build.sh list) "
+# shellcheck disable=SC1003 # tr deletes backslashes: nothing is escaped
 replayed=" $(sed -n '/^FUZZ_REPLAYS *=/,/[^\\]$/p' Makefile.am | tr -d '\\' | tr -s ' \t\n' ' ' |
     sed 's/^FUZZ_REPLAYS *= *//; s|fuzz/replay_||g') "
 
