@@ -4,14 +4,18 @@
 #
 #   fuzz/build.sh                      build every target
 #   fuzz/build.sh list                 print the targets' names
-#   fuzz/build.sh run [SECONDS] [T..]  build, then fuzz each target (or those named) for SECONDS (default 30),
-#                                      starting from fuzz/corpus/<name>; new inputs go to a scratch folder, a crash
-#                                      to fuzz/crash-<name>-*. Prints one line per target, "PASS name (N executions)"
-#                                      or "FAIL name" with the end of its log, then "N passed, M failed"; the exit
-#                                      status is non-zero iff a target failed (or did not build).
+#   fuzz/build.sh run [SECONDS] [T..]  build, then fuzz each target (or those named) for SECONDS (default 30; 0: no
+#                                      limit, for FUZZ_ARGS=-runs=N), starting from fuzz/corpus/<name>; new inputs
+#                                      go to a scratch folder, a crash to fuzz/crash-<name>-*. Prints one line per
+#                                      target, "PASS name (N executions in S s)" or "FAIL name" with the end of its
+#                                      log, then "N passed, M failed"; the exit status is non-zero iff a target
+#                                      failed (or did not build).
+#   fuzz/build.sh merge DIR [T..]      add to fuzz/corpus/<name> the inputs of DIR/<name> that reach code or
+#                                      features it does not (libFuzzer's -merge=1), after a campaign with FUZZ_WORK
 #
 # Environment: CC (default clang), CFLAGS (extra flags), OUT (output folder, default fuzz/), FUZZ_ARGS (more
-# libFuzzer flags for run), FUZZ_SUMMARY (a file that run writes "N M" to: targets passed and failed).
+# libFuzzer flags for run), FUZZ_SUMMARY (a file that run writes "N M" to: targets passed and failed), FUZZ_WORK (a
+# folder that keeps each target's new inputs, DIR/<name>, and log, DIR/<name>.log, instead of a scratch folder).
 set -eu
 
 cd "$(dirname "$0")/.."
@@ -52,6 +56,12 @@ run)
     if [ $# -gt 0 ]; then SECONDS_EACH=$1; shift; fi
     if [ $# -gt 0 ]; then TARGETS="$*"; fi
     ;;
+merge)
+    MODE=merge
+    MERGE_FROM=${2:?merge needs the folder of a campaign (FUZZ_WORK)}
+    shift 2
+    if [ $# -gt 0 ]; then TARGETS="$*"; fi
+    ;;
 esac
 
 # Each source is compiled once (instrumented for libFuzzer, not linked with its main), then each target is linked.
@@ -81,10 +91,19 @@ for t in $TARGETS; do
     $CC $FLAGS -fsanitize=fuzzer,address,undefined $objs $libs -o "$OUT/${t}_fuzz"
 done
 [ $MODE = build ] && exit 0
+if [ $MODE = merge ]; then
+    for t in $TARGETS; do
+        before=$(find "fuzz/corpus/$t" -type f | wc -l)
+        "$OUT/${t}_fuzz" -merge=1 "fuzz/corpus/$t" "$MERGE_FROM/$t" > "$MERGE_FROM/$t.merge.log" 2>&1
+        echo "$t: $before -> $(find "fuzz/corpus/$t" -type f | wc -l) inputs"
+    done
+    exit 0
+fi
 
 # Dictionaries of the tokens each grammar cares about help libFuzzer past them quickly.
 SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT
+WORK=${FUZZ_WORK:-$SCRATCH}
 cat > "$SCRATCH/manifest.dict" <<'DICT'
 "\"schemaVersion\""
 "\"mediaType\""
@@ -260,19 +279,20 @@ DICT
 
 passed=0 failed=0
 for t in $TARGETS; do
-    mkdir -p "$SCRATCH/$t"
+    mkdir -p "$WORK/$t"
     dict=
     [ -f "$SCRATCH/$t.dict" ] && dict="-dict=$SCRATCH/$t.dict"
+    start=$(date +%s)
     # shellcheck disable=SC2086 # $dict and $FUZZ_ARGS are empty or words
     if "$OUT/${t}_fuzz" -max_total_time="$SECONDS_EACH" -print_final_stats=1 -artifact_prefix="fuzz/crash-$t-" \
-        $dict ${FUZZ_ARGS:-} "$SCRATCH/$t" "fuzz/corpus/$t" > "$SCRATCH/$t.log" 2>&1; then
+        $dict ${FUZZ_ARGS:-} "$WORK/$t" "fuzz/corpus/$t" > "$WORK/$t.log" 2>&1; then
         passed=$((passed + 1))
-        execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$SCRATCH/$t.log" | tail -n 1)
-        echo "PASS $t (${execs:-?} executions in ${SECONDS_EACH}s)"
+        execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$WORK/$t.log" | tail -n 1)
+        echo "PASS $t (${execs:-?} executions in $(($(date +%s) - start)) s)"
     else
         failed=$((failed + 1))
         echo "FAIL $t (log follows)"
-        tail -n 60 "$SCRATCH/$t.log"
+        tail -n 60 "$WORK/$t.log"
     fi
 done
 [ -n "${FUZZ_SUMMARY:-}" ] && echo "$passed $failed" > "$FUZZ_SUMMARY"
