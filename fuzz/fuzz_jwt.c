@@ -177,8 +177,6 @@ static void round_trip(const uint8_t *data, size_t size)
     for (size_t i = 0; i < c.naccess; ++i)
         CHECK(got.access[i].type == c.access[i].type && strcmp(got.access[i].name, c.access[i].name) == 0 &&
               got.access[i].actions == c.access[i].actions);
-    /* once expired beyond the leeway, the same token is refused */
-    CHECK(token_verify(&keys, jwt, strlen(jwt), FUZZ_NOW + ttl + TOKEN_LEEWAY, &got, err, sizeof(err)) != 0);
     free(jwt);
 }
 
