@@ -24,7 +24,7 @@ OUT=${OUT:-fuzz}
 FLAGS="-std=gnu11 -g -O1 -fno-omit-frame-pointer -fno-sanitize-recover=undefined -Wall -Wextra -Werror
     -Wno-unused-parameter -Wno-missing-field-initializers -D_GNU_SOURCE -DH2O_USE_EPOLL=1 -Isrc -Ifuzz ${CFLAGS:-}"
 
-TARGETS="digest name reference range manifest config scope jwt jwks route framing accept form basic challenge"
+TARGETS="digest name reference range manifest config scope jwt jwks route framing accept form basic forwarded challenge"
 
 # target: the sources it tests and the libraries they need, beyond fuzz/fuzz_<target>.c
 OCI="src/oci/name.c src/oci/digest.c"
@@ -41,6 +41,7 @@ sources() {
     jwt | jwks) echo "$TOKEN" ;;
     route | framing | accept | basic) echo "$PARSE" ;;
     form) echo "src/http/response.c src/oci/errors.c src/util/log.c -lh2o-evloop -ljansson" ;;
+    forwarded) echo "src/auth/limiter.c" ;;
     challenge) echo "src/mirror/challenge.c" ;;
     *) echo "unknown fuzz target $1" >&2; exit 2 ;;
     esac
