@@ -93,10 +93,20 @@ for t in $TARGETS; do
 done
 [ $MODE = build ] && exit 0
 if [ $MODE = merge ]; then
+    # By edges and hit counts; a corpus that would grow beyond 200 files is merged by edges alone instead.
+    SAVED=$(mktemp -d)
+    trap 'rm -rf "$SAVED"' EXIT
     for t in $TARGETS; do
         before=$(find "fuzz/corpus/$t" -type f | wc -l)
+        rm -rf "${SAVED:?}/$t" && cp -R "fuzz/corpus/$t" "$SAVED/$t"
         "$OUT/${t}_fuzz" -merge=1 "fuzz/corpus/$t" "$MERGE_FROM/$t" > "$MERGE_FROM/$t.merge.log" 2>&1
-        echo "$t: $before -> $(find "fuzz/corpus/$t" -type f | wc -l) inputs"
+        by="edges and counts"
+        if [ "$(find "fuzz/corpus/$t" -type f | wc -l)" -gt 200 ]; then
+            rm -rf "fuzz/corpus/$t" && cp -R "$SAVED/$t" "fuzz/corpus/$t"
+            "$OUT/${t}_fuzz" -merge=1 -use_counters=0 "fuzz/corpus/$t" "$MERGE_FROM/$t" > "$MERGE_FROM/$t.merge.log" 2>&1
+            by="edges"
+        fi
+        echo "$t: $before -> $(find "fuzz/corpus/$t" -type f | wc -l) inputs (merged by $by)"
     done
     exit 0
 fi
