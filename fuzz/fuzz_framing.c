@@ -1,13 +1,19 @@
 /*
- * libFuzzer target for the framing check of a request (parse_framing in src/http/parse.c), which reads the raw
- * HTTP/1 head h2o parsed. The input is what a client sent; only what h2o's own parser (picohttpparser, the
- * phr_parse_request libh2o exports) accepts as a request reaches berth, so the rest is skipped. Then berth's verdict
- * must be the one the rules of parse.h give on picohttpparser's reading of the same head: a Content-Length that is
- * not decimal, two that differ, one beside Transfer-Encoding, two Hosts, or none in HTTP/1.1. The first byte picks
- * the protocol: HTTP/1 (the head is given), or HTTP/2 (only the headers, with every Content-Length among them).
+ * libFuzzer target for what berth reads of a raw HTTP/1 request head, against h2o's own parser (picohttpparser, the
+ * phr_parse_request libh2o exports) on the same bytes:
+ *   - the framing check (parse_framing in src/http/parse.c): only a head picohttpparser accepts reaches it, and its
+ *     verdict must be the one the rules of parse.h give on picohttpparser's reading: a Content-Length that is not
+ *     decimal, two that differ, one beside Transfer-Encoding, two Hosts, or none in HTTP/1.1;
+ *   - a header of a head (parse_head_header, which the connection watchdog reads credentials with before h2o has the
+ *     request): the first of that name that picohttpparser reads, with the same value;
+ *   - whether the head is complete (conns_head_done in src/http/conns.h): always when picohttpparser has read it
+ *     whole (picohttpparser may also ask for more bytes of a head that can never be valid: not checked).
+ * The first byte picks the protocol: HTTP/1 (the head is given), or HTTP/2 (only the headers, with every
+ * Content-Length among them).
  */
 #include <strings.h>
 #include "fuzz.h"
+#include "http/conns.h"
 #include "http/parse.h"
 
 /* picohttpparser, inside libh2o-evloop (no header is installed) */
@@ -61,9 +67,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         --size;
     }
     const char *buf = (const char *)data;
-    if (phr_parse_request(buf, size, &method, &mlen, &path, &plen, &minor, hs, &nhs, 0) <= 0)
-        return 0; /* h2o answers 400 itself (or waits for more) */
+    int r = phr_parse_request(buf, size, &method, &mlen, &path, &plen, &minor, hs, &nhs, 0);
+    if (r <= 0)
+        return 0;                      /* h2o answers 400 itself (or waits for more) */
+    CHECK(conns_head_done(buf, size)); /* else the watchdog would time a body out as a slow head */
     int version = 0x100 | (minor != 0);
+
+    /* the watchdog's reading of a header is picohttpparser's first of that name */
+    static const char *const names[] = {"authorization", "host", "content-length", "transfer-encoding"};
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); ++k) {
+        h2o_iovec_t got;
+        size_t i = 0;
+        while (i < nhs && !named(&hs[i], names[k]))
+            ++i;
+        int found = parse_head_header(buf, size, names[k], &got);
+        if (found != (i < nhs))
+            fprintf(stderr, "parse_head_header(%s) says %d, picohttpparser %d\n", names[k], found, i < nhs);
+        CHECK(found == (i < nhs));
+        if (found) {
+            h2o_iovec_t want = trimmed(&hs[i]);
+            CHECK(h2o_memis(got.base, got.len, want.base, want.len));
+        }
+    }
 
     h2o_mem_pool_t pool;
     h2o_headers_t headers = {NULL};

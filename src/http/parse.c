@@ -187,16 +187,29 @@ static int header_is(const char *p, const char *e, const char *name, h2o_iovec_t
     return 1;
 }
 
+/* Where the header lines of the raw HTTP/1 head `head` start: after the request line, and after the one empty line
+ * that h2o's parser skips before it (RFC 9112 2.2); NULL while the request line is incomplete. */
+static const char *head_lines(const char *head, size_t len)
+{
+    const char *end = head + len;
+    if (len >= 2 && head[0] == '\r' && head[1] == '\n')
+        head += 2;
+    else if (len >= 1 && head[0] == '\n')
+        head += 1;
+    const char *nl = memchr(head, '\n', (size_t)(end - head));
+    return nl != NULL ? nl + 1 : NULL;
+}
+
 int parse_head_header(const char *head, size_t len, const char *name, h2o_iovec_t *value)
 {
-    const char *p = memchr(head, '\n', len), *end = head + len;
-    while (p != NULL && ++p < end && *p != '\r' && *p != '\n') {
+    const char *end = head + len;
+    for (const char *p = head_lines(head, len); p != NULL && p < end && *p != '\r' && *p != '\n';) {
         const char *e = memchr(p, '\n', (size_t)(end - p));
         if (e == NULL)
             return 0; /* an incomplete line */
         if (header_is(p, e, name, value))
             return 1;
-        p = e;
+        p = e + 1;
     }
     return 0;
 }
@@ -213,13 +226,7 @@ const char *parse_framing(const h2o_headers_t *headers, int version, const char 
     unsigned hosts = 0, te = 0;
     h2o_iovec_t cl = {NULL, 0}, v;
     const char *end = head + len;
-    /* h2o's parser skips one empty line before the request line (RFC 9112 2.2), so the same is skipped here */
-    if (len >= 2 && head[0] == '\r' && head[1] == '\n')
-        head += 2;
-    else if (len >= 1 && head[0] == '\n')
-        head += 1;
-    const char *p = memchr(head, '\n', (size_t)(end - head));
-    while (p != NULL && ++p < end && *p != '\r' && *p != '\n') {
+    for (const char *p = head_lines(head, len); p != NULL && p < end && *p != '\r' && *p != '\n';) {
         const char *e = memchr(p, '\n', (size_t)(end - p));
         if (e == NULL)
             e = end;
@@ -234,7 +241,7 @@ const char *parse_framing(const h2o_headers_t *headers, int version, const char 
                 return "conflicting Content-Length headers";
             cl = v;
         }
-        p = e < end ? e : NULL;
+        p = e < end ? e + 1 : NULL;
     }
     if (te && cl.base != NULL)
         return "both Content-Length and Transfer-Encoding";
