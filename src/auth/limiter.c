@@ -105,7 +105,8 @@ int limiter_trusted(const char *list, const char *addr)
 void limiter_client_addr(char *buf, size_t len, const char *peer, const char *xff, size_t xff_len, const char *trusted)
 {
     snprintf(buf, len, "%s", peer);
-    if (trusted == NULL || *trusted == '\0' || buf[0] == '\0' || xff == NULL || !limiter_trusted(trusted, buf))
+    /* the whole peer address is looked up, not what fits in buf: a cut one could be another, listed address */
+    if (trusted == NULL || *trusted == '\0' || buf[0] == '\0' || xff == NULL || !limiter_trusted(trusted, peer))
         return;
     const char *last = xff + xff_len;
     while (last > xff && last[-1] != ',')

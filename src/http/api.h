@@ -79,6 +79,8 @@ void api_jwks(h2o_req_t *req);
 
 /** Parse a digest from a URL or query; on failure answer 400 DIGEST_INVALID and return -1. */
 int api_digest_arg(h2o_req_t *req, const char *s, digest_t *out);
+/** Answer 400 DIGEST_INVALID for digest `s`, which digest_parse refused with `e`. */
+void api_digest_refuse(h2o_req_t *req, digest_err_t e, const char *s);
 
 /** A write (upload or manifest) may go ahead: 0; or the volume is below storage.min_free: answered 507, -1. */
 int api_space_ok(h2o_req_t *req);

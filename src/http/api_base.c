@@ -123,16 +123,17 @@ int api_space_ok(h2o_req_t *req)
     return -1;
 }
 
+void api_digest_refuse(h2o_req_t *req, digest_err_t e, const char *s)
+{
+    res_error(req, ERR_DIGEST_INVALID, e == DIGEST_EUNSUPPORTED ? "unsupported digest algorithm" : "invalid digest",
+              json_pack("{s:s}", "digest", s));
+}
+
 int api_digest_arg(h2o_req_t *req, const char *s, digest_t *out)
 {
-    switch (digest_parse(out, s, strlen(s))) {
-    case DIGEST_OK:
+    digest_err_t e = digest_parse(out, s, strlen(s));
+    if (e == DIGEST_OK)
         return 0;
-    case DIGEST_EUNSUPPORTED:
-        res_error(req, ERR_DIGEST_INVALID, "unsupported digest algorithm", json_pack("{s:s}", "digest", s));
-        return -1;
-    default:
-        res_error(req, ERR_DIGEST_INVALID, "invalid digest", json_pack("{s:s}", "digest", s));
-        return -1;
-    }
+    api_digest_refuse(req, e, s);
+    return -1;
 }

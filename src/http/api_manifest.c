@@ -31,21 +31,29 @@ typedef struct {
 /* Parse the reference: a digest (it has a colon) or a tag. Answers the error and returns -1 if invalid. */
 static int parse_reference(route_t *r, digest_t *d, const char **tag)
 {
-    size_t len = strlen(r->ref);
     *tag = NULL;
-    if (memchr(r->ref, ':', len) != NULL)
-        return api_digest_arg(r->req, r->ref, d);
-    if (!tag_valid(r->ref, len)) {
-        /* the spec's table has no tag code: a push to an invalid tag is an invalid manifest push, and a
-         * manifest under an invalid tag cannot exist */
-        if (method_is(r->req, "PUT"))
-            res_error(r->req, ERR_MANIFEST_INVALID, "invalid tag", json_pack("{s:s}", "tag", r->ref));
-        else
-            res_error(r->req, ERR_MANIFEST_UNKNOWN, "invalid tag", json_pack("{s:s}", "tag", r->ref));
+    switch (reference_parse(r->ref, strlen(r->ref), d)) {
+    case REFERENCE_TAG:
+        *tag = r->ref;
+        return 0;
+    case REFERENCE_DIGEST:
+        return 0;
+    case REFERENCE_EDIGEST:
+        api_digest_refuse(r->req, DIGEST_EMALFORMED, r->ref);
         return -1;
+    case REFERENCE_EUNSUPPORTED:
+        api_digest_refuse(r->req, DIGEST_EUNSUPPORTED, r->ref);
+        return -1;
+    case REFERENCE_ETAG:
+        break;
     }
-    *tag = r->ref;
-    return 0;
+    /* the spec's table has no tag code: a push to an invalid tag is an invalid manifest push, and a manifest under
+     * an invalid tag cannot exist */
+    if (method_is(r->req, "PUT"))
+        res_error(r->req, ERR_MANIFEST_INVALID, "invalid tag", json_pack("{s:s}", "tag", r->ref));
+    else
+        res_error(r->req, ERR_MANIFEST_UNKNOWN, "invalid tag", json_pack("{s:s}", "tag", r->ref));
+    return -1;
 }
 
 void api_manifest_get(route_t *r)

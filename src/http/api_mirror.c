@@ -251,12 +251,16 @@ static void follow(route_t *r, int is_blob, const digest_t *d, int by_tag, const
 void api_mirror_manifest_get(route_t *r)
 {
     digest_t d;
-    int by_tag = memchr(r->ref, ':', strlen(r->ref)) == NULL;
-    if (by_tag ? !tag_valid(r->ref, strlen(r->ref)) : api_digest_arg(r->req, r->ref, &d) != 0) {
-        if (by_tag)
-            res_error(r->req, ERR_MANIFEST_UNKNOWN, "invalid tag", json_pack("{s:s}", "tag", r->ref));
+    reference_t kind = reference_parse(r->ref, strlen(r->ref), &d);
+    if (kind == REFERENCE_ETAG) {
+        res_error(r->req, ERR_MANIFEST_UNKNOWN, "invalid tag", json_pack("{s:s}", "tag", r->ref));
         return;
     }
+    if (kind == REFERENCE_EDIGEST || kind == REFERENCE_EUNSUPPORTED) {
+        api_digest_refuse(r->req, kind == REFERENCE_EUNSUPPORTED ? DIGEST_EUNSUPPORTED : DIGEST_EMALFORMED, r->ref);
+        return;
+    }
+    int by_tag = kind == REFERENCE_TAG;
     metastore_manifest_t mf;
     int rc = metastore_manifest_get(r->tc->db, r->name, by_tag ? r->ref : NULL, &d, &mf);
     if (rc == BERTH_ERROR) {

@@ -11,6 +11,7 @@
 #include <openssl/crypto.h>
 #include "util/secret.h"
 #include "http/gate.h"
+#include "http/parse.h"
 #include "http/work.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -165,7 +166,7 @@ static void token_get(h2o_req_t *req, token_req_t *t)
     }
     char *user = NULL, *pass = NULL;
     if (len > 6 && strncasecmp(az, "Basic ", 6) == 0)
-        gate_parse_basic(&req->pool, az + 6, len - 6, &user, &pass);
+        parse_basic(&req->pool, az + 6, len - 6, &user, &pass);
     if (user == NULL) {
         gate_challenge(req, NULL, 0);
         return;

@@ -1,7 +1,6 @@
 #include <arpa/inet.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -162,31 +161,6 @@ static void decide(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
     p->then(r);
 }
 
-int gate_parse_basic(h2o_mem_pool_t *pool, const char *v, size_t len, char **user, char **pass)
-{
-    unsigned char buf[1024];
-    while (len > 0 && *v == ' ')
-        ++v, --len;
-    if (len == 0 || len > 1300)
-        return -1;
-    int n = EVP_DecodeBlock(buf, (const unsigned char *)v, (int)len);
-    if (n <= 0)
-        return -1;
-    while (n > 0 && len > 0 && v[len - 1] == '=') /* EVP_DecodeBlock counts padding as zero bytes */
-        --n, --len;
-    char *s = h2o_mem_alloc_pool(pool, (size_t)n + 1);
-    memcpy(s, buf, (size_t)n);
-    s[n] = '\0';
-    OPENSSL_cleanse(buf, sizeof(buf));
-    char *colon = strchr(s, ':');
-    if (colon == NULL || colon == s || strlen(s) != (size_t)n)
-        return -1;
-    *colon = '\0';
-    *user = s;
-    *pass = colon + 1;
-    return 0;
-}
-
 void gate_require(route_t *r, unsigned actions, int catalog, void (*then)(route_t *r))
 {
     h2o_req_t *req = r->req;
@@ -217,8 +191,7 @@ void gate_require(route_t *r, unsigned actions, int catalog, void (*then)(route_
         return;
     }
     char *user, *pass;
-    if (len > 6 && strncasecmp(az, "Basic ", 6) == 0 &&
-        gate_parse_basic(&req->pool, az + 6, len - 6, &user, &pass) == 0) {
+    if (len > 6 && strncasecmp(az, "Basic ", 6) == 0 && parse_basic(&req->pool, az + 6, len - 6, &user, &pass) == 0) {
         gate_login(req, user, pass, p, decide);
         return;
     }
@@ -241,7 +214,7 @@ int gate_head_authenticated(thread_ctx_t *tc, const char *head, size_t len)
         h2o_mem_pool_t pool;
         h2o_mem_init_pool(&pool);
         char *user, *pass;
-        if (gate_parse_basic(&pool, az.base + 6, az.len - 6, &user, &pass) == 0) {
+        if (parse_basic(&pool, az.base + 6, az.len - 6, &user, &pass) == 0) {
             known = auth_basic_known(cache, tc->db, user, pass);
             OPENSSL_cleanse(pass, strlen(pass));
         }

@@ -36,9 +36,6 @@ void gate_challenge(h2o_req_t *req, const char *scope, int insufficient);
 void gate_login(h2o_req_t *req, const char *user, const char *password, void *ctx,
                 void (*done)(h2o_req_t *req, auth_principal_t *who, void *ctx, int status));
 
-/** Decode the base64 part of "Basic …" into `user` and `password` (pool strings). 0, or -1 if malformed. */
-int gate_parse_basic(h2o_mem_pool_t *pool, const char *v, size_t len, char **user, char **password);
-
 /**
  * For the connection watchdog, on the loop's thread: whether the raw HTTP/1 head `head` carries credentials known
  * good without hashing a password (a valid Bearer token, an access token, a cached password), or the mode needs

@@ -1,4 +1,6 @@
 #include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include "http/parse.h"
 #include "oci/name.h"
 #include "oci/scope.h"
@@ -185,16 +187,29 @@ static int header_is(const char *p, const char *e, const char *name, h2o_iovec_t
     return 1;
 }
 
+/* Where the header lines of the raw HTTP/1 head `head` start: after the request line, and after the one empty line
+ * that h2o's parser skips before it (RFC 9112 2.2); NULL while the request line is incomplete. */
+static const char *head_lines(const char *head, size_t len)
+{
+    const char *end = head + len;
+    if (len >= 2 && head[0] == '\r' && head[1] == '\n')
+        head += 2;
+    else if (len >= 1 && head[0] == '\n')
+        head += 1;
+    const char *nl = memchr(head, '\n', (size_t)(end - head));
+    return nl != NULL ? nl + 1 : NULL;
+}
+
 int parse_head_header(const char *head, size_t len, const char *name, h2o_iovec_t *value)
 {
-    const char *p = memchr(head, '\n', len), *end = head + len;
-    while (p != NULL && ++p < end && *p != '\r' && *p != '\n') {
+    const char *end = head + len;
+    for (const char *p = head_lines(head, len); p != NULL && p < end && *p != '\r' && *p != '\n';) {
         const char *e = memchr(p, '\n', (size_t)(end - p));
         if (e == NULL)
             return 0; /* an incomplete line */
         if (header_is(p, e, name, value))
             return 1;
-        p = e;
+        p = e + 1;
     }
     return 0;
 }
@@ -210,8 +225,8 @@ const char *parse_framing(const h2o_headers_t *headers, int version, const char 
     /* HTTP/1: h2o keeps one Host and one Content-Length of the head it parsed; look at the head itself */
     unsigned hosts = 0, te = 0;
     h2o_iovec_t cl = {NULL, 0}, v;
-    const char *p = memchr(head, '\n', len), *end = head + len;
-    while (p != NULL && ++p < end && *p != '\r' && *p != '\n') {
+    const char *end = head + len;
+    for (const char *p = head_lines(head, len); p != NULL && p < end && *p != '\r' && *p != '\n';) {
         const char *e = memchr(p, '\n', (size_t)(end - p));
         if (e == NULL)
             e = end;
@@ -226,7 +241,7 @@ const char *parse_framing(const h2o_headers_t *headers, int version, const char 
                 return "conflicting Content-Length headers";
             cl = v;
         }
-        p = e < end ? e : NULL;
+        p = e < end ? e + 1 : NULL;
     }
     if (te && cl.base != NULL)
         return "both Content-Length and Transfer-Encoding";
@@ -242,7 +257,7 @@ static int accept_matches(const char *a, size_t alen, const char *mt)
     if (h2o_memis(a, alen, H2O_STRLIT("*/*")))
         return 1;
     if (alen >= 2 && a[alen - 1] == '*' && a[alen - 2] == '/') /* a type wildcard such as application/<anything> */
-        return strncmp(a, mt, alen - 1) == 0;
+        return alen - 1 <= strlen(mt) && memcmp(a, mt, alen - 1) == 0;
     return h2o_memis(a, alen, mt, strlen(mt));
 }
 
@@ -266,4 +281,29 @@ int parse_accepts(const h2o_headers_t *headers, const char *mt)
         }
     }
     return !seen;
+}
+
+int parse_basic(h2o_mem_pool_t *pool, const char *v, size_t len, char **user, char **pass)
+{
+    unsigned char buf[1024];
+    while (len > 0 && *v == ' ')
+        ++v, --len;
+    if (len == 0 || len > 1300)
+        return -1;
+    int n = EVP_DecodeBlock(buf, (const unsigned char *)v, (int)len);
+    if (n <= 0)
+        return -1;
+    while (n > 0 && len > 0 && v[len - 1] == '=') /* EVP_DecodeBlock counts padding as zero bytes */
+        --n, --len;
+    char *s = h2o_mem_alloc_pool(pool, (size_t)n + 1);
+    memcpy(s, buf, (size_t)n);
+    s[n] = '\0';
+    OPENSSL_cleanse(buf, sizeof(buf));
+    char *colon = strchr(s, ':');
+    if (colon == NULL || colon == s || strlen(s) != (size_t)n)
+        return -1;
+    *colon = '\0';
+    *user = s;
+    *pass = colon + 1;
+    return 0;
 }

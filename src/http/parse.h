@@ -1,7 +1,8 @@
 /*
- * Reading requests without a server: which endpoint a path and a method name (the router dispatches on it), and
- * whether an Accept list allows a media type. Pure functions over strings and h2o's header vector, so that the
- * unit tests (tests/unit/router_test.c, request_test.c) call them directly.
+ * Reading requests without a server: which endpoint a path and a method name (the router dispatches on it),
+ * whether an Accept list allows a media type, and the credentials of a Basic Authorization header. Pure functions
+ * over strings and h2o's header vector and pool, so that the unit tests (tests/unit/router_test.c, request_test.c)
+ * and the fuzzers (fuzz/) call them directly.
  */
 #ifndef BERTH_HTTP_PARSE_H
 #define BERTH_HTTP_PARSE_H
@@ -84,5 +85,12 @@ int parse_head_header(const char *head, size_t len, const char *name, h2o_iovec_
  * (q=0 allows too). No Accept header allows anything.
  */
 int parse_accepts(const h2o_headers_t *headers, const char *mt);
+
+/**
+ * Decode the credentials of an `Authorization: Basic` header: `v` (`len` bytes) is what follows "Basic ", the base64
+ * of "user:password". Sets `user` (non-empty, no colon) and `password` (may hold colons) to strings in `pool`.
+ * 0, or -1 if malformed (also for a NUL byte inside, or more than 1300 characters).
+ */
+int parse_basic(h2o_mem_pool_t *pool, const char *v, size_t len, char **user, char **password);
 
 #endif

@@ -51,6 +51,24 @@ static const char *media_type_base(const char *mt, size_t len, size_t *outlen)
     return mt;
 }
 
+/* RFC 6838 4.2 restricted-name: [A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}; returns its length at s (0 if none). */
+static size_t restricted_name(const char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len && i < 127 &&
+           ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+            (i != 0 && s[i] != '\0' && strchr("!#$&^_.+-", s[i]) != NULL)))
+        ++i;
+    return i;
+}
+
+/* A media type as RFC 6838 names one, which the image spec requires of mediaType: type "/" subtype, no parameters. */
+static int media_type_valid(const char *s, size_t len)
+{
+    size_t t = restricted_name(s, len);
+    return t != 0 && t < len && s[t] == '/' && restricted_name(s + t + 1, len - t - 1) == len - t - 1 && len - t > 1;
+}
+
 static int span_is(const char *s, size_t len, const char *lit)
 {
     return s != NULL && len == strlen(lit) && memcmp(s, lit, len) == 0;
@@ -312,6 +330,11 @@ manifest_err_t manifest_parse(manifest_t **out, const char *content_type, size_t
         /* An empty mediaType says nothing (Go's omitempty would have dropped it). */
         if ((bmtlen = json_string_length(v)) != 0)
             bmt = json_string_value(v);
+        /* It becomes the Content-Type of every pull: one with parameters would be read as another type. */
+        if (bmt != NULL && !media_type_valid(bmt, bmtlen)) {
+            set_err(&e, "mediaType \"%.*s\" is not a media type (type/subtype, RFC 6838)", quoted_len(bmtlen), bmt);
+            goto Exit;
+        }
     }
     if (is_schema1(bmt, bmtlen)) {
         set_err(&e, "Docker schema 1 manifests are not supported");

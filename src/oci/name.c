@@ -2,6 +2,7 @@
  * Repository names and tags, matched by hand against the distribution spec's grammar (no regex: names arrive on
  * every request, and the grammar is small enough that a loop is clearer than a pattern).
  */
+#include <string.h>
 #include "oci/name.h"
 
 static int is_lower_alnum(char c)
@@ -57,4 +58,18 @@ int tag_valid(const char *s, size_t len)
         if (!is_tag_char(s[i]))
             return 0;
     return 1;
+}
+
+reference_t reference_parse(const char *s, size_t len, digest_t *d)
+{
+    if (memchr(s, ':', len) == NULL)
+        return tag_valid(s, len) ? REFERENCE_TAG : REFERENCE_ETAG;
+    switch (digest_parse(d, s, len)) {
+    case DIGEST_OK:
+        return REFERENCE_DIGEST;
+    case DIGEST_EUNSUPPORTED:
+        return REFERENCE_EUNSUPPORTED;
+    default:
+        return REFERENCE_EDIGEST;
+    }
 }

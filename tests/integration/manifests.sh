@@ -206,6 +206,10 @@ jq '.layers[0].digest = "sha256:not-a-digest"' "$T/m1b" >"$T/baddigest"
 api PUT /v2/m/img/manifests/junk -H "Content-Type: $MT_OCI_MANIFEST" --data-binary "@$T/baddigest"
 is_error "layer with a malformed digest -> 400 MANIFEST_INVALID (or DIGEST_INVALID)" \
     400 MANIFEST_INVALID 400 DIGEST_INVALID
+# found by fuzz/fuzz_manifest.c: without a Content-Type, a mediaType with parameters was stored and served as one
+jq '.mediaType += ";x=1"' "$T/m1b" >"$T/mtparam"
+api PUT /v2/m/img/manifests/junk -H "Content-Type:" --data-binary "@$T/mtparam"
+is_error "a mediaType with a parameter (no Content-Type) -> 400 MANIFEST_INVALID" 400 MANIFEST_INVALID
 jq '.layers[0].size = "big"' "$T/m1b" >"$T/badsize"
 api PUT /v2/m/img/manifests/junk -H "Content-Type: $MT_OCI_MANIFEST" --data-binary "@$T/badsize"
 is_error "layer size that is not a number -> 400 MANIFEST_INVALID" 400 MANIFEST_INVALID

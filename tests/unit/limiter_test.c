@@ -128,6 +128,14 @@ static void test_client_addr(void)
     const char *xff = "1.2.3.4, 5.6.7.8";
     limiter_client_addr(buf, sizeof(buf), "10.0.0.1", xff, 7, "10.0.0.1");
     ok(strcmp(buf, "1.2.3.4") == 0, "the header's length is respected (no NUL needed)");
+
+    /* found by fuzz/fuzz_forwarded.c: the peer was looked up in the list as cut to the buffer, so that with a buffer
+     * shorter than the address an untrusted peer whose address starts with a listed one was trusted (berth's
+     * buffers hold any address: a latent bug) */
+    limiter_client_addr(buf, 7, "10.0.0.1", "6.6.6", 5, "10.0.0");
+    ok(strcmp(buf, "10.0.0") == 0, "a peer cut to the buffer is not the listed address it was cut to");
+    limiter_client_addr(buf, 7, "192.0.2.7", "39", 2, "192.0.2.7");
+    ok(strcmp(buf, "39") == 0, "a listed peer cut to the buffer is still listed");
 }
 
 int main(void)

@@ -334,6 +334,28 @@ static void test_invalid(void)
     expect_fail("Content-Type mismatch", MT_DOCKER_MANIFEST,
                 "{'schemaVersion':2,'mediaType':'" MT_OCI_MANIFEST "'," cfg ",'layers':[]}", MANIFEST_EINVALID,
                 "does not match the Content-Type");
+    /* found by fuzz/fuzz_manifest.c: a mediaType with parameters was stored and served as the Content-Type, where a
+     * client reads it as another type (and berth itself refused the same bytes pushed under that Content-Type) */
+    expect_fail("mediaType with a parameter", NULL,
+                "{'schemaVersion':2,'mediaType':'application/vnd.oci.image.man;ifest.v1+json'," cfg ",'layers':[]}",
+                MANIFEST_EINVALID, "is not a media type");
+    expect_fail("mediaType with a space", NULL,
+                "{'schemaVersion':2,'mediaType':'" MT_OCI_MANIFEST " '," cfg ",'layers':[]}", MANIFEST_EINVALID,
+                "is not a media type");
+    expect_fail("mediaType without a subtype", NULL,
+                "{'schemaVersion':2,'mediaType':'application/'," cfg ",'layers':[]}", MANIFEST_EINVALID,
+                "is not a media type");
+    expect_fail("mediaType without a slash", NULL, "{'schemaVersion':2,'mediaType':'manifest'," cfg ",'layers':[]}",
+                MANIFEST_EINVALID, "is not a media type");
+    expect_fail("mediaType starting with '+'", NULL, "{'schemaVersion':2,'mediaType':'+a/b'," cfg ",'layers':[]}",
+                MANIFEST_EINVALID, "is not a media type");
+    manifest_t *m;
+    ok(parse(&m, NULL, "{'schemaVersion':2,'mediaType':'application/vnd.example+json'," cfg ",'layers':[]}") ==
+               MANIFEST_OK &&
+           strcmp(m->media_type, "application/vnd.example+json") == 0,
+       "another media type in RFC 6838's form is taken (%s)", err);
+    manifest_free(m);
+
     expect_fail("Content-Type differs in case", "Application/vnd.oci.image.index.v1+json",
                 "{'schemaVersion':2,'mediaType':'" MT_OCI_INDEX "','manifests':[]}", MANIFEST_EINVALID,
                 "does not match");

@@ -1,9 +1,11 @@
-/* Unit tests for the mirrors list (src/config/config.c), the choice of mirror and names (src/mirror/mirror.c), and
- * the routing of a request by the repositories a real database holds (src/mirror/route.c). */
+/* Unit tests for the mirrors list (src/config/config.c), the choice of mirror and names (src/mirror/mirror.c), the
+ * routing of a request by the repositories a real database holds (src/mirror/route.c), and the parameters of an
+ * upstream's challenge (src/mirror/challenge.c). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "mirror/challenge.h"
 #include "mirror/mirror.h"
 #include "mirror/route.h"
 #include "oci/name.h"
@@ -160,6 +162,34 @@ static void test_route(void)
         exit(2);
 }
 
+/* The value of `key` in challenge `ch` is `want` (NULL: absent), read into a buffer of `size` bytes. */
+static int param(const char *ch, const char *key, size_t size, const char *want)
+{
+    char buf[64];
+    memset(buf, 'X', sizeof(buf));
+    int r = challenge_param(ch, key, buf, size);
+    return want == NULL ? r == -1 : r == 0 && strcmp(buf, want) == 0;
+}
+
+static void test_challenge(void)
+{
+    static const char hub[] =
+        "realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\",scope=\"repository:library/x:pull\"";
+    ok(param(hub, "realm", 64, "https://auth.docker.io/token"), "Docker Hub's realm");
+    ok(param(hub, "service", 64, "registry.docker.io"), "its service");
+    ok(param(hub, "scope", 64, "repository:library/x:pull"), "its scope");
+    ok(param(hub, "error", 64, NULL), "no error parameter");
+    ok(param(hub, "REALM", 64, "https://auth.docker.io/token"), "keys are matched without case");
+    ok(param("realm=https://ghcr.io/token,service=ghcr.io", "service", 64, "ghcr.io"), "unquoted values (tokens)");
+    ok(param("realm=\"a\\\"b\\\\c\"", "realm", 64, "a\"b\\c"), "backslash escapes in a quoted value");
+    ok(param("scope=\"a,realm=evil\",realm=\"good\"", "realm", 64, "good"), "a key inside a quoted value is not one");
+    ok(param("realm=\"x\" , , service=\"y\"", "service", 64, "y"), "spaces and empty items between parameters");
+    ok(param("realm=\"https://auth.example/token\"", "realm", 8, "https:/"), "a value cut to its buffer");
+    ok(param("realm=\"unterminated", "realm", 64, "unterminated"), "an unterminated quoted value runs to the end");
+    ok(param("realm", "realm", 64, NULL), "a key without a value");
+    ok(param("", "realm", 64, NULL), "nothing");
+}
+
 int main(void)
 {
     config_t cfg;
@@ -248,6 +278,7 @@ int main(void)
     ok(fails_with("mirrors:\n  - upstream: http://x\n    library: maybe\n", "invalid boolean"), "library: maybe");
 
     test_route();
+    test_challenge();
     unlink(path);
     return tap_done();
 }

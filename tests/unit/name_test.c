@@ -1,4 +1,4 @@
-/* Unit tests for src/oci/name.c: the distribution spec's repository-name and tag grammar. */
+/* Unit tests for src/oci/name.c: the distribution spec's repository-name, tag and reference grammar. */
 #include <stdlib.h>
 #include <string.h>
 #include "oci/name.h"
@@ -200,10 +200,42 @@ static void test_tags(void)
     ok(!tag_exact(buf, 128), "128 dots is invalid");
 }
 
+static reference_t ref(const char *s, digest_t *d)
+{
+    size_t len = strlen(s);
+    char *copy = malloc(len != 0 ? len : 1);
+    memcpy(copy, s, len);
+    reference_t r = reference_parse(copy, len, d);
+    free(copy);
+    return r;
+}
+
+static void test_references(void)
+{
+#define HEX "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    digest_t d;
+    ok(ref("latest", &d) == REFERENCE_TAG, "a tag");
+    ok(ref("v1.0_RC-2", &d) == REFERENCE_TAG, "a tag with punctuation");
+    ok(ref("sha256:" HEX, &d) == REFERENCE_DIGEST && strcmp(d.str, "sha256:" HEX) == 0 && d.algo == DIGEST_SHA256,
+       "a digest, parsed");
+    ok(ref("sha256-" HEX, &d) == REFERENCE_TAG, "a tag that looks like a digest without its colon");
+    ok(ref("md5:d41d8cd98f00b204e9800998ecf8427e", &d) == REFERENCE_EUNSUPPORTED, "a digest of another algorithm");
+    ok(ref("sha256:abc", &d) == REFERENCE_EDIGEST, "a short sha256 digest");
+    ok(ref("SHA256:" HEX, &d) == REFERENCE_EDIGEST, "an algorithm in capitals is no digest");
+    ok(ref(":", &d) == REFERENCE_EDIGEST, "a colon alone is no digest");
+    ok(ref("latest:", &d) == REFERENCE_EDIGEST, "a colon makes it a digest, never a tag");
+    ok(ref(".hidden", &d) == REFERENCE_ETAG, "an invalid tag");
+    ok(ref("a/b", &d) == REFERENCE_ETAG, "a slash is in no tag");
+    ok(ref("", &d) == REFERENCE_ETAG, "nothing");
+    ok(reference_parse("latest:x", 6, &d) == REFERENCE_TAG, "only len bytes are looked at");
+#undef HEX
+}
+
 int main(void)
 {
     test_names();
     test_name_lengths();
     test_tags();
+    test_references();
     return tap_done();
 }

@@ -1,5 +1,5 @@
 /*
- * Reading what a request carries, without a server: the Accept headers (http/parse.h) and
+ * Reading what a request carries, without a server: the Accept headers and Basic credentials (http/parse.h), and
  * application/x-www-form-urlencoded values, as in a query or a token POST (form_value, http/response.h).
  */
 #include <string.h>
@@ -49,6 +49,13 @@ static void test_accepts(void)
     ACCEPTS(1, "the type in the second of two headers", "text/plain", OCI);
     ACCEPTS(0, "two headers, neither with the type", "text/plain", "application/json");
     ACCEPTS(1, "an empty header and one with the type", "", OCI);
+
+    /* found by fuzz/fuzz_accept.c: a type wildcard was compared with strncmp, so that the whole type, a NUL and a
+     * wildcard's slash and star made a wildcard of that type (h2o refuses a NUL in a header: no request sends it) */
+    h2o_headers_t hs = {NULL};
+    static const char nul[] = OCI "\0/*";
+    h2o_add_header(&pool, &hs, H2O_TOKEN_ACCEPT, NULL, nul, sizeof(nul) - 1);
+    ok(!parse_accepts(&hs, OCI), "the type, a NUL and \"/*\" is no wildcard of it");
 }
 
 static const char *form(const char *s, const char *key, int nth)
@@ -99,11 +106,46 @@ static void test_form(void)
     ok(is(form_value(&pool, "a=123&b=4", 5, "b", 0), NULL), "nor keys beyond them");
 }
 
+/* "Basic " credentials: the header's value after "Basic " */
+static int basic(const char *v, const char *user, const char *pass)
+{
+    char *u = NULL, *p = NULL;
+    int r = parse_basic(&pool, v, strlen(v), &u, &p);
+    if (user == NULL)
+        return r == -1;
+    return r == 0 && strcmp(u, user) == 0 && strcmp(p, pass) == 0;
+}
+
+static void test_basic(void)
+{
+    char longer[1400];
+
+    ok(basic("dXNlcjpwYXNz", "user", "pass"), "user:pass");
+    ok(basic("  dXNlcjpwYXNz", "user", "pass"), "spaces before the credentials");
+    ok(basic("YWxhZGRpbjpvcGVuIHNlc2FtZQ==", "aladdin", "open sesame"), "padding (==)");
+    ok(basic("YTpiYw==", "a", "bc"), "padding (==), short");
+    ok(basic("YTpiY2Q=", "a", "bcd"), "padding (=)");
+    ok(basic("dTpwOnc6eA==", "u", "p:w:x"), "a password with colons");
+    ok(basic("YTo=", "a", ""), "an empty password");
+    ok(basic("Og==", NULL, NULL), "an empty user is refused");
+    ok(basic("dXNlcnBhc3M=", NULL, NULL), "no colon is refused");
+    ok(basic("dXNlcgBuYW1lOnB3", NULL, NULL), "a NUL inside is refused");
+    ok(basic("", NULL, NULL), "nothing is refused");
+    ok(basic("dXNlcjpwYXN", NULL, NULL), "a length that is not a multiple of 4 is refused");
+    ok(basic("dXNl*jpwYXNz", NULL, NULL), "a character outside base64 is refused");
+    memset(longer, 'Q', sizeof(longer));
+    memcpy(longer, "YTpi", 4); /* "a:b" then 'A' bytes */
+    longer[1300] = '\0';
+    ok(parse_basic(&pool, longer, 1300, &(char *){NULL}, &(char *){NULL}) == 0, "1300 characters are read");
+    ok(parse_basic(&pool, longer, 1304, &(char *){NULL}, &(char *){NULL}) == -1, "1304 are too many");
+}
+
 int main(void)
 {
     h2o_mem_init_pool(&pool);
     test_accepts();
     test_form();
+    test_basic();
     h2o_mem_clear_pool(&pool);
     return tap_done();
 }

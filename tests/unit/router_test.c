@@ -307,6 +307,13 @@ static void test_framing(void)
     ok(framing(0x101, "PUT / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n") != NULL,
        "Content-Length beside Transfer-Encoding");
     ok(framing(0x101, "PUT / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n") == NULL, "chunked alone");
+    /* found by fuzz/fuzz_framing.c: h2o skips one empty line before the request line, which was read as the request
+     * line here, and the real one as a header */
+    ok(framing(0x101, "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n") == NULL, "an empty line before the request line");
+    ok(framing(0x101, "\nGET / HTTP/1.1\nHost: a\n\n") == NULL, "an empty line (LF) before the request line");
+    ok(framing(0x101, "\r\nHost:x / HTTP/1.1\r\nHost: a\r\n\r\n") == NULL,
+       "after an empty line, a request line that looks like a Host header is the request line");
+    ok(framing(0x101, "\r\nHost:x / HTTP/1.1\r\n\r\n") != NULL, "... so that without a Host header it has none");
 
     /* HTTP/2: no head, only the header list */
     h2o_mem_pool_t pool;
@@ -320,11 +327,41 @@ static void test_framing(void)
     h2o_mem_clear_pool(&pool);
 }
 
+/* The value of header `name` in raw head `head` as the watchdog reads it, or "(none)". */
+static const char *head_header(const char *head, const char *name)
+{
+    static char buf[128];
+    h2o_iovec_t v;
+    if (!parse_head_header(head, strlen(head), name, &v))
+        return "(none)";
+    snprintf(buf, sizeof(buf), "%.*s", (int)v.len, v.base);
+    return buf;
+}
+
+static void test_head_header(void)
+{
+    static const char head[] = "POST /v2/a/blobs/uploads/ HTTP/1.1\r\nHost: a\r\nAuthorization:  Basic eA== \r\n"
+                               "authorization: Bearer second\r\n\r\nAuthorization: in the body";
+    ok(strcmp(head_header(head, "authorization"), "Basic eA==") == 0, "the first of the name, blanks trimmed");
+    ok(strcmp(head_header(head, "host"), "a") == 0, "another header");
+    ok(strcmp(head_header(head, "cookie"), "(none)") == 0, "absent");
+    ok(strcmp(head_header("GET / HTTP/1.1\r\nAuthorization: Bearer x", "authorization"), "(none)") == 0,
+       "an incomplete line is not read");
+    ok(strcmp(head_header("GET / HTTP/1.1\nAuthorization: Bearer x\n\n", "authorization"), "Bearer x") == 0,
+       "bare line feeds");
+    /* found by fuzz/fuzz_framing.c: as parse_framing, the empty line h2o skips was taken for the request line */
+    ok(strcmp(head_header("\r\nAuthorization:x / HTTP/1.1\r\nHost: a\r\n\r\n", "authorization"), "(none)") == 0,
+       "after an empty line, the request line is no header");
+    ok(strcmp(head_header("\r\nGET / HTTP/1.1\r\nAuthorization: Bearer y\r\n\r\n", "authorization"), "Bearer y") == 0,
+       "after an empty line, the headers are read");
+}
+
 int main(void)
 {
     test_cases();
     test_details();
     test_allow();
     test_framing();
+    test_head_header();
     return tap_done();
 }
