@@ -2,6 +2,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,9 @@ static struct {
     limiter_t *addr_limiter; /* per address, whatever the account name: against password spraying */
     int64_t credential_ttl_s;
     unsigned char hmac_key[32]; /* keys the caches and the limiter: an HMAC of the credentials, never the password */
-} auth;
+    auth_cache_t *shared;       /* passwords verified on any loop, behind the per-loop caches; under shared_lock */
+    pthread_mutex_t shared_lock;
+} auth = {.shared_lock = PTHREAD_MUTEX_INITIALIZER};
 
 struct auth_cache {
     cache_t *entries; /* 'c' passwords and 't' Bearer tokens, keyed by an HMAC of them, stamped with the auth generation
@@ -61,6 +65,7 @@ int auth_init(const config_t *cfg, int (*mirror_creates)(const char *repo), char
         auth_dispose();
         return -1;
     }
+    auth.shared = auth_cache_new();
     auth.limiter = limiter_new(cfg->auth_login_failures, cfg->auth_login_backoff_ms);
     auth.addr_limiter = limiter_new(cfg->auth_login_failures_per_address, cfg->auth_login_backoff_ms);
     return 0;
@@ -71,7 +76,9 @@ void auth_dispose(void)
     token_keys_dispose(&auth.keys);
     limiter_free(auth.limiter);
     limiter_free(auth.addr_limiter);
-    OPENSSL_cleanse(&auth, sizeof(auth));
+    auth_cache_free(auth.shared);
+    OPENSSL_cleanse(&auth, offsetof(typeof(auth), shared_lock));
+    auth.shared = NULL;
 }
 
 const token_keys_t *auth_keys(void)
@@ -121,9 +128,10 @@ static uint64_t cache_gen(metastore_t *db)
     return g < 0 ? 0 : (uint64_t)g + 1;
 }
 
-/* 1 with *who filled if `key` of `kind` is cached at `gen` and unexpired at `now`. */
+/* 1 with *who filled (and *until, the second it expires, unless NULL) if `key` of `kind` is cached at `gen` and
+ * unexpired at `now`. */
 static int cached(auth_cache_t *cache, char kind, const unsigned char *key, uint64_t gen, int64_t now,
-                  auth_principal_t *who)
+                  auth_principal_t *who, int64_t *until)
 {
     char hex[65];
     if (cache == NULL || gen == 0)
@@ -135,7 +143,30 @@ static int cached(auth_cache_t *cache, char kind, const unsigned char *key, uint
     if (v == NULL || v->num[0] <= now)
         return 0;
     memcpy(who, v->data, sizeof(*who));
+    if (until != NULL)
+        *until = v->num[0];
     return 1;
+}
+
+static void cache_keep(auth_cache_t *cache, char kind, const unsigned char *key, uint64_t gen, int64_t until,
+                       const auth_principal_t *who);
+
+/* A password known good at `gen`: in this loop's `cache`, else in the shared one (a client's connections land on
+ * any loop; without this each loop would hash the password again, and the connection watchdog, which asks only
+ * its own loop, would cut an upload whose password another loop verified). Found in the shared one, it is copied
+ * into `cache`. */
+static int password_cached(auth_cache_t *cache, const unsigned char *key, uint64_t gen, auth_principal_t *who)
+{
+    int64_t now = time_now_s();
+    int64_t until;
+    if (cached(cache, 'c', key, gen, now, who, NULL))
+        return 1;
+    pthread_mutex_lock(&auth.shared_lock);
+    int found = cached(auth.shared, 'c', key, gen, now, who, &until);
+    pthread_mutex_unlock(&auth.shared_lock);
+    if (found)
+        cache_keep(cache, 'c', key, gen, until, who);
+    return found;
 }
 
 static void cache_keep(auth_cache_t *cache, char kind, const unsigned char *key, uint64_t gen, int64_t until,
@@ -214,7 +245,7 @@ auth_status_t auth_basic(auth_cache_t *cache, metastore_t *db, const char *user,
         return access_token_login(db, user, password, who) == 0 ? AUTH_OK : AUTH_DENIED;
     unsigned char ck[32], lk[LIMITER_KEY_LEN], ak[LIMITER_KEY_LEN];
     hmac(ck, user, strlen(user), password, strlen(password));
-    if (cached(cache, 'c', ck, gen, time_now_s(), who))
+    if (password_cached(cache, ck, gen, who))
         return AUTH_OK;
     char addr[64] = "";
     client(client_ctx, addr, sizeof(addr)); /* only now: a cached password needs no address */
@@ -241,7 +272,7 @@ int auth_basic_known(auth_cache_t *cache, metastore_t *db, const char *user, con
         return access_token_login(db, user, password, &who) == 0;
     unsigned char ck[32];
     hmac(ck, user, strlen(user), password, strlen(password));
-    return cached(cache, 'c', ck, cache_gen(db), time_now_s(), &who);
+    return password_cached(cache, ck, cache_gen(db), &who);
 }
 
 void auth_check_run(auth_check_t *check)
@@ -255,8 +286,13 @@ int auth_check_finish(auth_check_t *check, auth_cache_t *cache, auth_principal_t
     limiter_record(auth.limiter, check->limit_key, ok, (int64_t)time_mono_ms());
     if (!ok) /* a success does not restore an address's budget: one good account must not reset a spray */
         limiter_record(auth.addr_limiter, check->addr_key, 0, (int64_t)time_mono_ms());
-    if (ok && cache != NULL && auth.credential_ttl_s > 0)
-        cache_keep(cache, 'c', check->cache_key, check->cache_gen, time_now_s() + auth.credential_ttl_s, &check->who);
+    if (ok && cache != NULL && auth.credential_ttl_s > 0) {
+        int64_t until = time_now_s() + auth.credential_ttl_s;
+        cache_keep(cache, 'c', check->cache_key, check->cache_gen, until, &check->who);
+        pthread_mutex_lock(&auth.shared_lock);
+        cache_keep(auth.shared, 'c', check->cache_key, check->cache_gen, until, &check->who);
+        pthread_mutex_unlock(&auth.shared_lock);
+    }
     if (ok)
         *who = check->who;
     OPENSSL_cleanse(check->password, strlen(check->password));
@@ -298,7 +334,7 @@ int auth_bearer(auth_cache_t *cache, metastore_t *db, const char *jwt, size_t le
     int64_t now = time_now_s();
     uint64_t gen = cache_gen(db);
     hmac(key, "bearer", 6, jwt, len);
-    if (cached(cache, 't', key, gen, now, who))
+    if (cached(cache, 't', key, gen, now, who, NULL))
         return 0;
     memset(who, 0, sizeof(*who));
     if (token_verify(&auth.keys, jwt, len, now, &who->claims, err, sizeof(err)) != 0) {

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/authlib.bash"
 
-start_berth BERTH_MODE=private BERTH_ADMIN_PASSWORD="$ADMIN_PW"
+start_berth BERTH_MODE=private BERTH_ADMIN_PASSWORD="$ADMIN_PW" BERTH_HTTP_THREADS=4
 adduser alice alice-pw-1 >/dev/null
 b repo grant 'alice/*' alice pull,push >/dev/null
 mkrand "$T/big" $((80 * 1024 * 1024))
@@ -43,13 +43,23 @@ read -r st sent secs < <(slow_put "$loc" -H "Authorization: Bearer $TOKEN")
 is "alice's 80 MiB PATCH at 16 MB/s with her token -> 202" "$st" 202
 is "... all of it sent" "$sent" $((80 * 1024 * 1024))
 
-# --- Basic credentials that berth has verified (cached) pass too; unverified ones are refused early
+# --- Basic credentials that berth has verified (cached) pass too, whichever event loop checked them and whichever
+# gets the upload's connection (4 loops, 6 connections); unverified ones are refused early
 api GET /v2/ -u alice:alice-pw-1
 is "alice's password checked once (GET /v2/ -> 200)" "$STATUS" 200
-api POST /v2/alice/y/blobs/uploads/ -u alice:alice-pw-1
-loc=$(resolve "$(hdr Location)")
-read -r st sent secs < <(slow_put "$loc" -u alice:alice-pw-1)
-is "a PATCH with her (cached) password -> 202" "$st" 202
+mkrand "$T/mid" $((6 * 1024 * 1024))
+pids=()
+for i in 1 2 3 4 5 6; do
+    api POST /v2/alice/y/blobs/uploads/ -u alice:alice-pw-1
+    loc=$(resolve "$(hdr Location)")
+    curl -s -o /dev/null -w '%{http_code} %{size_upload}\n' --limit-rate 3M -X PATCH -H 'Expect:' \
+        -H 'Content-Type: application/octet-stream' --data-binary "@$T/mid" -u alice:alice-pw-1 "$loc" >"$T/patch.$i" &
+    pids+=($!)
+done
+wait "${pids[@]}"
+for i in 1 2 3 4 5 6; do
+    is "PATCH $i of 6 MiB at 3 MB/s with her (cached) password -> 202, all sent" "$(cat "$T/patch.$i")" "202 $((6 * 1024 * 1024))"
+done
 read -r st sent secs < <(slow_put "$loc" -u alice:not-her-password)
 is "a PATCH with a wrong password: closed early" "$st" 000
 

@@ -79,6 +79,18 @@ static void test_passwords(void)
     ok(login("alice", "alice-pw", "10.0.0.1", 1, &who) == AUTH_OK && strcmp(who.name, "alice") == 0,
        "then a hit: no check, the same principal");
     ok(login("alice", "alice-pw", "10.9.9.9", 1, &who) == AUTH_OK, "the cache does not depend on the address");
+    auth_cache_t *mine = cache, *other = auth_cache_new(); /* another event loop's */
+    ok(auth_basic_known(other, rd, "alice", "alice-pw") && !auth_basic_known(other, rd, "alice", "alice-pw2"),
+       "another loop knows the password this one verified (the connection watchdog asks its own loop)");
+    cache = other;
+    ok(login("alice", "alice-pw", "10.0.0.1", 1, &who) == AUTH_OK && strcmp(who.name, "alice") == 0,
+       "... and logs her in without hashing it again");
+    cache = mine;
+    bump_generation();
+    ok(!auth_basic_known(other, rd, "alice", "alice-pw") && !auth_basic_known(mine, rd, "alice", "alice-pw"),
+       "the generation moved: no loop knows it any more");
+    auth_cache_free(other);
+    ok(login("alice", "alice-pw", "10.0.0.1", 1, &who) == AUTH_CHECK, "checked again, cached again");
     ok(login("alice", "alice-pw2", "10.0.0.1", 1, &who) == AUTH_DENIED, "another password is no hit");
     ok(login("nobody", "x", "10.0.0.1", 1, &who) == AUTH_DENIED && !who.authenticated,
        "an unknown user: checked, refused");
