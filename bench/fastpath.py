@@ -24,6 +24,14 @@ repository startup/r<m mod REPOS> under tag t<m>. Every blob is linked to the re
       tag "latest", as a cross-repository mount + manifest PUT leaves them. The blobs, the manifest and the first
       tag or repository must already exist (pushed through the API): this writes tags or repositories FIRST..COUNT-1
       as the API wrote the first one, and bench/run compares a fast-path one with an API one, file by file.
+  fastpath.py dist-store ROOT MANIFESTS REPOS
+      the same content as `sql` (blobs, manifests, tags) as docker-registry's filesystem driver stores it, for the
+      gc workload: blobs/sha256/xx/<hex>/data for every blob and manifest; in each repository the _layers links of
+      its blobs, the manifest's revision link and tag t<m> (current and index links).
+  fastpath.py repo M REPOS
+      prints manifest M's repository.
+  fastpath.py delete URL FIRST COUNT REPOS
+      DELETE manifests FIRST .. FIRST+COUNT-1 by digest through the API (keep-alive; 202 expected).
 """
 import hashlib, http.client, json, os, sqlite3, sys, time, urllib.parse
 
@@ -180,6 +188,43 @@ def cmd_dist(root, kind, name, count, mdigest, layers, first=0):
         sys.exit("fastpath dist: KIND is tags or repos")
 
 
+def cmd_dist_store(root, nman, nrepo):
+    v2 = os.path.join(root, "docker", "registry", "v2")
+    made = set()
+
+    def data(d, b):
+        hx = d[7:]
+        p = os.path.join(v2, "blobs", "sha256", hx[:2], hx)
+        if p not in made:
+            os.makedirs(p, exist_ok=True)
+            made.add(p)
+        with open(os.path.join(p, "data"), "wb") as f:
+            f.write(b)
+
+    for m in range(nman):
+        r = os.path.join(v2, "repositories", repo_of(m, nrepo))
+        d, body, refs = manifest(m)
+        for bd, bb in refs:
+            data(bd, bb)
+            write(os.path.join(r, "_layers", "sha256", bd[7:], "link"), bd)
+        data(d, body)
+        write(os.path.join(r, "_manifests", "revisions", "sha256", d[7:], "link"), d)
+        t = os.path.join(r, "_manifests", "tags", "t%06d" % m)
+        write(os.path.join(t, "current", "link"), d)
+        write(os.path.join(t, "index", "sha256", d[7:], "link"), d)
+
+
+def cmd_delete(url, first, count, nrepo):
+    u = urllib.parse.urlsplit(url)
+    c = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=60)
+    for m in range(first, first + count):
+        c.request("DELETE", "/v2/%s/manifests/%s" % (repo_of(m, nrepo), manifest(m)[0]))
+        r = c.getresponse()
+        r.read()
+        if r.status != 202:
+            sys.exit("fastpath delete: manifest %d -> %d" % (m, r.status))
+
+
 def main(a):
     if len(a) >= 4 and a[0] == "sql":
         cmd_sql(a[1], int(a[2]), int(a[3]), "--no-files" not in a)
@@ -194,6 +239,12 @@ def main(a):
             first = int(a[i + 1])
             a = a[:i] + a[i + 2:]
         cmd_dist(a[1], a[2], a[3], int(a[4]), a[5], a[6:], first)
+    elif len(a) == 4 and a[0] == "dist-store":
+        cmd_dist_store(a[1], int(a[2]), int(a[3]))
+    elif len(a) == 5 and a[0] == "delete":
+        cmd_delete(a[1], int(a[2]), int(a[3]), int(a[4]))
+    elif len(a) == 3 and a[0] == "repo":
+        print(repo_of(int(a[1]), int(a[2])))
     elif len(a) == 2 and a[0] == "digest":
         print(manifest(int(a[1]))[0])
     else:

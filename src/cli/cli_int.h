@@ -56,5 +56,6 @@ int cli_team(cli_t *c, int argc, char **argv);
 int cli_repo(cli_t *c, int argc, char **argv);
 int cli_token(cli_t *c, int argc, char **argv);
 int cli_fsck(cli_t *c, int argc, char **argv); /* argv[0] is "fsck" */
+int cli_gc(cli_t *c, int argc, char **argv);   /* argv[0] is "gc" */
 
 #endif

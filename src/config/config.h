@@ -42,6 +42,10 @@ typedef struct {
     uint64_t storage_min_free;          /* storage.min_free     1GiB */
     uint64_t storage_upload_ttl_ms;     /* storage.upload_ttl   24h (stale upload sessions are removed) */
     uint64_t storage_scrub_rate;        /* storage.scrub_rate   0 (bytes/s the background scrub re-hashes; 0 = off) */
+    /* garbage collection (store/gc.h) */
+    uint64_t gc_interval_ms;       /* gc.interval          1h (0 = no scheduled runs) */
+    uint64_t gc_blob_grace_ms;     /* gc.blob_grace        24h */
+    uint64_t gc_untagged_grace_ms; /* gc.untagged_grace    7d (0 = untagged manifests are kept) */
     /* workers */
     unsigned workers; /* workers              16 (threads for blocking work: fsync, rename, hashing) */
     /* log */

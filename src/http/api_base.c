@@ -105,6 +105,30 @@ void api_metrics(h2o_req_t *req)
     for (size_t i = 0; i < sizeof(scrub) / sizeof(scrub[0]); ++i)
         fprintf(fp, "# HELP %s %s\n# TYPE %s %s\n%s %llu\n", scrub[i].name, scrub[i].help, scrub[i].name, scrub[i].type,
                 scrub[i].name, (unsigned long long)scrub[i].v);
+    /* the background garbage collector's (store/gc.h; zeros while gc.interval is 0) */
+    gc_totals_t gc;
+    gc_thread_totals(berth.store->gc, &gc);
+    fprintf(fp,
+            "# HELP berth_gc_runs_total Garbage collections the server ran.\n"
+            "# TYPE berth_gc_runs_total counter\n"
+            "berth_gc_runs_total %llu\n"
+            "# HELP berth_gc_failures_total Garbage collections that stopped on an error (see the log).\n"
+            "# TYPE berth_gc_failures_total counter\n"
+            "berth_gc_failures_total %llu\n"
+            "# HELP berth_gc_removed_total What garbage collection removed.\n"
+            "# TYPE berth_gc_removed_total counter\n"
+            "berth_gc_removed_total{kind=\"manifest\"} %llu\n"
+            "berth_gc_removed_total{kind=\"link\"} %llu\n"
+            "berth_gc_removed_total{kind=\"blob\"} %llu\n"
+            "# HELP berth_gc_freed_bytes_total Bytes of blob files garbage collection gave back.\n"
+            "# TYPE berth_gc_freed_bytes_total counter\n"
+            "berth_gc_freed_bytes_total %llu\n"
+            "# HELP berth_gc_last_run_seconds How long the last garbage collection took.\n"
+            "# TYPE berth_gc_last_run_seconds gauge\n"
+            "berth_gc_last_run_seconds %.6f\n",
+            (unsigned long long)gc.runs, (unsigned long long)gc.failures, (unsigned long long)gc.total.manifests,
+            (unsigned long long)gc.total.links, (unsigned long long)gc.total.blobs,
+            (unsigned long long)gc.total.bytes_freed, gc.last_seconds);
     fclose(fp);
     res_bytes(req, 200, "text/plain; version=0.0.4", out, len);
     free(out);

@@ -132,9 +132,13 @@ static void copy_body(route_t *r, upload_t *up, const digest_t *digest, copy_cb 
 
 /* ---- finishing: verify, store, record ---- */
 
+/* The file is checked inside the write transaction (see metastore_blob_link): garbage collection may have removed
+ * an unreferenced blob of the same digest between the rename and now. */
 static int link_blob(metastore_t *m, void *arg)
 {
     finish_t *f = arg;
+    if (!blobstore_has(&berth.store->blobs, &f->digest))
+        return BERTH_ENOTFOUND;
     return metastore_blob_link(m, f->name, &f->digest, f->size);
 }
 
@@ -169,6 +173,11 @@ static void finish_done(work_t *w)
             res_empty(req, 201);
         } else if (f->rc == BERTH_EDIGEST) {
             res_error(req, ERR_DIGEST_INVALID, NULL, json_pack("{s:s}", "digest", f->digest.str));
+        } else if (f->rc == BERTH_ENOTFOUND) { /* the session is gone with its bytes: the client starts again */
+            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+            res_error(req, ERR_UNAVAILABLE,
+                      "garbage collection removed a blob of this digest while the upload finished: upload it again",
+                      json_pack("{s:s}", "digest", f->digest.str));
         } else {
             res_errno(req, f->err, "cannot store the blob");
         }
@@ -253,7 +262,7 @@ typedef struct {
 static int mount_write(metastore_t *m, void *arg)
 {
     mount_t *mt = arg;
-    return metastore_blob_link(m, mt->name, &mt->digest, mt->size);
+    return metastore_blob_mount(m, mt->name, &mt->digest);
 }
 
 static void mount_done(work_t *w)
@@ -264,6 +273,14 @@ static void mount_done(work_t *w)
             res_headerf(w->req, "location", "/v2/%s/blobs/%s", mt->name, mt->digest.str);
             res_header(w->req, "docker-content-digest", mt->digest.str);
             res_empty(w->req, 201);
+        } else if (mt->super.rc == BERTH_ENOTFOUND) { /* collected meanwhile: as the spec says, a normal upload */
+            char uuid[UPLOAD_UUID_LEN + 1];
+            if (upload_create(&berth.store->uploads, mt->name, mt->digest.algo, uuid) != 0) {
+                res_errno(w->req, errno, "cannot start an upload");
+            } else {
+                set_upload_headers(w->req, mt->name, uuid, 0);
+                res_empty(w->req, 202);
+            }
         } else {
             res_error(w->req, ERR_INTERNAL, "cannot mount the blob", NULL);
         }

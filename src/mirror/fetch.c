@@ -352,14 +352,12 @@ typedef struct {
     uint64_t size;
 } link_t;
 
-/* The file is checked inside the write transaction: berth fsck --repair deletes a blob file no row names only under
- * the database's write lock, so a file still there now cannot go before its row is committed. */
+/* The file is checked inside the write transaction: garbage collection and berth fsck --repair remove a blob file only
+ * under the database's write lock, so a file still there now cannot go before its row is committed. */
 static int link_blob(metastore_t *m, void *arg)
 {
     link_t *l = arg;
-    char path[BLOBSTORE_PATH_MAX];
-    blobstore_path(env.blobs, &l->f->what.digest, path, sizeof(path));
-    if (access(path, F_OK) != 0) {
+    if (!blobstore_has(env.blobs, &l->f->what.digest)) {
         log_error("mirror: blob %s: its file went before it was recorded", l->f->what.digest.str);
         return BERTH_ENOTFOUND;
     }

@@ -141,3 +141,10 @@ int blobstore_open(const blobstore_t *bs, const digest_t *d, uint64_t *size)
     *size = (uint64_t)st.st_size;
     return fd;
 }
+
+int blobstore_has(const blobstore_t *bs, const digest_t *d)
+{
+    char path[BLOBSTORE_PATH_MAX];
+    blobstore_path(bs, d, path, sizeof(path));
+    return access(path, F_OK) == 0;
+}

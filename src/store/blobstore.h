@@ -36,6 +36,9 @@ int blobstore_commit(blobstore_t *bs, const char *src, const digest_t *d);
 /** Open a blob for reading; returns the fd (size in *size) or -1 (errno set; ENOENT if absent). */
 int blobstore_open(const blobstore_t *bs, const digest_t *d, uint64_t *size);
 
+/** 1 if the file of blob `d` is in the store, 0 if not (errno says why). */
+int blobstore_has(const blobstore_t *bs, const digest_t *d);
+
 /**
  * Create the folder `path` and its missing parents (mode 0755), each made durable: the parent of every folder
  * created is fsynced (a folder is not durable until its parent is; a blob file fsynced into a folder whose own entry

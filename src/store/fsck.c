@@ -11,6 +11,7 @@
 #include "store/blobstore.h"
 #include "store/db.h"
 #include "store/fsck.h"
+#include "store/gc.h"
 #include "store/upload.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -725,6 +726,9 @@ int fsck_run(const char *root, const fsck_options_t *o, fsck_stats_t *st)
         goto Exit;
     }
     clock_gettime(CLOCK_REALTIME, &f.now);
+    /* files a crashed garbage collection moved aside go back (or away) first: never a temp file to remove */
+    if (o->repair && gc_recover(f.db, root) != 0)
+        goto Exit;
     if (check_database(&f) != 0 || check_links(&f) != 0 || check_tags(&f) != 0 || check_manifests(&f) != 0 ||
         check_references(&f) != 0 || check_blobs(&f) != 0)
         goto Exit;

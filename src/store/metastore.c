@@ -17,6 +17,7 @@ enum {
     Q_TAGS,
     Q_CATALOG,
     Q_BLOB_INSERT,
+    Q_BLOB_SIZE,
     Q_REPO_BLOB_INSERT,
     Q_HAS_REPO_BLOB,
     Q_HAS_MANIFEST,
@@ -47,9 +48,11 @@ static db_query_t queries[Q__COUNT] = {
     [Q_REPO_INSERT] = {"INSERT INTO repository(name, created_at, public, mirror) VALUES (?1, ?2, ?3, ?4)"},
     [Q_TAGS] = {"SELECT t.name FROM tag t WHERE t.repository_id = ?1 AND t.name > ?2 ORDER BY t.name LIMIT ?3"},
     [Q_CATALOG] = {"SELECT name FROM repository WHERE name > ?1 ORDER BY name LIMIT ?2"},
+    [Q_BLOB_SIZE] = {"SELECT size FROM blob WHERE digest = ?1"},
     [Q_BLOB_INSERT] = {"INSERT INTO blob(digest, size, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(digest) DO NOTHING"},
+    /* a blob pushed (or mounted) again restarts its link's grace: the manifest that needs it is on its way */
     [Q_REPO_BLOB_INSERT] = {"INSERT INTO repository_blob(repository_id, digest, created_at) VALUES (?1, ?2, ?3) "
-                            "ON CONFLICT DO NOTHING"},
+                            "ON CONFLICT DO UPDATE SET created_at = excluded.created_at"},
     [Q_HAS_REPO_BLOB] = {"SELECT b.size FROM repository_blob rb JOIN blob b ON b.digest = rb.digest "
                          "WHERE rb.repository_id = ?1 AND rb.digest = ?2"},
     [Q_HAS_MANIFEST] = {"SELECT size FROM manifest WHERE repository_id = ?1 AND digest = ?2"},
@@ -363,6 +366,20 @@ static int blob_link(metastore_t *m, const char *repo, int mirror, const digest_
 int metastore_blob_link(metastore_t *m, const char *repo, const digest_t *d, uint64_t size)
 {
     return blob_link(m, repo, 0, d, size);
+}
+
+int metastore_blob_mount(metastore_t *m, const char *repo, const digest_t *d)
+{
+    sqlite3_stmt *s = stmt(m, Q_BLOB_SIZE);
+    if (s == NULL)
+        return BERTH_ERROR;
+    db_bind_text(s, 1, d->str);
+    int rc = db_step(m, s);
+    int64_t size = rc == 1 ? sqlite3_column_int64(s, 0) : 0;
+    db_done(m, s);
+    if (rc != 1) /* collected since the caller saw it in a repository */
+        return rc == 0 ? BERTH_ENOTFOUND : rc;
+    return blob_link(m, repo, 0, d, (uint64_t)size);
 }
 
 int metastore_mirror_blob_link(metastore_t *m, const char *repo, const digest_t *d, uint64_t size)

@@ -111,8 +111,13 @@ int metastore_repo_origin(metastore_t *m, const char *repo);
 
 /* ---- writes (only inside a metastore_write callback) ---- */
 
-/** Record blob `d` of `size` bytes (already in the blob store) and link it to `repo`. */
+/**
+ * Record blob `d` of `size` bytes and link it to `repo`. The caller checks in the same callback that the file is
+ * (still) in the blob store (blobstore_has): garbage collection removes a file only in a transaction of its own.
+ */
 int metastore_blob_link(metastore_t *m, const char *repo, const digest_t *d, uint64_t size);
+/** Link blob `d`, which the store holds, to `repo` (a mount): 0, or BERTH_ENOTFOUND if the store no longer has it. */
+int metastore_blob_mount(metastore_t *m, const char *repo, const digest_t *d);
 
 /** A manifest's reference that its repository cannot serve as described. */
 typedef struct {

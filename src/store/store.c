@@ -79,7 +79,10 @@ int store_open(store_t *s, const config_t *cfg)
     metastore_t *m = metastore_open(s->db_path, 1); /* applies the schema */
     if (m == NULL)
         goto Error;
+    int recovered = gc_recover(m, cfg->storage_root); /* before a blob is served: files a crashed collection moved */
     metastore_close(m);
+    if (recovered != 0)
+        goto Error;
     if ((s->writer = metastore_writer_start(s->db_path)) == NULL)
         goto Error;
     if (pthread_create(&s->_chores.thread, NULL, chores_main, s) != 0) {
@@ -90,6 +93,11 @@ int store_open(store_t *s, const config_t *cfg)
     if (cfg->storage_scrub_rate > 0 &&
         (s->scrub = scrub_start(cfg->storage_root, s->db_path, cfg->storage_scrub_rate)) == NULL)
         goto Error;
+    if (cfg->gc_interval_ms > 0) {
+        gc_options_t o = {(int64_t)(cfg->gc_blob_grace_ms / 1000), (int64_t)(cfg->gc_untagged_grace_ms / 1000)};
+        if ((s->gc = gc_thread_start(cfg->storage_root, s->db_path, cfg->gc_interval_ms, &o)) == NULL)
+            goto Error;
+    }
     return 0;
 Error:
     store_close(s);
@@ -98,6 +106,8 @@ Error:
 
 void store_close(store_t *s)
 {
+    gc_thread_stop(s->gc);
+    s->gc = NULL;
     scrub_stop(s->scrub);
     s->scrub = NULL;
     if (s->_chores.started) {

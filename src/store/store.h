@@ -1,7 +1,8 @@
 /*
  * The store as one object: the blob files, the upload sessions and the metadata database of a storage root, opened
  * and closed together by `berth serve`, with the chores that keep them tidy (expiring stale upload sessions) on a
- * thread of their own, and the scrub that re-hashes the blobs (store/scrub.h) on another. The CLI opens only the database (store_db_create, then metastore_open).
+ * thread of their own, the scrub that re-hashes the blobs (store/scrub.h) and the garbage collector (store/gc.h) on
+ * threads of theirs. The CLI opens only the database (store_db_create, then metastore_open).
  */
 #ifndef BERTH_STORE_STORE_H
 #define BERTH_STORE_STORE_H
@@ -9,6 +10,7 @@
 #include <pthread.h>
 #include "config/config.h"
 #include "store/blobstore.h"
+#include "store/gc.h"
 #include "store/metastore.h"
 #include "store/scrub.h"
 #include "store/upload.h"
@@ -18,6 +20,7 @@ typedef struct {
     uploads_t uploads;
     metastore_writer_t *writer; /* the one writer of the database */
     scrub_t *scrub;             /* the background scrub (storage.scrub_rate), or NULL when it is off */
+    gc_thread_t *gc;            /* the background garbage collector (gc.interval), or NULL when it is off */
     char *db_path;              /* <root>/berth.db */
     const config_t *cfg;
     struct {

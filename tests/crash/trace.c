@@ -16,8 +16,8 @@
  *
  * Line format: "OP PID TID FIELDS..." with paths last and %XX-escaped (bytes <= ' ', '%' and DEL).
  *
- * BERTH_TRACE_KILL=OP:TEXT makes the process SIGKILL itself right after the first operation OP (as named in the
- * log) whose path contains TEXT: a crash at that exact point, for a later phase to start from.
+ * BERTH_TRACE_KILL=OP:TEXT[#N] makes the process SIGKILL itself right after the first (or the Nth) operation OP (as
+ * named in the log) whose path contains TEXT: a crash at that exact point, for a later phase to start from.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -50,6 +50,7 @@ static int logfd = -1, datafd = -1;
 static unsigned long long dataoff;
 static char *fdpath[FD_MAX]; /* traced descriptors: their path */
 static char killop[64], killtext[PATH_MAX];
+static long killnth = 1, killseen; /* BERTH_TRACE_KILL: the match to kill at, the matches so far */
 
 #define REAL(name) static __typeof__(name) *real_##name
 #define LOAD(name)                                                                                                     \
@@ -86,6 +87,11 @@ static void init(void)
     if (colon != NULL && (size_t)(colon - k) < sizeof(killop)) {
         snprintf(killop, sizeof(killop), "%.*s", (int)(colon - k), k);
         snprintf(killtext, sizeof(killtext), "%s", colon + 1);
+        char *hash = strrchr(killtext, '#');
+        if (hash != NULL) {
+            killnth = atol(hash + 1);
+            *hash = '\0';
+        }
     }
 }
 
@@ -213,7 +219,7 @@ static void emit(const char *op, const char *p1, const char *p2, const char *fmt
     *o++ = '\n';
     if (syscall(SYS_write, logfd, line, (size_t)(o - line)) < 0) {
     }
-    if (killop[0] && strcmp(op, killop) == 0 && p1 && strstr(p1, killtext))
+    if (killop[0] && strcmp(op, killop) == 0 && p1 && strstr(p1, killtext) && ++killseen >= killnth)
         syscall(SYS_kill, getpid(), SIGKILL);
 }
 

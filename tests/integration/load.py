@@ -14,6 +14,12 @@
 #       without an answer (no status line: the server closed an idle or new connection). Writes "started" to
 #       ACK.started once every thread got an answer; after the run, reads the time of the SIGTERM from
 #       ACK.term (if there) to count the requests that were in flight then.
+#   load.py churn URL ACK [--workers W] [--seconds T]
+#       For gc.sh, while garbage collection runs in a loop: W threads, each in a repository of its own, push new
+#       tags (a config, a layer of their own and layers every worker shares, uploaded every time by a random
+#       method), move "latest", delete tags and manifests by digest, and pull a random live tag, byte for byte,
+#       until T seconds. Every push, delete and pull of a live tag must succeed. What is live at the end goes to ACK
+#       (as push writes it, for verify).
 #   load.py verify URL ACK [--user U:P]
 #       Every object in ACK is served byte for byte (a tag acknowledged with several manifests: any one of them).
 #   load.py throttle PORTFILE HOST:PORT BYTES_PER_S
@@ -502,6 +508,107 @@ class Storm:
         return 1 if self.fail.items else 0
 
 
+class Churn:
+    SHARED = [("shared-%d" % i, 20000 + i) for i in range(4)]
+
+    def __init__(self, args):
+        self.url, self.ack, self.workers, self.seconds = args.url, args.ack, args.workers, args.seconds
+        self.fail = Failures()
+        self.lock = threading.Lock()
+        self.counts = {"pushes": 0, "moves": 0, "tag_deletes": 0, "digest_deletes": 0, "pulls": 0}
+        self.live = []
+
+    def count(self, k):
+        with self.lock:
+            self.counts[k] += 1
+
+    def expect(self, who, what, got, want):
+        if got != want:
+            self.fail.add("%s: %s -> %s, expected %s" % (who, what, got, want))
+            return False
+        return True
+
+    def worker(self, w):
+        c = Client(self.url)
+        repo, who = "churn/w%d" % w, "worker %d" % w
+        rnd = random.Random(w)
+        live = {}  # tag -> (digest, manifest bytes, [(seed, size)])
+        n = 0
+        deadline = time.time() + self.seconds
+        while time.time() < deadline:
+            r = rnd.random()
+            if r < 0.45 or len(live) < 2:
+                n += 1
+                blobs = [("cfg-%d-%d" % (w, n), 300), ("own-%d-%d" % (w, n), rnd.randint(2000, 60000))]
+                blobs += rnd.sample(self.SHARED, rnd.randint(1, 2))
+                ok = True
+                for seed, size in blobs:
+                    st = push_blob(c, repo, content(seed, size), rnd.choice(["single", "put", "chunks", "chunks_put"]))
+                    ok = self.expect(who, "push blob %s" % seed, st, 201) and ok
+                if not ok:
+                    continue
+                mf = json.dumps({"schemaVersion": 2, "mediaType": MT_MANIFEST,
+                                 "config": {"mediaType": MT_CONFIG, "digest": sha(content(*blobs[0])),
+                                            "size": blobs[0][1]},
+                                 "layers": [{"mediaType": MT_LAYER, "digest": sha(content(*b)), "size": b[1]}
+                                            for b in blobs[1:]]}).encode()
+                tag = "t%d" % n
+                st, _, body = c.request("PUT", "/v2/%s/manifests/%s" % (repo, tag), mf, {"Content-Type": MT_MANIFEST})
+                if self.expect(who, "PUT manifest %s (%s)" % (tag, body[:200]), st, 201):
+                    live[tag] = (sha(mf), mf, blobs)
+                    self.count("pushes")
+                if rnd.random() < 0.4:
+                    st, _, _ = c.request("PUT", "/v2/%s/manifests/latest" % repo, mf, {"Content-Type": MT_MANIFEST})
+                    if self.expect(who, "move latest", st, 201):
+                        live["latest"] = (sha(mf), mf, blobs)
+                        self.count("moves")
+            elif r < 0.6:
+                tag = rnd.choice(sorted(t for t in live if t != "latest") or ["latest"])
+                d = live[tag][0]
+                if rnd.random() < 0.5:
+                    st, _, _ = c.request("DELETE", "/v2/%s/manifests/%s" % (repo, tag))
+                    if self.expect(who, "DELETE tag %s" % tag, st, 202):
+                        del live[tag]
+                        self.count("tag_deletes")
+                else:
+                    st, _, _ = c.request("DELETE", "/v2/%s/manifests/%s" % (repo, d))
+                    if self.expect(who, "DELETE manifest %s" % d, st, 202):
+                        for t in [t for t, v in live.items() if v[0] == d]:
+                            del live[t]
+                        self.count("digest_deletes")
+            else:
+                if not live:
+                    continue
+                tag = rnd.choice(sorted(live))
+                d, mf, blobs = live[tag]
+                st, h, body = c.request("GET", "/v2/%s/manifests/%s" % (repo, tag), headers={"Accept": MT_MANIFEST})
+                if not self.expect(who, "GET manifest %s" % tag, (st, body == mf), (200, True)):
+                    continue
+                for seed, size in blobs:
+                    st, _, data = c.request("GET", "/v2/%s/blobs/%s" % (repo, sha(content(seed, size))))
+                    self.expect(who, "GET blob %s of %s" % (seed, tag), (st, data == content(seed, size)), (200, True))
+                self.count("pulls")
+        c.close()
+        with self.lock:
+            for t, (d, mf, blobs) in live.items():
+                self.live.append({"kind": "manifest", "repo": repo, "tag": t, "digest": d, "body": mf.hex()})
+                self.live += [{"kind": "blob", "repo": repo, "digest": sha(content(*b)), "seed": b[0], "size": b[1]}
+                              for b in blobs]
+
+    def run(self):
+        threads = [threading.Thread(target=self.worker, args=(w,)) for w in range(self.workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with open(self.ack, "w") as f:
+            for rec in self.live:
+                f.write(json.dumps(rec) + "\n")
+        print(" ".join("%s=%d" % kv for kv in sorted(self.counts.items())) + " failures=%d" % len(self.fail.items))
+        self.fail.report()
+        return 1 if self.fail.items else 0
+
+
 def verify(args):
     fail = Failures()
     c = Client(args.url, args.user, args.bearer)
@@ -570,7 +677,7 @@ def throttle(portfile, upstream, rate):
 def main():
     import argparse
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["push", "storm", "verify", "throttle"])
+    ap.add_argument("mode", choices=["push", "storm", "churn", "verify", "throttle"])
     ap.add_argument("url")
     ap.add_argument("ack")
     ap.add_argument("rate", nargs="?", type=float)
@@ -589,6 +696,8 @@ def main():
         return Push(args).run()
     if args.mode == "storm":
         return Storm(args).run()
+    if args.mode == "churn":
+        return Churn(args).run()
     return verify(args)
 
 
