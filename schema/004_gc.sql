@@ -28,6 +28,12 @@ CREATE TABLE gc_blob (
     since INTEGER NOT NULL
 ) WITHOUT ROWID;
 
+-- Blob files whose row a committed collection deleted, to unlink: under the write lock, by the collection's next
+-- transaction (or gc_recover after a crash), only while no row names the digest again (a push of the same bytes).
+CREATE TABLE gc_unlink (
+    digest TEXT PRIMARY KEY
+) WITHOUT ROWID;
+
 -- finding a manifest's parents (index entries) and a link's users: by digest, then the manifest's repository
 CREATE INDEX manifest_ref_digest_kind ON manifest_ref(digest, kind, manifest_id);
 DROP INDEX manifest_ref_digest;

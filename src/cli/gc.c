@@ -60,6 +60,7 @@ int cli_gc(cli_t *c, int argc, char **argv)
                       (void *)(dry ? "would remove" : "removed"),
                       NULL};
     gc_stats_t st = {0};
+    gc_background_priority(); /* beside berth serve, serving goes first */
     double t0 = time_mono_s();
     int rc = gc_run(c->m, c->cfg->storage_root, &o, &st);
     printf("gc%s: %s %llu manifests, %llu links, %llu blobs: %llu bytes %s (%llu queued items looked at in %.3f s)\n",

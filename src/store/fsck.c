@@ -726,7 +726,7 @@ int fsck_run(const char *root, const fsck_options_t *o, fsck_stats_t *st)
         goto Exit;
     }
     clock_gettime(CLOCK_REALTIME, &f.now);
-    /* files a crashed garbage collection moved aside go back (or away) first: never a temp file to remove */
+    /* the files of blobs a stopped garbage collection removed go first: they would be orphans */
     if (o->repair && gc_recover(f.db, root) != 0)
         goto Exit;
     if (check_database(&f) != 0 || check_links(&f) != 0 || check_tags(&f) != 0 || check_manifests(&f) != 0 ||

@@ -11,7 +11,7 @@
  *   touches none of these: each needs a decision (push the blob again, delete the manifest).
  * - orphan: what nothing references, left by an interrupted push or a crash: a blob file with no database row
  *   (with `verify`, also whether its bytes match its name), a stray file in the blob tree, a file in <root>/tmp, an upload session that expired (storage.upload_ttl) or
- *   lost its files. With `repair`, each is removed (after putting back what a crashed garbage collection moved aside:
+ *   lost its files. With `repair`, each is removed (and first the files a stopped garbage collection left to unlink:
  *   store/gc.h).
  * - pending: an orphan changed less than `grace_ms` ago (its mtime or ctime; rename() sets the ctime). A push
  *   renames its blob into blobs/ before the database records it, so a young blob file with no row may be about

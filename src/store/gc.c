@@ -1,8 +1,9 @@
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -13,7 +14,10 @@
 #include "util/status.h"
 #include "util/time.h"
 
-#define BATCH 256 /* queued items per write transaction: short enough that pushes hardly wait */
+#define BATCH 1024          /* queued items per write transaction at most */
+#define GC_UNLINK_MAX BATCH /* a transaction deletes at most BATCH blob rows: so many files to unlink after it */
+#define BATCH_MS 25         /* and milliseconds: pushes wait for a transaction this long at most */
+#define CACHE_KIB 65536     /* the connection's page cache while collecting (SQLite's default: 2 MiB) */
 
 static db_query_t q_due_manifests = {"SELECT manifest_id FROM gc_manifest WHERE since <= ?1 ORDER BY since LIMIT ?2",
                                      0};
@@ -42,7 +46,10 @@ static db_query_t q_blob = {
     "SELECT size, EXISTS(SELECT 1 FROM repository_blob WHERE digest = b.digest) FROM blob b WHERE b.digest = ?1", 0};
 static db_query_t q_blob_delete = {"DELETE FROM blob WHERE digest = ?1", 0};
 static db_query_t q_unqueue_blob = {"DELETE FROM gc_blob WHERE digest = ?1", 0};
-static db_query_t q_blob_row = {"SELECT 1 FROM blob WHERE digest = ?1", 0};
+static db_query_t q_to_unlink = {"INSERT INTO gc_unlink VALUES (?1) ON CONFLICT DO NOTHING", 0};
+static db_query_t q_unlinks = {"SELECT u.digest, EXISTS(SELECT 1 FROM blob WHERE digest = u.digest) FROM gc_unlink u",
+                               0};
+static db_query_t q_unlinked = {"DELETE FROM gc_unlink", 0};
 
 typedef struct {
     db_t *db;
@@ -50,12 +57,8 @@ typedef struct {
     const gc_options_t *o;
     gc_stats_t *st;
     int64_t now;
-    /* the blob files moved aside by the open batch: unlinked after its commit, put back if it fails */
-    struct {
-        char from[BLOBSTORE_PATH_MAX], to[BLOBSTORE_PATH_MAX];
-    } * aside;
-    size_t naside;
-    unsigned seq;
+    int64_t *ids; /* a batch's queue items */
+    char (*digests)[DIGEST_MAX_STR + 1];
 } run_t;
 
 static void report(run_t *r, const char *kind, const char *repo, const char *digest, uint64_t size)
@@ -66,19 +69,22 @@ static void report(run_t *r, const char *kind, const char *repo, const char *dig
     }
 }
 
-/* Run `q` bound to (i1) or (i1, t2) when t2 is set: 0 or BERTH_ERROR. */
+/* Run `q` bound to (i1), or (i1, t2) when t2 is set: 0 or BERTH_ERROR. */
 static int run1(db_t *db, db_query_t *q, int64_t i1, const char *t2)
 {
     sqlite3_stmt *s = db_stmt(db, q);
     if (s == NULL)
         return BERTH_ERROR;
-    if (t2 != NULL) {
-        sqlite3_bind_int64(s, 1, i1);
+    sqlite3_bind_int64(s, 1, i1);
+    if (t2 != NULL)
         db_bind_text(s, 2, t2);
-    } else {
-        sqlite3_bind_int64(s, 1, i1);
-    }
     return db_run(db, s) == 0 ? 0 : BERTH_ERROR;
+}
+
+static int run0(db_t *db, db_query_t *q)
+{
+    sqlite3_stmt *s = db_stmt(db, q);
+    return s != NULL && db_run(db, s) == 0 ? 0 : BERTH_ERROR;
 }
 
 static int run_text(db_t *db, db_query_t *q, const char *t1)
@@ -171,24 +177,8 @@ static int blob_one(run_t *r, const char *digest)
         log_error("gc: the blob row %s is no digest: left alone", digest);
         return 0;
     }
-    if (!r->o->dry_run) {
-        blobstore_t bs = {.root = (char *)r->root};
-        char from[BLOBSTORE_PATH_MAX], to[BLOBSTORE_PATH_MAX];
-        blobstore_path(&bs, &d, from, sizeof(from));
-        snprintf(to, sizeof(to), "%s/tmp/gc.%ld.%s-%s", r->root, (long)getpid(), digest_algo_name(d.algo),
-                 digest_hex(&d));
-        if (rename(from, to) == 0) {
-            snprintf(r->aside[r->naside].from, sizeof(r->aside[0].from), "%s", from);
-            snprintf(r->aside[r->naside].to, sizeof(r->aside[0].to), "%s", to);
-            r->naside++;
-        } else if (errno != ENOENT) {
-            log_error("gc: cannot move %s aside: %s; the blob stays", from, strerror(errno));
-            return 0;
-        } else {
-            log_warn("gc: blob %s had no file; its row goes", digest);
-            size = 0;
-        }
-    }
+    if (!r->o->dry_run && run_text(r->db, &q_to_unlink, d.str) != 0) /* the file goes once this commits */
+        return BERTH_ERROR;
     if (run_text(r->db, &q_blob_delete, digest) != 0)
         return BERTH_ERROR;
     r->st->blobs++;
@@ -197,19 +187,127 @@ static int blob_one(run_t *r, const char *digest)
     return 1;
 }
 
-/* After the batch: unlink what it moved aside (committed), or put it back (rolled back). */
-static void settle(run_t *r, int committed)
+/*
+ * Unlinking the files of the blobs whose rows a committed transaction deleted (gc_unlink), inside the caller's write
+ * transaction: no push can record a blob meanwhile, so a file whose digest no row names now is garbage. (A push that
+ * renamed its own file of that digest into place and is waiting for the lock to record it finds the file gone in
+ * its transaction and answers 503: store/gc.h.) An unlink can wait for the disk (a file system mounted with
+ * `discard` trims the blocks at once), so UNLINKERS threads do them while the transaction's own work goes on.
+ */
+#define UNLINKERS 8
+
+typedef struct {
+    const char *root;
+    pthread_t th[UNLINKERS];
+    int nth;
+    pthread_mutex_t mu;
+    pthread_cond_t go, done;
+    char (*digests)[DIGEST_MAX_STR + 1]; /* the files to unlink: [0, n), handed out from `next` */
+    size_t cap, n, next, finished;
+    int stop;
+} unlinkers_t;
+
+static void *unlinker_main(void *arg)
 {
-    for (size_t i = 0; i < r->naside; ++i) {
-        if (committed) {
-            if (unlink(r->aside[i].to) != 0 && errno != ENOENT)
-                log_error("gc: cannot remove %s: %s", r->aside[i].to, strerror(errno));
-        } else if (rename(r->aside[i].to, r->aside[i].from) != 0) {
-            log_error("gc: cannot put %s back to %s: %s (gc_recover will)", r->aside[i].to, r->aside[i].from,
-                      strerror(errno));
+    unlinkers_t *u = arg;
+    blobstore_t bs = {.root = (char *)u->root};
+    char path[BLOBSTORE_PATH_MAX];
+    pthread_mutex_lock(&u->mu);
+    for (;;) {
+        while (!u->stop && u->next >= u->n)
+            pthread_cond_wait(&u->go, &u->mu);
+        if (u->next >= u->n)
+            break;
+        digest_t d;
+        size_t i = u->next++;
+        int ok = digest_parse(&d, u->digests[i], strlen(u->digests[i])) == 0;
+        pthread_mutex_unlock(&u->mu);
+        if (ok) {
+            blobstore_path(&bs, &d, path, sizeof(path));
+            if (unlink(path) != 0 && errno != ENOENT)
+                log_error("gc: cannot remove %s: %s", path, strerror(errno));
         }
+        pthread_mutex_lock(&u->mu);
+        if (++u->finished == u->n)
+            pthread_cond_broadcast(&u->done);
     }
-    r->naside = 0;
+    pthread_mutex_unlock(&u->mu);
+    return NULL;
+}
+
+/* Start the threads (fewer, or none: then unlinkers_wait does the work itself). */
+static void unlinkers_start(unlinkers_t *u, const char *root, size_t cap)
+{
+    memset(u, 0, sizeof(*u));
+    u->root = root;
+    u->cap = cap;
+    pthread_mutex_init(&u->mu, NULL);
+    pthread_cond_init(&u->go, NULL);
+    pthread_cond_init(&u->done, NULL);
+    if ((u->digests = malloc(cap * sizeof(*u->digests))) == NULL)
+        u->cap = 0;
+    while (u->nth < UNLINKERS && pthread_create(&u->th[u->nth], NULL, unlinker_main, u) == 0)
+        ++u->nth;
+}
+
+/* Wait until the files handed over are unlinked. */
+static void unlinkers_wait(unlinkers_t *u)
+{
+    pthread_mutex_lock(&u->mu);
+    if (u->nth == 0) { /* no thread: unlink here */
+        u->stop = 1;
+        pthread_mutex_unlock(&u->mu);
+        unlinker_main(u);
+        pthread_mutex_lock(&u->mu);
+        u->stop = 0;
+    }
+    while (u->finished < u->n)
+        pthread_cond_wait(&u->done, &u->mu);
+    u->n = u->next = u->finished = 0;
+    pthread_mutex_unlock(&u->mu);
+}
+
+static void unlinkers_stop(unlinkers_t *u)
+{
+    pthread_mutex_lock(&u->mu);
+    u->stop = 1;
+    pthread_cond_broadcast(&u->go);
+    pthread_mutex_unlock(&u->mu);
+    for (int i = 0; i < u->nth; ++i)
+        pthread_join(u->th[i], NULL);
+    pthread_mutex_destroy(&u->mu);
+    pthread_cond_destroy(&u->go);
+    pthread_cond_destroy(&u->done);
+    free(u->digests);
+}
+
+/*
+ * Hand the files gc_unlink lists (whose digest no row names again) to the unlinkers and empty the list, in the
+ * caller's write transaction; the caller waits for them (unlinkers_wait) before it commits. 0 or BERTH_ERROR.
+ */
+static int unlink_pending(db_t *db, unlinkers_t *u)
+{
+    sqlite3_stmt *s = db_stmt(db, &q_unlinks);
+    if (s == NULL)
+        return BERTH_ERROR;
+    int rc, listed = 0;
+    size_t n = 0;
+    while ((rc = db_step(db, s)) == 1) {
+        const char *str = (const char *)sqlite3_column_text(s, 0);
+        listed = 1;
+        if (sqlite3_column_int(s, 1) || str == NULL || n == u->cap)
+            continue; /* pushed again since: it stays (a list longer than a batch: the rest is orphaned, fsck) */
+        snprintf(u->digests[n++], sizeof(u->digests[0]), "%s", str);
+    }
+    db_done(db, s);
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&u->mu);
+    u->n = n;
+    u->next = u->finished = 0;
+    pthread_cond_broadcast(&u->go);
+    pthread_mutex_unlock(&u->mu);
+    return listed ? run0(db, &q_unlinked) : 0;
 }
 
 typedef enum { PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS } phase_t;
@@ -217,8 +315,8 @@ typedef enum { PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS } phase_t;
 /* One batch of `phase`: the number of queued items looked at (0: the phase is done), or BERTH_ERROR. */
 static int batch(run_t *r, phase_t phase)
 {
-    int64_t ids[BATCH];
-    char digests[BATCH][DIGEST_MAX_STR + 1];
+    int64_t *ids = r->ids;
+    char(*digests)[DIGEST_MAX_STR + 1] = r->digests;
     int n = 0, rc;
     sqlite3_stmt *s;
     if (phase == PHASE_MANIFESTS) {
@@ -246,50 +344,64 @@ static int batch(run_t *r, phase_t phase)
     db_done(r->db, s);
     if (rc < 0)
         return rc;
+    uint64_t t0 = time_mono_ms();
     for (int i = 0; i < n; ++i) {
         rc = phase == PHASE_MANIFESTS ? manifest_one(r, ids[i])
              : phase == PHASE_LINKS   ? link_one(r, ids[i], digests[i])
                                       : blob_one(r, digests[i]);
         if (rc < 0)
             return rc;
+        if (!r->o->dry_run && time_mono_ms() - t0 >= BATCH_MS) /* the rest stays queued for the next batch */
+            return i + 1;
     }
     return n;
 }
 
+static int recover(db_t *db, unlinkers_t *u);
+
 int gc_run(metastore_t *db, const char *root, const gc_options_t *o, gc_stats_t *st)
 {
-    run_t r = {db, root, o, st, time_now_s(), NULL, 0, 0};
+    run_t r = {db, root, o, st, time_now_s(), NULL, NULL};
     const char *err = NULL;
     int rc = 0;
-    if ((r.aside = malloc(BATCH * sizeof(*r.aside))) == NULL)
-        return BERTH_ERROR;
-    if (!o->dry_run && gc_recover(db, root) != 0) {
-        free(r.aside);
-        return BERTH_ERROR;
+    unlinkers_t u;
+    unlinkers_start(&u, root, o->dry_run ? 0 : GC_UNLINK_MAX);
+    r.ids = malloc(BATCH * sizeof(*r.ids));
+    r.digests = malloc(BATCH * sizeof(*r.digests));
+    if (r.ids == NULL || r.digests == NULL) {
+        rc = BERTH_ERROR;
+        goto Exit;
     }
+    char pragma[64]; /* the queue's rows and what they point at are read once each: more of them in memory */
+    snprintf(pragma, sizeof(pragma), "PRAGMA cache_size=-%d", CACHE_KIB);
+    db_exec(db, pragma);
     /* a dry run is one transaction, rolled back: what a removal makes collectable is found as in a real run */
     if (o->dry_run && db_begin(db, 1, &err) != 0)
         goto Failed;
     for (phase_t phase = o->untagged_grace_s > 0 ? PHASE_MANIFESTS : PHASE_LINKS; phase <= PHASE_BLOBS; ++phase) {
         for (;;) {
+            int n;
             if (!o->dry_run && db_begin(db, 1, &err) != 0)
                 goto Failed;
-            int n = batch(&r, phase);
-            if (n < 0) {
+            /* the files of the last batch's blobs go in this transaction (their rows' delete is durable), on the
+             * unlinkers' threads while this one does the batch */
+            if (!o->dry_run && unlink_pending(db, &u) != 0) {
+                db_rollback(db);
                 err = "a query failed";
-                if (!o->dry_run) {
-                    db_rollback(db);
-                    settle(&r, 0);
-                }
                 goto Failed;
             }
-            if (!o->dry_run) {
-                if (db_commit(db, &err) != 0) {
+            n = batch(&r, phase);
+            if (!o->dry_run)
+                unlinkers_wait(&u);
+            if (n < 0) {
+                err = "a query failed";
+                if (!o->dry_run)
                     db_rollback(db);
-                    settle(&r, 0);
-                    goto Failed;
-                }
-                settle(&r, 1);
+                goto Failed;
+            }
+            if (!o->dry_run && db_commit(db, &err) != 0) {
+                db_rollback(db);
+                goto Failed;
             }
             if (n == 0)
                 break;
@@ -299,73 +411,46 @@ int gc_run(metastore_t *db, const char *root, const gc_options_t *o, gc_stats_t 
             }
         }
     }
+    if (!o->dry_run && recover(db, &u) != 0) /* the files of a last batch (stopped early) */
+        goto Failed;
     if (o->dry_run)
         db_rollback(db);
-    free(r.aside);
-    return rc;
+    goto Exit;
 Failed:
     if (o->dry_run)
         db_rollback(db);
     log_error("gc: stopped: %s", err ? err : "?");
-    free(r.aside);
-    return BERTH_ERROR;
+    rc = BERTH_ERROR;
+Exit:
+    unlinkers_stop(&u);
+    free(r.ids);
+    free(r.digests);
+    return rc;
+}
+
+static int recover(db_t *db, unlinkers_t *u)
+{
+    const char *err;
+    if (db_begin(db, 1, &err) != 0) {
+        log_error("gc: cannot lock the database to remove collected files: %s", err);
+        return BERTH_ERROR;
+    }
+    int rc = unlink_pending(db, u);
+    unlinkers_wait(u);
+    if (rc != 0 || db_commit(db, &err) != 0) {
+        log_error("gc: cannot finish the removal of collected files: %s", rc != 0 ? "a query failed" : err);
+        db_rollback(db);
+        return BERTH_ERROR;
+    }
+    return 0;
 }
 
 int gc_recover(metastore_t *db, const char *root)
 {
-    char dir[BLOBSTORE_PATH_MAX], path[BLOBSTORE_PATH_MAX], final[BLOBSTORE_PATH_MAX];
-    const char *err;
-    snprintf(dir, sizeof(dir), "%s/tmp", root);
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return errno == ENOENT ? 0 : BERTH_ERROR;
-    /* under the write lock: no collection of any process is between its rename and its commit now */
-    if (db_begin(db, 1, &err) != 0) {
-        closedir(d);
-        log_error("gc: cannot lock the database to recover: %s", err);
-        return BERTH_ERROR;
-    }
-    blobstore_t bs = {.root = (char *)root};
-    struct dirent *e;
-    int rc = 0;
-    while ((e = readdir(d)) != NULL) {
-        const char *dot, *dash;
-        char str[DIGEST_MAX_STR + 1];
-        digest_t dg;
-        if (strncmp(e->d_name, "gc.", 3) != 0 || (dot = strchr(e->d_name + 3, '.')) == NULL ||
-            (dash = strchr(dot + 1, '-')) == NULL)
-            continue;
-        snprintf(str, sizeof(str), "%.*s:%s", (int)(dash - dot - 1), dot + 1, dash + 1);
-        if (digest_parse(&dg, str, strlen(str)) != 0 ||
-            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name) >= (int)sizeof(path))
-            continue;
-        sqlite3_stmt *s = db_stmt(db, &q_blob_row);
-        if (s == NULL) {
-            rc = BERTH_ERROR;
-            break;
-        }
-        db_bind_text(s, 1, dg.str);
-        int row = db_step(db, s);
-        db_done(db, s);
-        if (row < 0) {
-            rc = BERTH_ERROR;
-            break;
-        }
-        blobstore_path(&bs, &dg, final, sizeof(final));
-        if (row == 1 && access(final, F_OK) != 0) {
-            char shard[BLOBSTORE_PATH_MAX];
-            snprintf(shard, sizeof(shard), "%s", final);
-            *strrchr(shard, '/') = '\0';
-            if (rename(path, final) == 0 && fsync_dir(shard) == 0)
-                log_info("gc: put back %s (a collection stopped before its commit)", dg.str);
-            else
-                log_error("gc: cannot put back %s to %s: %s", path, final, strerror(errno));
-        } else if (unlink(path) != 0 && errno != ENOENT) {
-            log_error("gc: cannot remove %s: %s", path, strerror(errno));
-        }
-    }
-    closedir(d);
-    db_rollback(db);
+    unlinkers_t u;
+    unlinkers_start(&u, root, GC_UNLINK_MAX);
+    int rc = recover(db, &u);
+    unlinkers_stop(&u);
     return rc;
 }
 
@@ -403,10 +488,18 @@ static int nap(gc_thread_t *g, uint64_t ms)
     return stop;
 }
 
+void gc_background_priority(void)
+{
+    /* on Linux, PRIO_PROCESS with a thread id sets that thread's nice value alone */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), GC_NICE) != 0)
+        log_warn("gc: cannot lower the collector's priority: %s", strerror(errno));
+}
+
 static void *gc_main(void *arg)
 {
     gc_thread_t *g = arg;
     db_t *db = NULL;
+    gc_background_priority();
     while (!nap(g, g->interval_ms)) {
         if (db == NULL && (db = db_open(g->db_path, 0)) == NULL) {
             pthread_mutex_lock(&g->mu);

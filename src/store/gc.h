@@ -17,9 +17,9 @@
  *   put checks its references in its own transaction, so it either sees the blob (which the collector then keeps)
  *   or is answered MANIFEST_BLOB_UNKNOWN. A mount links only a blob whose row is still there; an upload records its
  *   blob only if the file is still there.
- * - a blob's file is moved aside (<root>/tmp/gc.<pid>.<algorithm>-<hex>) inside the transaction that deletes its
- *   row, and unlinked after the commit. After a crash, gc_recover puts back a file whose row survived and unlinks the
- *   others: a row never outlives its file, and nothing referenced is lost.
+ * - a blob's row is deleted, and its digest recorded in gc_unlink, in one transaction; its file is unlinked in the
+ *   next one (under the write lock, and only if no row names the digest again). After a crash between the two,
+ *   gc_recover unlinks what gc_unlink lists: a file goes only after its row, and nothing referenced is lost.
  */
 #ifndef BERTH_STORE_GC_H
 #define BERTH_STORE_GC_H
@@ -56,10 +56,18 @@ typedef struct {
 int gc_run(metastore_t *db, const char *root, const gc_options_t *o, gc_stats_t *st);
 
 /**
- * Finish what a crashed collection left in <root>/tmp: put back the files of blobs whose row is still there, unlink
- * the rest. Run before serving and before each collection. 0, or BERTH_ERROR (logged).
+ * Unlink the files of blobs whose rows a collection deleted and committed but that it did not unlink yet (it was
+ * stopped or killed): gc_unlink. `berth serve` runs it at start, berth fsck --repair before its checks. 0, or
+ * BERTH_ERROR (logged).
  */
 int gc_recover(metastore_t *db, const char *root);
+
+/**
+ * Lower the calling thread's CPU priority to nice GC_NICE: a collection takes what the server leaves (with CFS about a
+ * tenth of a busy CPU, all of an idle one). The background collector runs so, and `berth gc`.
+ */
+#define GC_NICE 10
+void gc_background_priority(void);
 
 /** The background collector of `berth serve`: a run every `interval_ms`, on a connection of its own. */
 typedef struct gc_thread gc_thread_t;

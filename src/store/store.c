@@ -79,7 +79,7 @@ int store_open(store_t *s, const config_t *cfg)
     metastore_t *m = metastore_open(s->db_path, 1); /* applies the schema */
     if (m == NULL)
         goto Error;
-    int recovered = gc_recover(m, cfg->storage_root); /* before a blob is served: files a crashed collection moved */
+    int recovered = gc_recover(m, cfg->storage_root); /* the files a stopped collection left to unlink */
     metastore_close(m);
     if (recovered != 0)
         goto Error;

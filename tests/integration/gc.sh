@@ -3,8 +3,8 @@
 # (an untagged manifest past its grace that no index or subject keeps, then blobs no manifest of a repository
 # references, then files no repository links), --dry-run lists the same and removes nothing, the graces hold, and
 # what is left on disk is what the live manifests need. Then the server's own schedule (gc.interval, /metrics), a
-# mount racing the collector, and SIGKILLs of a collection at three points: nothing referenced is lost and the next
-# run finishes the job.
+# mount racing the collector, and SIGKILLs of a collection at three points: nothing referenced is lost and what the
+# collection had committed is finished at the next start.
 . "$(dirname "$0")/lib.sh"
 
 SAN_PAT='AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:'
@@ -232,9 +232,18 @@ orphans() {
         curl -s -o /dev/null -X PUT "${OCTET[@]}" --data-binary "@$T/m" "$URL$loc?digest=$(sha256_of "$T/m")"
     done
 }
-# the first move aside of a batch; the 100th (mid-batch); the first unlink after a commit; a move aside in the second
-# batch (the first one committed)
-for point in "RENAME:/blobs/sha256/" "RENAME:/blobs/sha256/#100" "UNLINK:/tmp/gc." "RENAME:/blobs/sha256/#290"; do
+# sql QUERY : python's sqlite3 on the server's database
+sql() {
+    "$PYTHON" - "$DATA/berth.db" "$1" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1], timeout=10)
+for row in c.execute(sys.argv[2]):
+    print("\t".join(str(v) for v in row))
+PY
+}
+# a collection deletes the rows of a batch of blobs, commits, and unlinks their files in its next transaction:
+# killed at the first unlink, the 150th and the 250th
+for point in "UNLINK:/blobs/sha256/" "UNLINK:/blobs/sha256/#150" "UNLINK:/blobs/sha256/#250"; do
     orphans 300
     is "300 unreferenced blobs pushed beside the image" "$(find "$DATA/blobs" -type f | wc -l)" 303
     GC_ENV=(BERTH_TRACE="$T/trace" BERTH_TRACE_ROOT="$DATA" BERTH_TRACE_KILL="$point" LD_PRELOAD="$SHIM"
@@ -242,18 +251,19 @@ for point in "RENAME:/blobs/sha256/" "RENAME:/blobs/sha256/#100" "UNLINK:/tmp/gc
     gc --blob-grace 0
     GC_ENV=()
     is "gc killed at $point: SIGKILL (137)" "$RC" 137
-    aside=$(find "$DATA/tmp" -name 'gc.*' | wc -l)
-    check "... it left $aside blob file(s) moved aside in tmp/" test "$aside" -gt 0
+    is "... the 300 blob rows are gone (committed)" "$(sql "SELECT count(*) FROM blob")" 3
+    is "... and listed to unlink" "$(sql "SELECT count(*) FROM gc_unlink")" 300
+    check "... some of their files are still there ($(find "$DATA/blobs" -type f | wc -l))" \
+        test "$(find "$DATA/blobs" -type f | wc -l)" -gt 3
     check "... the image is pullable meanwhile" pullable keep v1
     restart_berth
-    is "... berth serve, restarted, put back or removed them" "$(find "$DATA/tmp" -name 'gc.*' | wc -l)" 0
-    check "... and fsck finds no blob row without its file" fsck_clean
-    gc --blob-grace 0
-    is "... the next run finishes: exit 0" "$RC" 0
-    check "... the image is still pullable" pullable keep v1
+    is "... berth serve, restarted, unlinked them: only the image's three blobs are on disk" \
+        "$(find "$DATA/blobs" -type f | wc -l)" 3
+    is "... and emptied the list" "$(sql "SELECT count(*) FROM gc_unlink")" 0
     check "... fsck finds nothing" fsck_clean
-    is "... no file left aside in tmp/" "$(find "$DATA/tmp" -name 'gc.*' | wc -l)" 0
-    is "... and on disk only the image's three blobs" "$(find "$DATA/blobs" -type f | wc -l)" 3
+    check "... the image is still pullable" pullable keep v1
+    gc --blob-grace 0
+    like "... the next run has nothing left to do" "$(summary)" '^gc: removed 0 manifests, 0 links, 0 blobs'
 done
 stop_berth
 done_testing
