@@ -30,8 +30,9 @@ repository startup/r<m mod REPOS> under tag t<m>. Every blob is linked to the re
       its blobs, the manifest's revision link and tag t<m> (current and index links).
   fastpath.py repo M REPOS
       prints manifest M's repository.
-  fastpath.py delete URL FIRST COUNT REPOS
-      DELETE manifests FIRST .. FIRST+COUNT-1 by digest through the API (keep-alive; 202 expected).
+  fastpath.py delete URL FIRST COUNT REPOS [RATE]
+      DELETE manifests FIRST .. FIRST+COUNT-1 by digest through the API (keep-alive; 202 expected), at most RATE a
+      second when given.
 """
 import hashlib, http.client, json, os, sqlite3, sys, time, urllib.parse
 
@@ -214,10 +215,15 @@ def cmd_dist_store(root, nman, nrepo):
         write(os.path.join(t, "index", "sha256", d[7:], "link"), d)
 
 
-def cmd_delete(url, first, count, nrepo):
+def cmd_delete(url, first, count, nrepo, rate=0):
     u = urllib.parse.urlsplit(url)
     c = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=60)
+    t0 = time.time()
     for m in range(first, first + count):
+        if rate:
+            ahead = t0 + (m - first) / rate - time.time()
+            if ahead > 0:
+                time.sleep(ahead)
         c.request("DELETE", "/v2/%s/manifests/%s" % (repo_of(m, nrepo), manifest(m)[0]))
         r = c.getresponse()
         r.read()
@@ -241,8 +247,8 @@ def main(a):
         cmd_dist(a[1], a[2], a[3], int(a[4]), a[5], a[6:], first)
     elif len(a) == 4 and a[0] == "dist-store":
         cmd_dist_store(a[1], int(a[2]), int(a[3]))
-    elif len(a) == 5 and a[0] == "delete":
-        cmd_delete(a[1], int(a[2]), int(a[3]), int(a[4]))
+    elif len(a) in (5, 6) and a[0] == "delete":
+        cmd_delete(a[1], int(a[2]), int(a[3]), int(a[4]), float(a[5]) if len(a) == 6 else 0)
     elif len(a) == 3 and a[0] == "repo":
         print(repo_of(int(a[1]), int(a[2])))
     elif len(a) == 2 and a[0] == "digest":
