@@ -174,7 +174,7 @@ static void finish_done(work_t *w)
         } else if (f->rc == BERTH_EDIGEST) {
             res_error(req, ERR_DIGEST_INVALID, NULL, json_pack("{s:s}", "digest", f->digest.str));
         } else if (f->rc == BERTH_ENOTFOUND) { /* the session is gone with its bytes: the client starts again */
-            h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+            res_header(req, "retry-after", "1");
             res_error(req, ERR_UNAVAILABLE,
                       "garbage collection removed a blob of this digest while the upload finished: upload it again",
                       json_pack("{s:s}", "digest", f->digest.str));

@@ -472,15 +472,8 @@ static int nap(gc_thread_t *g, uint64_t ms)
 {
     uint64_t due = time_mono_ms() + ms;
     pthread_mutex_lock(&g->mu);
-    while (!g->stop) {
-        uint64_t now = time_mono_ms();
-        if (now >= due)
-            break;
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        uint64_t ns = (uint64_t)until.tv_nsec + (due - now) % 1000 * 1000000;
-        until.tv_sec += (time_t)((due - now) / 1000 + ns / 1000000000);
-        until.tv_nsec = (long)(ns % 1000000000);
+    while (!g->stop && time_mono_ms() < due) {
+        struct timespec until = time_mono_ts(due);
         pthread_cond_timedwait(&g->cond, &g->mu, &until);
     }
     int stop = g->stop;

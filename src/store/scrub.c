@@ -42,15 +42,8 @@ static db_query_t q_page = {"SELECT digest, size FROM blob WHERE digest > ?1 ORD
 static int sleep_until(scrub_t *s, uint64_t due_ms)
 {
     pthread_mutex_lock(&s->mu);
-    while (!s->stop) {
-        uint64_t now = time_mono_ms();
-        if (now >= due_ms)
-            break;
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        uint64_t ns = (uint64_t)until.tv_nsec + (due_ms - now) % 1000 * 1000000;
-        until.tv_sec += (time_t)((due_ms - now) / 1000 + ns / 1000000000);
-        until.tv_nsec = (long)(ns % 1000000000);
+    while (!s->stop && time_mono_ms() < due_ms) {
+        struct timespec until = time_mono_ts(due_ms);
         pthread_cond_timedwait(&s->cond, &s->mu, &until);
     }
     int stop = s->stop;

@@ -13,6 +13,14 @@ static inline uint64_t time_mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/** The monotonic instant `ms` (as time_mono_ms counts) as a timespec: the deadline of a pthread_cond_timedwait on a
+ * condition variable made with CLOCK_MONOTONIC. */
+static inline struct timespec time_mono_ts(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+    return ts;
+}
+
 /** Seconds on the monotonic clock, with fractions (for phase timings in the debug log). */
 static inline double time_mono_s(void)
 {
