@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <yaml.h>
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 #include "oci/name.h"
 #include "config/config.h"
 
@@ -706,10 +708,234 @@ static int parse_mirrors(struct loader *ld, yaml_parser_t *parser, size_t line)
     }
 }
 
+/* ---- the lifecycle rules: "retention" and "immutable_tags" ---- */
+
+int config_repo_pattern_valid(const char *p)
+{
+    size_t n = p != NULL ? strlen(p) : 0;
+    if (n == 1 && p[0] == '*')
+        return 1;
+    if (n > 2 && p[n - 2] == '/' && p[n - 1] == '*')
+        n -= 2;
+    return n > 0 && name_valid(p, n);
+}
+
+/* A rule's value: a string that must be a repository pattern (`pattern`) or compile as a PCRE2 pattern. */
+static int set_rule_string(struct loader *ld, const char *list, const char *key, const char *v, int pattern, char **out,
+                           size_t line)
+{
+    if (v == NULL || *v == '\0')
+        return fail(ld, "%s:%zu: %s: %s: expected a value", ld->path, line, list, key);
+    if (pattern && !config_repo_pattern_valid(v))
+        return fail(ld, "%s:%zu: %s: %s: \"%s\" is not a repository name, a name followed by /*, or *", ld->path, line,
+                    list, key, v);
+    if (!pattern) {
+        int code;
+        PCRE2_SIZE at;
+        pcre2_code *re = pcre2_compile((PCRE2_SPTR)v, PCRE2_ZERO_TERMINATED, 0, &code, &at, NULL);
+        if (re == NULL) {
+            PCRE2_UCHAR msg[160];
+            pcre2_get_error_message(code, msg, sizeof(msg));
+            return fail(ld, "%s:%zu: %s: %s: \"%s\" is not a valid pattern: %s at offset %zu", ld->path, line, list,
+                        key, v, (const char *)msg, (size_t)at);
+        }
+        pcre2_code_free(re);
+    }
+    free(*out);
+    if ((*out = strdup(v)) == NULL)
+        return fail(ld, "config: out of memory");
+    return 0;
+}
+
+static int retention_key(struct loader *ld, void *item, const char *key, const char *v, size_t line)
+{
+    config_retention_t *r = item;
+    if (key == NULL) {
+        if (r->repositories == NULL)
+            return fail(ld, "%s:%zu: retention: repositories is required", ld->path, line);
+        if (r->keep_last < 0 && r->keep_within_ms == 0 && r->keep_tags == NULL)
+            return fail(ld, "%s:%zu: retention: a rule keeps something: set keep_last, keep_within or keep_tags",
+                        ld->path, line);
+        return 0;
+    }
+    if (strcmp(key, "repositories") == 0 || strcmp(key, "tags") == 0 || strcmp(key, "keep_tags") == 0)
+        return set_rule_string(ld, "retention", key, v, key[0] == 'r',
+                               key[0] == 'r'   ? &r->repositories
+                               : key[0] == 't' ? &r->tags
+                                               : &r->keep_tags,
+                               line);
+    if (strcmp(key, "keep_last") == 0) {
+        char *end;
+        errno = 0;
+        long n = v != NULL ? strtol(v, &end, 10) : -1;
+        if (v == NULL || *v == '\0' || *end != '\0' || errno != 0 || n < 0 || n > 1000000)
+            return fail(ld, "%s:%zu: retention: keep_last: \"%s\" is not a count (0 to 1000000)", ld->path, line,
+                        v ? v : "");
+        r->keep_last = n;
+        return 0;
+    }
+    if (strcmp(key, "keep_within") == 0) {
+        if (v == NULL || config_parse_duration_ms(v, &r->keep_within_ms) != 0 || r->keep_within_ms == 0)
+            return fail(ld, "%s:%zu: retention: keep_within: invalid duration \"%s\"", ld->path, line, v ? v : "");
+        return 0;
+    }
+    return fail(ld, "%s:%zu: retention: unknown key \"%s\" (repositories, tags, keep_last, keep_within, keep_tags)",
+                ld->path, line, key);
+}
+
+static void retention_dispose(void *item)
+{
+    config_retention_t *r = item;
+    free(r->repositories);
+    free(r->tags);
+    free(r->keep_tags);
+}
+
+static int immutable_key(struct loader *ld, void *item, const char *key, const char *v, size_t line)
+{
+    config_immutable_t *r = item;
+    if (key == NULL)
+        return r->repositories == NULL ? fail(ld, "%s:%zu: immutable_tags: repositories is required", ld->path, line)
+                                       : 0;
+    if (strcmp(key, "repositories") == 0 || strcmp(key, "tags") == 0)
+        return set_rule_string(ld, "immutable_tags", key, v, key[0] == 'r', key[0] == 'r' ? &r->repositories : &r->tags,
+                               line);
+    return fail(ld, "%s:%zu: immutable_tags: unknown key \"%s\" (repositories, tags)", ld->path, line, key);
+}
+
+static void immutable_dispose(void *item)
+{
+    config_immutable_t *r = item;
+    free(r->repositories);
+    free(r->tags);
+}
+
+typedef struct {
+    const char *name;
+    size_t size;  /* of an item */
+    size_t array; /* offset of the array in config_t */
+    size_t count; /* offset of its count */
+    void (*init)(void *item);
+    int (*key)(struct loader *ld, void *item, const char *key, const char *v, size_t line); /* key NULL: finish */
+    void (*dispose)(void *item);
+} rule_list_t;
+
+static void retention_init(void *item)
+{
+    *(config_retention_t *)item = (config_retention_t){.keep_last = -1};
+}
+
+static void immutable_init(void *item)
+{
+    *(config_immutable_t *)item = (config_immutable_t){0};
+}
+
+static const rule_list_t rule_lists[] = {
+    {"retention", sizeof(config_retention_t), offsetof(config_t, retention), offsetof(config_t, nretention),
+     retention_init, retention_key, retention_dispose},
+    {"immutable_tags", sizeof(config_immutable_t), offsetof(config_t, immutable), offsetof(config_t, nimmutable),
+     immutable_init, immutable_key, immutable_dispose},
+};
+
+static const rule_list_t *rule_list(const char *name)
+{
+    for (size_t i = 0; i < sizeof(rule_lists) / sizeof(rule_lists[0]); ++i)
+        if (strcmp(rule_lists[i].name, name) == 0)
+            return &rule_lists[i];
+    return NULL;
+}
+
+/* One item of a rule list: a mapping of scalars. */
+static int parse_rule(struct loader *ld, yaml_parser_t *parser, const rule_list_t *rl, void *item, size_t item_line)
+{
+    for (;;) {
+        yaml_event_t k, v;
+        if (next_event(ld, parser, &k) != 0)
+            return -1;
+        if (k.type == YAML_MAPPING_END_EVENT) {
+            yaml_event_delete(&k);
+            return rl->key(ld, item, NULL, NULL, item_line);
+        }
+        size_t line = k.start_mark.line + 1;
+        if (k.type != YAML_SCALAR_EVENT || has_nul(&k)) {
+            yaml_event_delete(&k);
+            return fail(ld, "%s:%zu: %s: keys must be plain names", ld->path, line, rl->name);
+        }
+        if (next_event(ld, parser, &v) != 0) {
+            yaml_event_delete(&k);
+            return -1;
+        }
+        int r = v.type != YAML_SCALAR_EVENT || has_nul(&v)
+                    ? fail(ld, "%s:%zu: %s: %s: expected a value", ld->path, line, rl->name,
+                           (const char *)k.data.scalar.value)
+                    : rl->key(ld, item, (const char *)k.data.scalar.value,
+                              is_null(&v) ? NULL : (const char *)v.data.scalar.value, line);
+        yaml_event_delete(&k);
+        yaml_event_delete(&v);
+        if (r != 0)
+            return -1;
+    }
+}
+
+/* "retention:" or "immutable_tags:" followed by a list of mappings (or null for none). */
+static int parse_rules(struct loader *ld, yaml_parser_t *parser, const rule_list_t *rl, size_t line)
+{
+    char **array = (char **)((char *)ld->cfg + rl->array);
+    size_t *count = (size_t *)((char *)ld->cfg + rl->count);
+    yaml_event_t ev;
+    if (*count != 0)
+        return fail(ld, "%s:%zu: %s: set twice", ld->path, line, rl->name);
+    if (next_event(ld, parser, &ev) != 0)
+        return -1;
+    int type = ev.type, null = type == YAML_SCALAR_EVENT && is_null(&ev);
+    yaml_event_delete(&ev);
+    if (null)
+        return 0;
+    if (type != YAML_SEQUENCE_START_EVENT)
+        return fail(ld, "%s:%zu: %s: expected a list of rules", ld->path, line, rl->name);
+    for (;;) {
+        if (next_event(ld, parser, &ev) != 0)
+            return -1;
+        type = ev.type;
+        size_t item_line = ev.start_mark.line + 1;
+        yaml_event_delete(&ev);
+        if (type == YAML_SEQUENCE_END_EVENT)
+            return 0;
+        if (type != YAML_MAPPING_START_EVENT)
+            return fail(ld, "%s:%zu: %s: each rule is a mapping (repositories, ...)", ld->path, item_line, rl->name);
+        char *grown = realloc(*array, (*count + 1) * rl->size);
+        if (grown == NULL)
+            return fail(ld, "config: out of memory");
+        *array = grown;
+        void *item = grown + *count * rl->size;
+        rl->init(item);
+        ++*count; /* disposed with the others whether or not it parses */
+        if (parse_rule(ld, parser, rl, item, item_line) != 0)
+            return -1;
+    }
+}
+
+static void rules_dispose(config_t *cfg)
+{
+    for (size_t l = 0; l < sizeof(rule_lists) / sizeof(rule_lists[0]); ++l) {
+        const rule_list_t *rl = &rule_lists[l];
+        char **array = (char **)((char *)cfg + rl->array);
+        size_t *count = (size_t *)((char *)cfg + rl->count);
+        for (size_t i = 0; i < *count; ++i)
+            rl->dispose(*array + i * rl->size);
+        free(*array);
+        *array = NULL;
+        *count = 0;
+    }
+}
+
 static int parse_value(struct loader *ld, yaml_parser_t *parser, const char *name, size_t line)
 {
     if (strcmp(name, "mirrors") == 0)
         return parse_mirrors(ld, parser, line);
+    const rule_list_t *rl = rule_list(name);
+    if (rl != NULL)
+        return parse_rules(ld, parser, rl, line);
     const struct config_key *k = find_key(name);
     int section = k == NULL && is_section(name), ret = -1;
     yaml_event_t ev;
@@ -878,6 +1104,7 @@ Error:
 
 void config_dispose(config_t *cfg)
 {
+    rules_dispose(cfg);
     for (size_t i = 0; i < cfg->nmirrors; ++i)
         config_mirror_dispose(&cfg->mirrors[i]);
     free(cfg->mirrors);
@@ -921,4 +1148,15 @@ void config_print(const config_t *cfg)
                format_duration(mr->timeout_ms, to, sizeof(to)), mr->library ? "true" : "false",
                mr->username && *mr->username ? "(set)" : "none");
     }
+    for (size_t i = 0; i < cfg->nretention; ++i) {
+        const config_retention_t *r = &cfg->retention[i];
+        char within[32];
+        printf("retention[%zu]  repositories %s  tags %s  keep_last %ld  keep_within %s  keep_tags %s\n", i,
+               r->repositories, r->tags ? r->tags : "(all)", r->keep_last,
+               r->keep_within_ms ? format_duration(r->keep_within_ms, within, sizeof(within)) : "-",
+               r->keep_tags ? r->keep_tags : "-");
+    }
+    for (size_t i = 0; i < cfg->nimmutable; ++i)
+        printf("immutable_tags[%zu]  repositories %s  tags %s\n", i, cfg->immutable[i].repositories,
+               cfg->immutable[i].tags ? cfg->immutable[i].tags : "(all)");
 }

@@ -22,6 +22,21 @@ typedef struct {
     int library;         /* library      one-word names get "library/"; default: true when ns is docker.io */
 } config_mirror_t;
 
+/** A retention rule (the "retention" list; docs/lifecycle.md): which tags of which repositories to keep. */
+typedef struct {
+    char *repositories;      /* repositories   a name, "ns/" + "*", or "*" (required) */
+    char *tags;              /* tags           PCRE2 pattern of the tags the rule judges; NULL = every tag */
+    char *keep_tags;         /* keep_tags      PCRE2 pattern of judged tags always kept; NULL = none */
+    long keep_last;          /* keep_last      the N most recently pushed judged tags are kept; -1 = not set */
+    uint64_t keep_within_ms; /* keep_within    judged tags pushed within this are kept; 0 = not set */
+} config_retention_t;
+
+/** An immutable-tags rule (the "immutable_tags" list): tags that, once pushed, never move. */
+typedef struct {
+    char *repositories; /* repositories   as a retention rule's (required) */
+    char *tags;         /* tags           PCRE2 pattern; NULL = every tag */
+} config_immutable_t;
+
 typedef struct {
     /* http */
     char *http_addr;                           /* http.addr            "127.0.0.1:5000" (host:port; [v6]:port) */
@@ -71,6 +86,11 @@ typedef struct {
     /* pull-through mirrors, from the file only (a list has no environment variable) */
     config_mirror_t *mirrors;
     size_t nmirrors;
+    /* lifecycle rules (store/policy.h), from the file only, in the file's order */
+    config_retention_t *retention;
+    size_t nretention;
+    config_immutable_t *immutable;
+    size_t nimmutable;
 } config_t;
 
 /**
@@ -88,6 +108,9 @@ void config_dispose(config_t *cfg);
 /** Parse a size / duration as config_load does; 0 on success, -1 if malformed or out of range. */
 int config_parse_size(const char *s, uint64_t *out);
 int config_parse_duration_ms(const char *s, uint64_t *out);
+
+/** 1 if `pattern` is a repository pattern of the lifecycle rules: a repository name, name + "/" + "*", or "*". */
+int config_repo_pattern_valid(const char *pattern);
 
 /** Print every key, its variable, current value and documentation (for `berth config`), to stdout. */
 void config_print(const config_t *cfg);

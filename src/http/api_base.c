@@ -108,27 +108,38 @@ void api_metrics(h2o_req_t *req)
     /* the background garbage collector's (store/gc.h; zeros while gc.interval is 0) */
     gc_totals_t gc;
     gc_thread_totals(berth.store->gc, &gc);
-    fprintf(fp,
-            "# HELP berth_gc_runs_total Garbage collections the server ran.\n"
-            "# TYPE berth_gc_runs_total counter\n"
-            "berth_gc_runs_total %llu\n"
-            "# HELP berth_gc_failures_total Garbage collections that stopped on an error (see the log).\n"
-            "# TYPE berth_gc_failures_total counter\n"
-            "berth_gc_failures_total %llu\n"
-            "# HELP berth_gc_removed_total What garbage collection removed.\n"
-            "# TYPE berth_gc_removed_total counter\n"
-            "berth_gc_removed_total{kind=\"manifest\"} %llu\n"
-            "berth_gc_removed_total{kind=\"link\"} %llu\n"
-            "berth_gc_removed_total{kind=\"blob\"} %llu\n"
-            "# HELP berth_gc_freed_bytes_total Bytes of blob files garbage collection gave back.\n"
-            "# TYPE berth_gc_freed_bytes_total counter\n"
-            "berth_gc_freed_bytes_total %llu\n"
-            "# HELP berth_gc_last_run_seconds How long the last garbage collection took.\n"
-            "# TYPE berth_gc_last_run_seconds gauge\n"
-            "berth_gc_last_run_seconds %.6f\n",
-            (unsigned long long)gc.runs, (unsigned long long)gc.failures, (unsigned long long)gc.total.manifests,
-            (unsigned long long)gc.total.links, (unsigned long long)gc.total.blobs,
-            (unsigned long long)gc.total.bytes_freed, gc.last_seconds);
+    fprintf(
+        fp,
+        "# HELP berth_gc_runs_total Garbage collections the server ran.\n"
+        "# TYPE berth_gc_runs_total counter\n"
+        "berth_gc_runs_total %llu\n"
+        "# HELP berth_gc_failures_total Garbage collections that stopped on an error (see the log).\n"
+        "# TYPE berth_gc_failures_total counter\n"
+        "berth_gc_failures_total %llu\n"
+        "# HELP berth_gc_removed_total What garbage collection removed.\n"
+        "# TYPE berth_gc_removed_total counter\n"
+        "berth_gc_removed_total{kind=\"manifest\"} %llu\n"
+        "berth_gc_removed_total{kind=\"link\"} %llu\n"
+        "berth_gc_removed_total{kind=\"blob\"} %llu\n"
+        "# HELP berth_gc_freed_bytes_total Bytes of blob files garbage collection gave back.\n"
+        "# TYPE berth_gc_freed_bytes_total counter\n"
+        "berth_gc_freed_bytes_total %llu\n"
+        "# HELP berth_gc_last_run_seconds How long the last garbage collection took.\n"
+        "# TYPE berth_gc_last_run_seconds gauge\n"
+        "berth_gc_last_run_seconds %.6f\n"
+        "# HELP berth_retention_removed_total Tags the retention rules removed (before each scheduled collection).\n"
+        "# TYPE berth_retention_removed_total counter\n"
+        "berth_retention_removed_total %llu\n"
+        "# HELP berth_retention_examined_total Tags the retention rules judged.\n"
+        "# TYPE berth_retention_examined_total counter\n"
+        "berth_retention_examined_total %llu\n"
+        "# HELP berth_retention_failures_total Retention passes that stopped on an error (see the log).\n"
+        "# TYPE berth_retention_failures_total counter\n"
+        "berth_retention_failures_total %llu\n",
+        (unsigned long long)gc.runs, (unsigned long long)gc.failures, (unsigned long long)gc.total.manifests,
+        (unsigned long long)gc.total.links, (unsigned long long)gc.total.blobs,
+        (unsigned long long)gc.total.bytes_freed, gc.last_seconds, (unsigned long long)gc.retention.removed,
+        (unsigned long long)gc.retention.examined, (unsigned long long)gc.retention_failures);
     fclose(fp);
     res_bytes(req, 200, "text/plain; version=0.0.4", out, len);
     free(out);

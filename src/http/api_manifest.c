@@ -5,7 +5,10 @@
 #include "http/parse.h"
 #include "http/work.h"
 #include "oci/manifest.h"
+#include "auth/decide.h"
+#include "auth/principal.h"
 #include "oci/name.h"
+#include "store/policy.h"
 #include "util/status.h"
 
 #define MAX_TAGS 32 /* tags one PUT may set (?tag= repeated) */
@@ -17,6 +20,7 @@ typedef struct {
     size_t ntags;
     digest_t digest;
     metastore_bad_ref_t bad;
+    const char *denied; /* the immutable tag the push would move */
     manifest_t *mf;
     void *body;
     size_t len;
@@ -26,6 +30,8 @@ typedef struct {
     write_work_t super;
     char *name, *tag;
     digest_t digest;
+    int admin;
+    char denied[TAG_MAX_LEN + 1]; /* the immutable tag the delete would remove */
 } delete_t;
 
 /* Parse the reference: a digest (it has a colon) or a tag. Answers the error and returns -1 if invalid. */
@@ -96,6 +102,10 @@ void api_manifest_send(route_t *r, metastore_manifest_t *mf)
 static int put_write(metastore_t *m, void *arg)
 {
     put_t *p = arg;
+    int rc = policy_check_push(berth.store->policy, m, p->name, &p->digest, (const char *const *)p->tags, p->ntags,
+                               &p->denied);
+    if (rc != 0)
+        return rc;
     return metastore_manifest_put(m, p->name, &p->digest, p->mf, p->body, p->len, (const char *const *)p->tags,
                                   p->ntags, &p->bad);
 }
@@ -113,6 +123,11 @@ static void put_done(work_t *w)
             for (size_t i = 0; i < p->ntags; ++i)
                 res_header(req, "oci-tag", p->tags[i]);
             res_empty(req, 201);
+        } else if (p->super.rc == BERTH_EDENIED) {
+            char msg[300];
+            snprintf(msg, sizeof(msg), "tag %s of %s is immutable: it points at another manifest and cannot be moved",
+                     p->denied, p->name);
+            res_error(req, ERR_DENIED, msg, json_pack("{s:s,s:s}", "tag", p->denied, "digest", p->digest.str));
         } else if (p->super.rc == BERTH_EMISSING) {
             res_error(req, ERR_MANIFEST_BLOB_UNKNOWN, NULL, json_pack("{s:s}", "digest", p->bad.digest.str));
         } else if (p->super.rc == BERTH_ESIZE) {
@@ -195,6 +210,9 @@ void api_manifest_put(route_t *r)
 static int delete_write(metastore_t *m, void *arg)
 {
     delete_t *dl = arg;
+    int rc = policy_check_delete(berth.store->policy, m, dl->name, dl->tag, &dl->digest, dl->admin, dl->denied);
+    if (rc != 0)
+        return rc;
     return dl->tag ? metastore_tag_delete(m, dl->name, dl->tag) : metastore_manifest_delete(m, dl->name, &dl->digest);
 }
 
@@ -204,7 +222,12 @@ static void delete_done(work_t *w)
     if (w->req != NULL) {
         if (dl->super.rc == 0)
             res_empty(w->req, 202);
-        else if (dl->super.rc == BERTH_ENOTFOUND)
+        else if (dl->super.rc == BERTH_EDENIED) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "tag %s of %s is immutable: only an administrator may delete it%s", dl->denied,
+                     dl->name, dl->tag ? "" : " or the manifest it points at");
+            res_error(w->req, ERR_DENIED, msg, json_pack("{s:s}", "tag", dl->denied));
+        } else if (dl->super.rc == BERTH_ENOTFOUND)
             res_error(w->req, ERR_MANIFEST_UNKNOWN, NULL,
                       dl->tag ? json_pack("{s:s}", "tag", dl->tag) : json_pack("{s:s}", "digest", dl->digest.str));
         else
@@ -227,5 +250,6 @@ void api_manifest_delete(route_t *r)
     dl->tag = tag ? strdup(tag) : NULL;
     if (!tag)
         dl->digest = d;
+    dl->admin = auth_mode() == MODE_OPEN || (r->who != NULL && r->who->admin);
     work_write(r->req, &dl->super, delete_write, delete_done);
 }

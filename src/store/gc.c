@@ -460,6 +460,7 @@ struct gc_thread {
     char *root, *db_path;
     uint64_t interval_ms;
     gc_options_t o;
+    const policy_t *policy;
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cond; /* on CLOCK_MONOTONIC */
@@ -500,6 +501,13 @@ static void *gc_main(void *arg)
             pthread_mutex_unlock(&g->mu);
             continue;
         }
+        retention_stats_t rs = {0};
+        retention_options_t ro = {.stop = &g->stop};
+        int rrc = policy_has_retention(g->policy) ? retention_run(g->policy, db, &ro, &rs) : 0;
+        if (rs.removed > 0)
+            log_info("retention: removed %llu tag(s) of %llu judged in %llu repositories",
+                     (unsigned long long)rs.removed, (unsigned long long)rs.examined,
+                     (unsigned long long)rs.repositories);
         gc_stats_t st = {0};
         double t0 = time_mono_s();
         int rc = gc_run(db, g->root, &g->o, &st);
@@ -517,13 +525,18 @@ static void *gc_main(void *arg)
         g->totals.total.blobs += st.blobs;
         g->totals.total.bytes_freed += st.bytes_freed;
         g->totals.total.examined += st.examined;
+        g->totals.retention.repositories += rs.repositories;
+        g->totals.retention.examined += rs.examined;
+        g->totals.retention.removed += rs.removed;
+        g->totals.retention_failures += rrc != 0;
         pthread_mutex_unlock(&g->mu);
     }
     db_close(db);
     return NULL;
 }
 
-gc_thread_t *gc_thread_start(const char *root, const char *db_path, uint64_t interval_ms, const gc_options_t *o)
+gc_thread_t *gc_thread_start(const char *root, const char *db_path, uint64_t interval_ms, const gc_options_t *o,
+                             const policy_t *policy)
 {
     gc_thread_t *g = calloc(1, sizeof(*g));
     pthread_condattr_t ca;
@@ -535,6 +548,7 @@ gc_thread_t *gc_thread_start(const char *root, const char *db_path, uint64_t int
     g->o = *o;
     g->o.report = NULL;
     g->o.stop = &g->stop;
+    g->policy = policy;
     pthread_mutex_init(&g->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);

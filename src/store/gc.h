@@ -26,6 +26,7 @@
 
 #include <stdint.h>
 #include "store/metastore.h"
+#include "store/policy.h"
 
 typedef struct {
     const char *kind;   /* "manifest", "link" (a repository's link to a blob), "blob" */
@@ -76,11 +77,17 @@ typedef struct gc_thread gc_thread_t;
 typedef struct {
     gc_stats_t total;
     uint64_t runs, failures;
-    double last_seconds; /* the last run's duration */
+    double last_seconds;         /* the last run's duration */
+    retention_stats_t retention; /* what the retention rules removed before the runs */
+    uint64_t retention_failures;
 } gc_totals_t;
 
-/** Start it (interval_ms > 0; `o` is copied, its report must be NULL). NULL if the thread cannot start (logged). */
-gc_thread_t *gc_thread_start(const char *root, const char *db_path, uint64_t interval_ms, const gc_options_t *o);
+/**
+ * Start it (interval_ms > 0; `o` is copied, its report must be NULL). Before each run it applies the retention rules
+ * of `policy` (NULL or none: no retention; it must outlive the thread). NULL if the thread cannot start (logged).
+ */
+gc_thread_t *gc_thread_start(const char *root, const char *db_path, uint64_t interval_ms, const gc_options_t *o,
+                             const policy_t *policy);
 /** Stop it (a run in progress ends after its batch) and free it. NULL is ignored. */
 void gc_thread_stop(gc_thread_t *g);
 /** The counters (all zero for NULL). Any thread. */

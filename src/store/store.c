@@ -93,9 +93,11 @@ int store_open(store_t *s, const config_t *cfg)
     if (cfg->storage_scrub_rate > 0 &&
         (s->scrub = scrub_start(cfg->storage_root, s->db_path, cfg->storage_scrub_rate)) == NULL)
         goto Error;
+    if ((s->policy = policy_new(cfg)) == NULL)
+        goto Error;
     if (cfg->gc_interval_ms > 0) {
         gc_options_t o = {(int64_t)(cfg->gc_blob_grace_ms / 1000), (int64_t)(cfg->gc_untagged_grace_ms / 1000)};
-        if ((s->gc = gc_thread_start(cfg->storage_root, s->db_path, cfg->gc_interval_ms, &o)) == NULL)
+        if ((s->gc = gc_thread_start(cfg->storage_root, s->db_path, cfg->gc_interval_ms, &o, s->policy)) == NULL)
             goto Error;
     }
     return 0;
@@ -108,6 +110,8 @@ void store_close(store_t *s)
 {
     gc_thread_stop(s->gc);
     s->gc = NULL;
+    policy_free(s->policy);
+    s->policy = NULL;
     scrub_stop(s->scrub);
     s->scrub = NULL;
     if (s->_chores.started) {

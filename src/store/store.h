@@ -12,6 +12,7 @@
 #include "store/blobstore.h"
 #include "store/gc.h"
 #include "store/metastore.h"
+#include "store/policy.h"
 #include "store/scrub.h"
 #include "store/upload.h"
 
@@ -21,6 +22,7 @@ typedef struct {
     metastore_writer_t *writer; /* the one writer of the database */
     scrub_t *scrub;             /* the background scrub (storage.scrub_rate), or NULL when it is off */
     gc_thread_t *gc;            /* the background garbage collector (gc.interval), or NULL when it is off */
+    policy_t *policy;           /* immutable tags and retention (store/policy.h) */
     char *db_path;              /* <root>/berth.db */
     const config_t *cfg;
     struct {

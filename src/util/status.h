@@ -11,5 +11,7 @@
 #define BERTH_EMISSING -6  /* a reference points at something missing */
 #define BERTH_EEXISTS -7   /* the name is taken */
 #define BERTH_ESIZE -8     /* a reference's size differs from the object's */
+#define BERTH_EDENIED -9   /* a policy forbids it (an immutable tag) */
+#define BERTH_EQUOTA -10   /* it would take a namespace over its quota */
 
 #endif
