@@ -25,9 +25,9 @@ static const struct {
     int (*fn)(cli_t *c, int argc, char **argv);
     int whole; /* no subcommand: fn's argv[0] is the command itself */
 } commands[] = {
-    {"user", cli_user, 0}, {"org", cli_org, 0},   {"robot", cli_robot, 0},
-    {"team", cli_team, 0}, {"repo", cli_repo, 0}, {"token", cli_token, 0},
-    {"fsck", cli_fsck, 1}, {"gc", cli_gc, 1},     {"retention", cli_retention, 0},
+    {"user", cli_user, 0},           {"org", cli_org, 0},     {"robot", cli_robot, 0}, {"team", cli_team, 0},
+    {"repo", cli_repo, 0},           {"token", cli_token, 0}, {"fsck", cli_fsck, 1},   {"gc", cli_gc, 1},
+    {"retention", cli_retention, 0}, {"quota", cli_quota, 0}, {"du", cli_du, 1},
 };
 
 static const char *cur_cmd = "berth"; /* for messages: "user add: …" */
@@ -52,6 +52,9 @@ static const char *const synopsis[] = {
     "berth gc [--dry-run] [--blob-grace 24h] [--untagged-grace 7d]   (remove what nothing references)",
     "berth retention list                (the retention and immutable-tags rules, and what they cover)",
     "berth retention run [--dry-run]     (remove the tags the retention rules do not keep)",
+    "berth quota list                    (namespaces' quotas and usage)",
+    "berth quota set NAMESPACE SIZE      (50GiB, 500MB...; 0 or none removes the quota)",
+    "berth du [NAMESPACE|REPOSITORY]     (bytes used: unique and shared)",
 };
 
 /* The synopsis lines of command `cmd` (all of them when NULL). */

@@ -6,6 +6,7 @@
 #include "http/response.h"
 #include "http/server.h"
 #include "oci/digest.h"
+#include "store/quota.h"
 
 struct auth_principal;
 
@@ -52,6 +53,9 @@ void api_manifest_send(route_t *r, metastore_manifest_t *mf);
 void api_manifest_put(route_t *r);
 void api_manifest_delete(route_t *r);
 
+/* api_namespace.c: GET /api/v1/namespaces/<ns> (r->ref: the namespace), for those who may push in it */
+void api_namespace_get(route_t *r);
+
 /* api_referrers.c */
 void api_referrers(route_t *r);
 
@@ -76,6 +80,12 @@ extern const server_hooks_t api_mirror_hooks;
 /* api_token.c: the token service (GET/POST /token) and its JWKS */
 void api_token(h2o_req_t *req);
 void api_jwks(h2o_req_t *req);
+
+/**
+ * Answer 403 DENIED: namespace quota `q` (store/quota.h) cannot take `need` more bytes (0: it is over its quota
+ * already), with the quota and usage in the message and the detail.
+ */
+void api_quota_refuse(h2o_req_t *req, const quota_t *q, uint64_t need);
 
 /** Parse a digest from a URL or query; on failure answer 400 DIGEST_INVALID and return -1. */
 int api_digest_arg(h2o_req_t *req, const char *s, digest_t *out);

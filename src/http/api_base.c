@@ -145,6 +145,22 @@ void api_metrics(h2o_req_t *req)
     free(out);
 }
 
+void api_quota_refuse(h2o_req_t *req, const quota_t *q, uint64_t need)
+{
+    char msg[512], limit[32], used[32], more[32];
+    quota_format_size(q->bytes, limit, sizeof(limit));
+    quota_format_size(q->used, used, sizeof(used));
+    if (need > 0)
+        snprintf(msg, sizeof(msg), "namespace %s is over its quota: %s of %s used, and this blob needs %s more", q->ns,
+                 used, limit, quota_format_size(need, more, sizeof(more)));
+    else
+        snprintf(msg, sizeof(msg), "namespace %s is over its quota: %s of %s used; delete images to push again", q->ns,
+                 used, limit);
+    res_error(req, ERR_DENIED, msg,
+              json_pack("{s:s,s:I,s:I,s:I}", "namespace", q->ns, "quota", (json_int_t)q->bytes, "used",
+                        (json_int_t)q->used, "size", (json_int_t)need));
+}
+
 int api_space_ok(h2o_req_t *req)
 {
     uint64_t avail;

@@ -21,6 +21,7 @@ typedef struct {
     digest_t digest;
     metastore_bad_ref_t bad;
     const char *denied; /* the immutable tag the push would move */
+    quota_t quota;      /* when over quota */
     manifest_t *mf;
     void *body;
     size_t len;
@@ -104,6 +105,8 @@ static int put_write(metastore_t *m, void *arg)
     put_t *p = arg;
     int rc = policy_check_push(berth.store->policy, m, p->name, &p->digest, (const char *const *)p->tags, p->ntags,
                                &p->denied);
+    if (rc == 0)
+        rc = quota_check_manifest(m, p->name, &p->quota);
     if (rc != 0)
         return rc;
     return metastore_manifest_put(m, p->name, &p->digest, p->mf, p->body, p->len, (const char *const *)p->tags,
@@ -128,6 +131,8 @@ static void put_done(work_t *w)
             snprintf(msg, sizeof(msg), "tag %s of %s is immutable: it points at another manifest and cannot be moved",
                      p->denied, p->name);
             res_error(req, ERR_DENIED, msg, json_pack("{s:s,s:s}", "tag", p->denied, "digest", p->digest.str));
+        } else if (p->super.rc == BERTH_EQUOTA) {
+            api_quota_refuse(req, &p->quota, 0);
         } else if (p->super.rc == BERTH_EMISSING) {
             res_error(req, ERR_MANIFEST_BLOB_UNKNOWN, NULL, json_pack("{s:s}", "digest", p->bad.digest.str));
         } else if (p->super.rc == BERTH_ESIZE) {

@@ -44,6 +44,7 @@ typedef struct {
     digest_t digest;
     uint64_t size;
     int rc;
+    quota_t quota;                                    /* when rc is OVER_QUOTA */
     int err;                                          /* errno of a failed upload_finish, or 0 */
     double t_recv, t_copy, queued_at, t_queued, t_db; /* phases in seconds, for the debug log */
     upload_phases_t phases;
@@ -134,12 +135,17 @@ static void copy_body(route_t *r, upload_t *up, const digest_t *digest, copy_cb 
 
 /* The file is checked inside the write transaction (see metastore_blob_link): garbage collection may have removed
  * an unreferenced blob of the same digest between the rename and now. */
+#define OVER_QUOTA 1 /* positive: the refused blob is recorded unlinked, for garbage collection (committed) */
+
 static int link_blob(metastore_t *m, void *arg)
 {
     finish_t *f = arg;
     if (!blobstore_has(&berth.store->blobs, &f->digest))
         return BERTH_ENOTFOUND;
-    return metastore_blob_link(m, f->name, &f->digest, f->size);
+    int rc = quota_check_blob(m, f->name, &f->digest, f->size, &f->quota);
+    if (rc == BERTH_EQUOTA)
+        return quota_refused_blob(m, &f->digest, f->size) == 0 ? OVER_QUOTA : BERTH_ERROR;
+    return rc != 0 ? rc : metastore_blob_link(m, f->name, &f->digest, f->size);
 }
 
 static void finish_run(work_t *w)
@@ -173,6 +179,8 @@ static void finish_done(work_t *w)
             res_empty(req, 201);
         } else if (f->rc == BERTH_EDIGEST) {
             res_error(req, ERR_DIGEST_INVALID, NULL, json_pack("{s:s}", "digest", f->digest.str));
+        } else if (f->rc == OVER_QUOTA) {
+            api_quota_refuse(req, &f->quota, f->size);
         } else if (f->rc == BERTH_ENOTFOUND) { /* the session is gone with its bytes: the client starts again */
             res_header(req, "retry-after", "1");
             res_error(req, ERR_UNAVAILABLE,
@@ -257,12 +265,14 @@ typedef struct {
     char *name;
     digest_t digest;
     uint64_t size;
+    quota_t quota;
 } mount_t;
 
 static int mount_write(metastore_t *m, void *arg)
 {
     mount_t *mt = arg;
-    return metastore_blob_mount(m, mt->name, &mt->digest);
+    int rc = quota_check_blob(m, mt->name, &mt->digest, mt->size, &mt->quota);
+    return rc != 0 ? rc : metastore_blob_mount(m, mt->name, &mt->digest);
 }
 
 static void mount_done(work_t *w)
@@ -273,6 +283,8 @@ static void mount_done(work_t *w)
             res_headerf(w->req, "location", "/v2/%s/blobs/%s", mt->name, mt->digest.str);
             res_header(w->req, "docker-content-digest", mt->digest.str);
             res_empty(w->req, 201);
+        } else if (mt->super.rc == BERTH_EQUOTA) {
+            api_quota_refuse(w->req, &mt->quota, mt->size);
         } else if (mt->super.rc == BERTH_ENOTFOUND) { /* collected meanwhile: as the spec says, a normal upload */
             char uuid[UPLOAD_UUID_LEN + 1];
             if (upload_create(&berth.store->uploads, mt->name, mt->digest.algo, uuid) != 0) {

@@ -142,6 +142,8 @@ static void fixed_endpoint(parse_route_t *out, parse_target_t target, parse_ep_t
         out->target = PARSE_NOWHERE;
 }
 
+#define NAMESPACES "/api/v1/namespaces/"
+
 void parse_route(parse_route_t *out, const char *p, size_t len, const char *m, size_t mlen)
 {
     *out = (parse_route_t){.target = PARSE_NOWHERE, .ep = PARSE_EP_NONE, .err = ERR_NOT_FOUND};
@@ -161,6 +163,15 @@ void parse_route(parse_route_t *out, const char *p, size_t len, const char *m, s
         fixed_endpoint(out, PARSE_SERVICE, PARSE_EP_READYZ, "GET, HEAD", m, mlen);
     else if (is(p, len, "/metrics"))
         fixed_endpoint(out, PARSE_SERVICE, PARSE_EP_METRICS, "GET, HEAD", m, mlen);
+    else if (len > sizeof(NAMESPACES) - 1 && memcmp(p, NAMESPACES, sizeof(NAMESPACES) - 1) == 0) {
+        const char *ns = p + sizeof(NAMESPACES) - 1;
+        size_t nlen = len - (sizeof(NAMESPACES) - 1);
+        if (memchr(ns, '/', nlen) != NULL || !name_valid(ns, nlen))
+            return; /* 404: no such resource */
+        fixed_endpoint(out, PARSE_NAMESPACE, PARSE_EP_NAMESPACE, "GET, HEAD", m, mlen);
+        out->name = ns;
+        out->name_len = nlen;
+    }
 }
 
 /* RFC 9110: Content-Length = 1*DIGIT */

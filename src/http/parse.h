@@ -13,10 +13,11 @@
 
 /** Where a path leads, which decides the order of the router's steps. */
 typedef enum {
-    PARSE_NOWHERE,   /* no resource: answer `err` at once */
-    PARSE_SERVICE,   /* /token, /healthz, …: the handler takes the request as it is (no authentication here) */
-    PARSE_REGISTRY,  /* /v2/ and /v2/_catalog: authenticated, no repository */
-    PARSE_REPOSITORY /* /v2/<name>/…: mirror routing first (it may answer), then `err` or authentication */
+    PARSE_NOWHERE,    /* no resource: answer `err` at once */
+    PARSE_SERVICE,    /* /token, /healthz, …: the handler takes the request as it is (no authentication here) */
+    PARSE_REGISTRY,   /* /v2/ and /v2/_catalog: authenticated, no repository */
+    PARSE_REPOSITORY, /* /v2/<name>/…: mirror routing first (it may answer), then `err` or authentication */
+    PARSE_NAMESPACE   /* /api/v1/namespaces/<ns>: `name` is the namespace; authentication as for pushing in it */
 } parse_target_t;
 
 /** The endpoints: a resource and a method. */
@@ -41,6 +42,7 @@ typedef enum {
     PARSE_EP_MANIFEST_PUT,
     PARSE_EP_MANIFEST_DELETE,
     PARSE_EP_REFERRERS,
+    PARSE_EP_NAMESPACE, /* GET and HEAD */
 } parse_ep_t;
 
 /** A request's route. `name` and `ref` point into the path given to parse_route (nothing to free). */

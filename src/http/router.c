@@ -4,6 +4,7 @@
 #include "http/gate.h"
 #include "http/parse.h"
 #include "http/router.h"
+#include "oci/scope.h"
 
 /* The handlers of the endpoints under /v2/ (a mirrored repository's pulls go to api_mirror.c instead). */
 static void (*const handlers[])(route_t *) = {
@@ -21,6 +22,7 @@ static void (*const handlers[])(route_t *) = {
     [PARSE_EP_MANIFEST_PUT] = api_manifest_put,
     [PARSE_EP_MANIFEST_DELETE] = api_manifest_delete,
     [PARSE_EP_REFERRERS] = api_referrers,
+    [PARSE_EP_NAMESPACE] = api_namespace_get,
 };
 
 static route_t *route_new(h2o_req_t *req)
@@ -95,6 +97,20 @@ static void route_repository(h2o_req_t *req, const parse_route_t *pr)
     gate_require(r, pr->actions, 0, handler);
 }
 
+/* A namespace's facts are for those who may push in it: authorization as for a repository ns/... (the name "ns/"
+ * followed by a star, which grants and ownership cover and no repository can have). */
+static void route_namespace(h2o_req_t *req, const parse_route_t *pr)
+{
+    route_t *r = route_new(req);
+    if (pr->ep == PARSE_EP_NONE) {
+        route_error(req, pr);
+        return;
+    }
+    r->ref = h2o_strdup(&req->pool, pr->name, pr->name_len).base;
+    r->name = h2o_concat(&req->pool, h2o_iovec_init(pr->name, pr->name_len), h2o_iovec_init(H2O_STRLIT("/*"))).base;
+    gate_require(r, ACTION_PUSH, 0, handlers[pr->ep]);
+}
+
 static void on_req_done(void *p)
 {
     --**(size_t **)p;
@@ -138,6 +154,9 @@ int router_on_req(h2o_handler_t *self, h2o_req_t *req)
         break;
     case PARSE_REPOSITORY:
         route_repository(req, &pr);
+        break;
+    case PARSE_NAMESPACE:
+        route_namespace(req, &pr);
         break;
     }
     return 0;
