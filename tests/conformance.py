@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """OCI distribution-spec conformance tests for berth (and any registry), written as TAP.
 
-Usage:  python3 tests/conformance.py http://127.0.0.1:PORT [--reference]
+Usage:  python3 tests/conformance.py http://127.0.0.1:PORT [--reference] [--sparse]
 
 Walks the distribution spec (https://github.com/opencontainers/distribution-spec, spec.md on main)
 section by section: Pull, Push, Content Discovery, Content Management, then digests (sha512,
 unknown algorithms, malformed digests) and the error format. Every test point sends real requests
 and asserts status, headers and bodies; a failing point is followed by `# ` lines giving the
 request, the response status, its headers and (the start of) its body.
+
+--sparse: the registry accepts sparse manifests (berth's storage.sparse_manifests; the spec's conformance data
+"sparse"): a manifest or index whose blobs or child manifests are absent is stored and served. Without it, such a
+push must be refused with MANIFEST_BLOB_UNKNOWN.
 
 --reference marks a run against the reference registry (docker-registry, CNCF distribution 2.8.2).
 Tests of things berth does beyond it (referrers, OCI-Subject, OCI-Tag, tag deletion, sha512
@@ -938,24 +942,25 @@ def push_manifests_section(P):
     r = push_manifest(repo, sha256(art2), art2)
     expect(S + ": ... whatever OCI-Subject says, that push itself is accepted (again, 201)", r, 201)
 
-    # missing references
-    missing = randbytes(777)
-    mm = image_manifest(cfg, [layers[0], missing])
-    r = push_manifest(repo, "missing-layer", mm)
-    expect(S + ": PUT manifest whose layer blob was never pushed -> 400 MANIFEST_BLOB_UNKNOWN", r, 400,
-           error="MANIFEST_BLOB_UNKNOWN")
-    mm = image_manifest(config_blob("s390x"), layers)
-    r = push_manifest(repo, "missing-config", mm)
-    expect(S + ": PUT manifest whose config blob was never pushed -> 400 MANIFEST_BLOB_UNKNOWN", r, 400,
-           error="MANIFEST_BLOB_UNKNOWN")
-    r = C.request("GET", "/v2/%s/manifests/missing-layer" % repo)
-    expect(S + ": ... the refused manifest's tag does not exist (404 MANIFEST_UNKNOWN)", r, 404,
-           error="MANIFEST_UNKNOWN")
-    nowhere = image_manifest(cfg, layers, extra={"annotations": {"n": "never pushed"}})
-    ix = index_manifest([(OCI_MANIFEST, m, "amd64"), (OCI_MANIFEST, nowhere, "arm64")])
-    r = push_manifest(repo, "missing-child", ix)
-    expect(S + ": PUT index referencing a manifest that was never pushed -> 400 MANIFEST_BLOB_UNKNOWN", r, 400,
-           error="MANIFEST_BLOB_UNKNOWN")
+    # missing references (a registry accepting sparse manifests stores them: sparse_section tests that)
+    if not SPARSE:
+        missing = randbytes(777)
+        mm = image_manifest(cfg, [layers[0], missing])
+        r = push_manifest(repo, "missing-layer", mm)
+        expect(S + ": PUT manifest whose layer blob was never pushed -> 400 MANIFEST_BLOB_UNKNOWN", r, 400,
+               error="MANIFEST_BLOB_UNKNOWN")
+        mm = image_manifest(config_blob("s390x"), layers)
+        r = push_manifest(repo, "missing-config", mm)
+        expect(S + ": PUT manifest whose config blob was never pushed -> 400 MANIFEST_BLOB_UNKNOWN", r, 400,
+               error="MANIFEST_BLOB_UNKNOWN")
+        r = C.request("GET", "/v2/%s/manifests/missing-layer" % repo)
+        expect(S + ": ... the refused manifest's tag does not exist (404 MANIFEST_UNKNOWN)", r, 404,
+               error="MANIFEST_UNKNOWN")
+        nowhere = image_manifest(cfg, layers, extra={"annotations": {"n": "never pushed"}})
+        ix = index_manifest([(OCI_MANIFEST, m, "amd64"), (OCI_MANIFEST, nowhere, "arm64")])
+        r = push_manifest(repo, "missing-child", ix)
+        expect(S + ": PUT index referencing a manifest that was never pushed -> 400 MANIFEST_BLOB_UNKNOWN", r, 400,
+               error="MANIFEST_BLOB_UNKNOWN")
 
     # invalid manifests
     for what, ext, body, mt in (
@@ -1557,21 +1562,102 @@ def aggregate_section(P):
     ok(S + ": every error has a code from the spec's list and a string message", not badcode, badcode[:15])
     ok(S + ": every error has code, message and detail", not nodetail, nodetail[:15], ext=EXT_DETAIL)
 
+def sparse_section(P, sparse):
+    """The conformance suite's sparse data (distribution-spec conformance, Data.Sparse): an image manifest one of
+    whose layers was never pushed, and an index one of whose platform manifests was never pushed. A registry that
+    accepts sparse manifests serves them and what they reference that is there; one that does not refuses them with
+    MANIFEST_BLOB_UNKNOWN."""
+    S = "Sparse"
+    repo = P + "/sparse"
+    cfg, l1, l2 = config_blob(), randbytes(1200), randbytes(1300)
+    setup(S + ": set-up: push the config and the second layer (not the first)",
+          [("config", push_blob(repo, cfg), 201), ("layer 2", push_blob(repo, l2), 201)])
+    m = image_manifest(cfg, [l1, l2])
+    md = sha256(m)
+    r = push_manifest(repo, "sparse-image", m)
+    if not sparse:
+        expect(S + ": (sparse manifests off) PUT an image manifest whose layer is absent -> 400 MANIFEST_BLOB_UNKNOWN",
+               r, 400, error="MANIFEST_BLOB_UNKNOWN")
+        child = image_manifest(config_blob(), [])
+        idx = index_manifest([(OCI_MANIFEST, child, "arm64")])
+        r = push_manifest(repo, "sparse-index", idx)
+        expect(S + ": (sparse manifests off) PUT an index whose manifest is absent -> 400 MANIFEST_BLOB_UNKNOWN",
+               r, 400, error="MANIFEST_BLOB_UNKNOWN")
+        return
+    expect(S + ": PUT an image manifest whose first layer is absent -> 201, Docker-Content-Digest", r, 201,
+           headers={"Docker-Content-Digest": equals(md)})
+    r = C.request("GET", "/v2/%s/tags/list" % repo)
+    expect(S + ": the tag is listed", r, 200, check=lambda r: [] if "sparse-image" in (r.json().get("tags") or [])
+           else ["sparse-image not in %r" % r.json()])
+    r = C.request("HEAD", "/v2/%s/manifests/sparse-image" % repo, headers={"Accept": OCI_MANIFEST})
+    expect(S + ": HEAD the sparse image by tag -> 200, its digest", r, 200, headers={"Docker-Content-Digest": equals(md)})
+    r = C.request("GET", "/v2/%s/manifests/%s" % (repo, md), headers={"Accept": OCI_MANIFEST})
+    expect(S + ": GET it by digest -> 200, the bytes pushed", r, 200, body=m)
+    r = C.request("GET", "/v2/%s/blobs/%s" % (repo, sha256(cfg)))
+    expect(S + ": its config is pullable", r, 200, body=cfg)
+    r = C.request("GET", "/v2/%s/blobs/%s" % (repo, sha256(l2)))
+    expect(S + ": its pushed layer is pullable", r, 200, body=l2)
+    r = C.request("GET", "/v2/%s/blobs/%s" % (repo, sha256(l1)))
+    expect(S + ": its absent layer -> 404 BLOB_UNKNOWN", r, 404, error="BLOB_UNKNOWN")
+    r = C.request("GET", "/v2/%s/referrers/%s" % (repo, md))
+    expect(S + ": its referrers -> 200, an empty index", r, 200,
+           check=lambda r: [] if r.json().get("manifests") == [] else ["manifests: %r" % r.json().get("manifests")])
+
+    # an index of a pushed image (amd64) and of a manifest never pushed (arm64)
+    acfg, al = config_blob("amd64"), randbytes(1100)
+    setup(S + ": set-up: push the amd64 image", [("config", push_blob(repo, acfg), 201),
+                                                 ("layer", push_blob(repo, al), 201)])
+    amd = image_manifest(acfg, [al])
+    r = push_manifest(repo, sha256(amd), amd)
+    expect(S + ": PUT the amd64 image by digest -> 201", r, 201)
+    absent = randbytes(1024)
+    idx = pretty({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        dict(descriptor(OCI_MANIFEST, amd), platform={"architecture": "amd64", "os": "linux"}),
+        dict(descriptor(OCI_MANIFEST, absent), platform={"architecture": "arm64", "os": "linux"})]})
+    idxd = sha256(idx)
+    r = push_manifest(repo, "sparse-index", idx)
+    expect(S + ": PUT an index whose arm64 manifest is absent -> 201", r, 201,
+           headers={"Docker-Content-Digest": equals(idxd)})
+    r = C.request("GET", "/v2/%s/manifests/sparse-index" % repo, headers={"Accept": OCI_INDEX})
+    expect(S + ": GET the sparse index by tag -> 200, the bytes pushed", r, 200, body=idx)
+    r = C.request("GET", "/v2/%s/manifests/%s" % (repo, sha256(amd)), headers={"Accept": OCI_MANIFEST})
+    expect(S + ": its amd64 manifest is pullable", r, 200, body=amd)
+    r = C.request("GET", "/v2/%s/manifests/%s" % (repo, sha256(absent)), headers={"Accept": OCI_MANIFEST})
+    expect(S + ": its absent arm64 manifest -> 404 MANIFEST_UNKNOWN", r, 404, error="MANIFEST_UNKNOWN")
+    big = randbytes(1500)
+    setup(S + ": set-up: push a layer", [("layer", push_blob(repo, big), 201)])
+    wrong = image_manifest(cfg, [dict(descriptor(OCI_LAYER, big), size=len(big) + 1)])
+    r = push_manifest(repo, "wrong-size", wrong)
+    expect(S + ": a reference that is there must still have the size its descriptor gives -> 400 MANIFEST_INVALID",
+           r, 400, error="MANIFEST_INVALID")
+
+    # delete what was pushed
+    for ref, what in ((idxd, "the index"), (sha256(amd), "the amd64 image"), (md, "the sparse image")):
+        r = C.request("DELETE", "/v2/%s/manifests/%s" % (repo, ref))
+        expect(S + ": DELETE %s by digest -> 202" % what, r, 202)
+        r = C.request("GET", "/v2/%s/manifests/%s" % (repo, ref), headers={"Accept": OCI_MANIFEST + ", " + OCI_INDEX})
+        expect(S + ": ... then GET -> 404 MANIFEST_UNKNOWN", r, 404, error="MANIFEST_UNKNOWN")
+
+
+SPARSE = False  # --sparse
+
 
 def main(argv):
-    global T, C
+    global T, C, SPARSE
     args = [a for a in argv[1:] if not a.startswith("--")]
     flags = {a for a in argv[1:] if a.startswith("--")}
-    if len(args) != 1 or flags - {"--reference"}:
-        print("usage: %s http://HOST:PORT [--reference]" % argv[0], file=sys.stderr)
+    if len(args) != 1 or flags - {"--reference", "--sparse"}:
+        print("usage: %s http://HOST:PORT [--reference] [--sparse]" % argv[0], file=sys.stderr)
         return 2
     T = Tap("--reference" in flags)
+    SPARSE = "--sparse" in flags
     C = Client(args[0])
     P = "conformance-" + os.urandom(5).hex()
     print("# OCI distribution-spec conformance: %s, repositories %s/*%s"
           % (C.base, P, " (reference run)" if T.reference else ""))
     for section in (base_section, pull_section, push_blobs_section, push_manifests_section, discovery_section,
-                    referrers_section, management_section, digests_section, aggregate_section):
+                    referrers_section, management_section, digests_section,
+                    lambda P: sparse_section(P, SPARSE), aggregate_section):
         try:
             section(P)
         except Exception:

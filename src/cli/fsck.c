@@ -45,6 +45,7 @@ int cli_fsck(cli_t *c, int argc, char **argv)
     o.verify = verify;
     o.repair = repair;
     o.upload_ttl_ms = c->cfg->storage_upload_ttl_ms;
+    o.sparse = c->cfg->storage_sparse_manifests;
     o.report = print_finding;
     if (fsck_run(c->cfg->storage_root, &o, &st) != 0) {
         fflush(stdout);

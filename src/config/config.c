@@ -73,6 +73,8 @@ static const struct config_key keys[] = {
      "upload sessions idle this long are removed"},
     {"storage.scrub_rate", CONFIG_SIZE, F(storage_scrub_rate), "0", 0, 0, NULL,
      "bytes per second the background scrub re-hashes blobs at, to find bit rot; 0 = off"},
+    {"storage.sparse_manifests", CONFIG_BOOL, F(storage_sparse_manifests), "false", 0, 0, NULL,
+     "accept manifests and indexes whose blobs or child manifests are absent (the spec's sparse manifests)"},
     {"gc.interval", CONFIG_DURATION, F(gc_interval_ms), "1h", 0, 0, NULL,
      "how often the server collects garbage (what no tag, index or referrer keeps); 0 = never (berth gc still does)"},
     {"gc.blob_grace", CONFIG_DURATION, F(gc_blob_grace_ms), "24h", 0, 0, NULL,

@@ -57,6 +57,7 @@ typedef struct {
     uint64_t storage_min_free;          /* storage.min_free     1GiB */
     uint64_t storage_upload_ttl_ms;     /* storage.upload_ttl   24h (stale upload sessions are removed) */
     uint64_t storage_scrub_rate;        /* storage.scrub_rate   0 (bytes/s the background scrub re-hashes; 0 = off) */
+    int storage_sparse_manifests;       /* storage.sparse_manifests false (absent references accepted) */
     /* garbage collection (store/gc.h) */
     uint64_t gc_interval_ms;       /* gc.interval          1h (0 = no scheduled runs) */
     uint64_t gc_blob_grace_ms;     /* gc.blob_grace        24h */

@@ -110,7 +110,7 @@ static int put_write(metastore_t *m, void *arg)
     if (rc != 0)
         return rc;
     return metastore_manifest_put(m, p->name, &p->digest, p->mf, p->body, p->len, (const char *const *)p->tags,
-                                  p->ntags, &p->bad);
+                                  p->ntags, berth.cfg.storage_sparse_manifests, &p->bad);
 }
 
 static void put_done(work_t *w)

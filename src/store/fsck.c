@@ -308,6 +308,8 @@ static int check_references(fsck_t *f)
         int kind = sqlite3_column_int(s, 2);
         const char *k = kind >= 0 && kind < 2 ? kinds[kind] : "blob";
         snprintf(subject, sizeof(subject), "%s@%s", text(s, 0), text(s, 1));
+        if (!sqlite3_column_int(s, 6) && f->o->sparse)
+            continue; /* absent from the repository, as a sparse manifest may have it */
         if (!sqlite3_column_int(s, 6))
             report(f, FSCK_ERROR, "reference", subject, 0, "its %s %s is not linked to the repository", k, text(s, 3));
         else if (sqlite3_column_type(s, 5) != SQLITE_NULL)
@@ -320,6 +322,8 @@ static int check_references(fsck_t *f)
         return BERTH_ERROR;
     while ((rc = db_step(f->db, s)) == 1) {
         snprintf(subject, sizeof(subject), "%s@%s", text(s, 0), text(s, 1));
+        if (sqlite3_column_type(s, 4) == SQLITE_NULL && f->o->sparse)
+            continue;
         if (sqlite3_column_type(s, 4) == SQLITE_NULL)
             report(f, FSCK_ERROR, "reference", subject, 0, "its manifest %s is not in the repository", text(s, 2));
         else

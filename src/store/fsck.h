@@ -44,6 +44,7 @@ typedef struct {
     int repair;             /* remove the orphans older than grace_ms */
     uint64_t grace_ms;      /* orphans changed more recently are pending (left alone) */
     uint64_t upload_ttl_ms; /* upload sessions idle longer have expired (the server's storage.upload_ttl) */
+    int sparse;             /* storage.sparse_manifests: a manifest's absent blob or child is no finding */
     /* called once per finding; the strings are valid during the call only */
     void (*report)(void *ctx, const fsck_finding_t *f);
     void *ctx;

@@ -454,7 +454,8 @@ static int manifest_row(metastore_t *m, int64_t rid, const digest_t *d, const ma
 /* A push checks that everything the manifest references is here; a mirror (checked_at != 0: when the upstream
  * served it) stores what the upstream serves and fetches the rest when asked for it. */
 static int manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
-                        size_t len, const char *const *tags, size_t ntags, int64_t checked_at, metastore_bad_ref_t *bad)
+                        size_t len, const char *const *tags, size_t ntags, int64_t checked_at, int sparse,
+                        metastore_bad_ref_t *bad)
 {
     int64_t rid, mid = 0, now = time_now_s();
     if (repo_ensure(m, repo, checked_at != 0, &rid) != 0)
@@ -467,6 +468,8 @@ static int manifest_put(metastore_t *m, const char *repo, const digest_t *d, con
         int rc = exists(m, r->kind == REF_MANIFEST ? Q_HAS_MANIFEST : Q_HAS_REPO_BLOB, rid, r->digest.str, &size);
         if (rc < 0)
             return rc;
+        if (rc == 0 && sparse)
+            continue;
         if (rc == 0 || size != r->size) {
             *bad = (metastore_bad_ref_t){r->digest, r->size, size};
             return rc == 0 ? BERTH_EMISSING : BERTH_ESIZE;
@@ -490,16 +493,16 @@ static int manifest_put(metastore_t *m, const char *repo, const digest_t *d, con
 }
 
 int metastore_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
-                           size_t len, const char *const *tags, size_t ntags, metastore_bad_ref_t *bad)
+                           size_t len, const char *const *tags, size_t ntags, int sparse, metastore_bad_ref_t *bad)
 {
-    return manifest_put(m, repo, d, mf, body, len, tags, ntags, 0, bad);
+    return manifest_put(m, repo, d, mf, body, len, tags, ntags, 0, sparse, bad);
 }
 
 int metastore_mirror_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf,
                                   const void *body, size_t len, const char *tag, int64_t checked_at)
 {
     metastore_bad_ref_t unused;
-    return manifest_put(m, repo, d, mf, body, len, &tag, tag != NULL, checked_at > 0 ? checked_at : 1, &unused);
+    return manifest_put(m, repo, d, mf, body, len, &tag, tag != NULL, checked_at > 0 ? checked_at : 1, 0, &unused);
 }
 
 int metastore_tag_checked(metastore_t *m, const char *repo, const char *tag, int64_t checked_at)

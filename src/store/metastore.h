@@ -130,10 +130,11 @@ typedef struct {
  * Store manifest `d` (parsed `mf`, raw `body`) in `repo`, and point the `ntags` tags at it. Every blob the
  * manifest references must be linked to `repo` (foreign layers excepted), every child manifest stored in it,
  * each of the size its descriptor gives: otherwise BERTH_EMISSING or BERTH_ESIZE, with the first such reference
- * in *bad. The subject need not exist.
+ * in *bad. With `sparse` (storage.sparse_manifests), references that are absent are accepted; those present must still
+ * have the size their descriptor gives. The subject need not exist.
  */
 int metastore_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf, const void *body,
-                           size_t len, const char *const *tags, size_t ntags, metastore_bad_ref_t *bad);
+                           size_t len, const char *const *tags, size_t ntags, int sparse, metastore_bad_ref_t *bad);
 
 /*
  * A pull-through mirror records what it fetched as if it had been pushed, except that a manifest need not have

@@ -533,7 +533,7 @@ static void test_print(void)
     int lines = 0;
     for (const char *p = buf; (p = strchr(p, '\n')) != NULL; ++p)
         ++lines;
-    ok(lines == 40, "print: a header and one line per key (%d)", lines);
+    ok(lines == 41, "print: a header and one line per key (%d)", lines);
     unlink(out);
     config_dispose(&cfg);
     free(err);

@@ -78,7 +78,7 @@ static void report(void *ctx, const fsck_finding_t *f)
 static void test_no_database(void)
 {
     int findings = 0;
-    fsck_options_t o = {0, 0, 0, 0, report, &findings};
+    fsck_options_t o = {.report = report, .ctx = &findings};
     fsck_stats_t st;
     ok(fsck_run(root, &o, &st) == BERTH_ERROR && findings == 0, "fsck of a folder without a database cannot run");
 }

@@ -78,7 +78,7 @@ typedef struct {
 static int put(metastore_t *m, void *arg)
 {
     put_args_t *a = arg;
-    return metastore_manifest_put(m, a->repo, &a->digest, a->mf, a->body, strlen(a->body), &a->tag, 1, &a->bad);
+    return metastore_manifest_put(m, a->repo, &a->digest, a->mf, a->body, strlen(a->body), &a->tag, 1, 0, &a->bad);
 }
 
 static void test_metastore(void)
