@@ -934,6 +934,6 @@ void config_print(const config_t *cfg)
                i, mr->prefix, mr->upstream, mr->ns, format_duration(mr->tag_ttl_ms, ttl, sizeof(ttl)),
                format_duration(mr->timeout_ms, to, sizeof(to)), mr->library ? "true" : "false",
                mr->username && *mr->username ? "(set)" : "none", format_size(mr->max_size, size, sizeof(size)),
-               format_duration(mr->max_age_ms, age, sizeof(age)));
+               mr->max_age_ms ? format_duration(mr->max_age_ms, age, sizeof(age)) : "0");
     }
 }

@@ -23,6 +23,7 @@ typedef struct {
     gc_thread_t *gc;            /* the background garbage collector (gc.interval), or NULL when it is off */
     char *db_path;              /* <root>/berth.db */
     const config_t *cfg;
+    struct evict_mirror *_evict; /* the collector's mirror cache eviction (store/evict.h): the mirrors' limits */
     struct {
         pthread_t thread;
         pthread_mutex_t mu;
