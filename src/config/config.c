@@ -593,15 +593,28 @@ static int set_mirror_key(struct loader *ld, config_mirror_t *mr, const char *ke
                         ms == &mr->timeout_ms ? " (at least 1s)" : "");
         return 0;
     }
+    if (strcmp(key, "max_size") == 0) {
+        if (v == NULL || config_parse_size(v, &mr->max_size) != 0)
+            return fail(ld, "%s:%zu: mirrors: max_size: invalid size \"%s\" (such as 50GiB; 0 for no limit)", ld->path,
+                        line, v ? v : "");
+        return 0;
+    }
+    if (strcmp(key, "max_age") == 0) {
+        if (v == NULL || config_parse_duration_ms(v, &mr->max_age_ms) != 0)
+            return fail(ld, "%s:%zu: mirrors: max_age: invalid duration \"%s\" (such as 30d; 0 for none)", ld->path,
+                        line, v ? v : "");
+        return 0;
+    }
     if (strcmp(key, "library") == 0) {
         if (v == NULL || parse_bool(v, &mr->library) != 0)
             return fail(ld, "%s:%zu: mirrors: library: invalid boolean \"%s\" (true or false)", ld->path, line,
                         v ? v : "");
         return 0;
     }
-    return fail(
-        ld, "%s:%zu: mirrors: unknown key \"%s\" (prefix, upstream, ns, username, password, tag_ttl, timeout, library)",
-        ld->path, line, key);
+    return fail(ld,
+                "%s:%zu: mirrors: unknown key \"%s\" (prefix, upstream, ns, username, password, tag_ttl, timeout, "
+                "library, max_size, max_age)",
+                ld->path, line, key);
 }
 
 /* The upstream's host[:port], the default ns: Docker Hub's API host is registry-1.docker.io, its name docker.io. */
@@ -1144,11 +1157,13 @@ void config_print(const config_t *cfg)
     }
     for (size_t i = 0; i < cfg->nmirrors; ++i) {
         const config_mirror_t *mr = &cfg->mirrors[i];
-        char ttl[32], to[32];
-        printf("mirrors[%zu]  prefix \"%s\"  upstream %s  ns %s  tag_ttl %s  timeout %s  library %s  credentials %s\n",
+        char ttl[32], to[32], size[32], age[32];
+        printf("mirrors[%zu]  prefix \"%s\"  upstream %s  ns %s  tag_ttl %s  timeout %s  library %s  credentials %s  "
+               "max_size %s  max_age %s\n",
                i, mr->prefix, mr->upstream, mr->ns, format_duration(mr->tag_ttl_ms, ttl, sizeof(ttl)),
                format_duration(mr->timeout_ms, to, sizeof(to)), mr->library ? "true" : "false",
-               mr->username && *mr->username ? "(set)" : "none");
+               mr->username && *mr->username ? "(set)" : "none", format_size(mr->max_size, size, sizeof(size)),
+               mr->max_age_ms ? format_duration(mr->max_age_ms, age, sizeof(age)) : "0");
     }
     for (size_t i = 0; i < cfg->nretention; ++i) {
         const config_retention_t *r = &cfg->retention[i];

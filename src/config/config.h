@@ -20,6 +20,9 @@ typedef struct {
     uint64_t tag_ttl_ms; /* tag_ttl  5m  how long a tag is served before it is revalidated upstream */
     uint64_t timeout_ms; /* timeout  30s connecting, and waiting for an answer */
     int library;         /* library      one-word names get "library/"; default: true when ns is docker.io */
+    uint64_t max_size;   /* max_size 0   bytes the mirror's repositories may hold (0 = no limit): the least
+                                         recently pulled images are evicted by the garbage collector */
+    uint64_t max_age_ms; /* max_age  0   images not pulled for this long are evicted (0 = never) */
 } config_mirror_t;
 
 /** A retention rule (the "retention" list; docs/lifecycle.md): which tags of which repositories to keep. */

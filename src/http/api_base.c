@@ -140,6 +140,24 @@ void api_metrics(h2o_req_t *req)
         (unsigned long long)gc.total.links, (unsigned long long)gc.total.blobs,
         (unsigned long long)gc.total.bytes_freed, gc.last_seconds, (unsigned long long)gc.retention.removed,
         (unsigned long long)gc.retention.examined, (unsigned long long)gc.retention_failures);
+    /* mirror cache eviction, by the same collector (store/evict.h) */
+    fprintf(fp, "# HELP berth_mirror_evicted_total Images mirror cache eviction removed (max_size, max_age).\n"
+                "# TYPE berth_mirror_evicted_total counter\n");
+    for (size_t i = 0; i < nmirrors; ++i) {
+        gc_mirror_totals_t mt;
+        gc_thread_mirror_totals(berth.store->gc, i, &mt);
+        fprintf(fp, "berth_mirror_evicted_total{upstream=\"%s\",prefix=\"%s\"} %llu\n", mirrors[i].cfg->upstream,
+                mirrors[i].cfg->prefix, (unsigned long long)mt.images);
+    }
+    fprintf(fp, "# HELP berth_mirror_evicted_bytes_total Bytes of manifests and blobs mirror cache eviction took from "
+                "a mirror's size.\n"
+                "# TYPE berth_mirror_evicted_bytes_total counter\n");
+    for (size_t i = 0; i < nmirrors; ++i) {
+        gc_mirror_totals_t mt;
+        gc_thread_mirror_totals(berth.store->gc, i, &mt);
+        fprintf(fp, "berth_mirror_evicted_bytes_total{upstream=\"%s\",prefix=\"%s\"} %llu\n", mirrors[i].cfg->upstream,
+                mirrors[i].cfg->prefix, (unsigned long long)mt.bytes);
+    }
     fclose(fp);
     res_bytes(req, 200, "text/plain; version=0.0.4", out, len);
     free(out);

@@ -4,6 +4,7 @@
 #include "http/api.h"
 #include "http/parse.h"
 #include "http/work.h"
+#include "mirror/pulled.h"
 #include "oci/manifest.h"
 #include "auth/decide.h"
 #include "auth/principal.h"
@@ -96,6 +97,8 @@ void api_manifest_send(route_t *r, metastore_manifest_t *mf)
         res_header(r->req, "docker-content-digest", mf->digest.str);
         res_headerf(r->req, "etag", "\"%s\"", mf->digest.str);
         res_bytes(r->req, 200, mf->media_type, mf->content, mf->size);
+        if (r->mirror != NULL) /* for eviction: the least recently pulled go first */
+            mirror_pulled(r->mirror, r->name, &mf->digest, mf->pulled_at);
     }
     metastore_manifest_dispose(mf);
 }

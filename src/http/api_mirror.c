@@ -18,6 +18,7 @@
 #include "http/work.h"
 #include "mirror/fetch.h"
 #include "mirror/mirror.h"
+#include "mirror/pulled.h"
 #include "mirror/route.h"
 #include "oci/name.h"
 #include "util/log.h"
@@ -67,6 +68,15 @@ static void spawn_fetch(void (*fn)(void *arg), void *arg)
     work_detached(WORK_FETCH, &job->super, fetch_job_run);
 }
 
+/* A pull's record (mirror/pulled.h): a short database write, on the I/O pool. */
+static void spawn_record(void (*fn)(void *arg), void *arg)
+{
+    fetch_job_t *job = malloc(sizeof(*job));
+    job->fn = fn;
+    job->arg = arg;
+    work_detached(WORK_IO, &job->super, fetch_job_run);
+}
+
 static void on_server_start(void)
 {
     mirror_fetch_env_t env = {
@@ -78,10 +88,12 @@ static void on_server_start(void)
         .spawn = spawn_fetch,
     };
     mirror_fetch_init(&env);
+    mirror_pulled_init(berth.store->writer, spawn_record);
 }
 
 static void on_server_stop(void)
 {
+    mirror_pulled_init(NULL, NULL);
     mirror_fetch_stop();
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include "store/blobstore.h"
 #include "store/db.h"
+#include "store/evict.h"
 #include "store/gc.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -378,6 +379,8 @@ int gc_run(metastore_t *db, const char *root, const gc_options_t *o, gc_stats_t 
     /* a dry run is one transaction, rolled back: what a removal makes collectable is found as in a real run */
     if (o->dry_run && db_begin(db, 1, &err) != 0)
         goto Failed;
+    /* mirrors over their limits first: what they evict is collected by this run (logged; the collection goes on) */
+    int evicted = evict_run(db, o, st, r.now);
     for (phase_t phase = o->untagged_grace_s > 0 ? PHASE_MANIFESTS : PHASE_LINKS; phase <= PHASE_BLOBS; ++phase) {
         for (;;) {
             int n;
@@ -415,6 +418,7 @@ int gc_run(metastore_t *db, const char *root, const gc_options_t *o, gc_stats_t 
         goto Failed;
     if (o->dry_run)
         db_rollback(db);
+    rc = evicted;
     goto Exit;
 Failed:
     if (o->dry_run)
@@ -465,7 +469,8 @@ struct gc_thread {
     pthread_mutex_t mu;
     pthread_cond_t cond; /* on CLOCK_MONOTONIC */
     int stop;
-    gc_totals_t totals; /* under mu */
+    gc_totals_t totals;           /* under mu */
+    gc_mirror_totals_t *mirrored; /* under mu: one per o.mirrors */
 };
 
 /* Wait `ms` or until told to stop: 1 if stopping. */
@@ -487,6 +492,21 @@ void gc_background_priority(void)
     /* on Linux, PRIO_PROCESS with a thread id sets that thread's nice value alone */
     if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), GC_NICE) != 0)
         log_warn("gc: cannot lower the collector's priority: %s", strerror(errno));
+}
+
+/* Each eviction: logged, and counted for its mirror. */
+static void on_removed(void *ctx, const gc_item_t *it)
+{
+    gc_thread_t *g = ctx;
+    if (strcmp(it->kind, "image") != 0)
+        return;
+    log_info("gc: evicted %s@%s%s%s (%llu bytes, last pulled %lld s ago: %s)", it->repo, it->digest,
+             *it->tags ? " tagged " : "", it->tags, (unsigned long long)it->size,
+             (long long)(time_now_s() - it->pulled_at), it->why);
+    pthread_mutex_lock(&g->mu);
+    g->mirrored[it->mirror].images++;
+    g->mirrored[it->mirror].bytes += it->size;
+    pthread_mutex_unlock(&g->mu);
 }
 
 static void *gc_main(void *arg)
@@ -529,6 +549,9 @@ static void *gc_main(void *arg)
         g->totals.retention.examined += rs.examined;
         g->totals.retention.removed += rs.removed;
         g->totals.retention_failures += rrc != 0;
+        g->totals.total.images += st.images;
+        g->totals.total.image_manifests += st.image_manifests;
+        g->totals.total.image_bytes += st.image_bytes;
         pthread_mutex_unlock(&g->mu);
     }
     db_close(db);
@@ -546,16 +569,20 @@ gc_thread_t *gc_thread_start(const char *root, const char *db_path, uint64_t int
     g->db_path = strdup(db_path);
     g->interval_ms = interval_ms;
     g->o = *o;
-    g->o.report = NULL;
+    g->o.report = on_removed;
+    g->o.ctx = g;
     g->o.stop = &g->stop;
     g->policy = policy;
+    g->mirrored = calloc(o->nmirrors + 1, sizeof(*g->mirrored));
     pthread_mutex_init(&g->mu, NULL);
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&g->cond, &ca);
     pthread_condattr_destroy(&ca);
-    if (g->root == NULL || g->db_path == NULL || pthread_create(&g->thread, NULL, gc_main, g) != 0) {
+    if (g->root == NULL || g->db_path == NULL || g->mirrored == NULL ||
+        pthread_create(&g->thread, NULL, gc_main, g) != 0) {
         log_error("gc: cannot start the collector's thread");
+        free(g->mirrored);
         free(g->root);
         free(g->db_path);
         pthread_mutex_destroy(&g->mu);
@@ -577,6 +604,7 @@ void gc_thread_stop(gc_thread_t *g)
     pthread_join(g->thread, NULL);
     pthread_mutex_destroy(&g->mu);
     pthread_cond_destroy(&g->cond);
+    free(g->mirrored);
     free(g->root);
     free(g->db_path);
     free(g);
@@ -589,5 +617,15 @@ void gc_thread_totals(gc_thread_t *g, gc_totals_t *out)
         return;
     pthread_mutex_lock(&g->mu);
     *out = g->totals;
+    pthread_mutex_unlock(&g->mu);
+}
+
+void gc_thread_mirror_totals(gc_thread_t *g, size_t i, gc_mirror_totals_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (g == NULL || i >= g->o.nmirrors)
+        return;
+    pthread_mutex_lock(&g->mu);
+    *out = g->mirrored[i];
     pthread_mutex_unlock(&g->mu);
 }

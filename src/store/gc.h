@@ -29,11 +29,19 @@
 #include "store/policy.h"
 
 typedef struct {
-    const char *kind;   /* "manifest", "link" (a repository's link to a blob), "blob" */
+    const char *kind;   /* "manifest", "link" (a repository's link to a blob), "blob"; "image": evicted (evict.h) */
     const char *repo;   /* the repository (NULL for a blob) */
-    const char *digest; /* the manifest's or blob's digest */
-    uint64_t size;      /* bytes: the manifest's, or the blob file's (a link frees nothing itself) */
+    const char *digest; /* the manifest's or blob's digest; an image's: its top manifest's */
+    uint64_t size;      /* bytes: the manifest's, or the blob file's (a link frees nothing itself); an image's: what
+                           its mirror's size went down by (its manifests, the blobs no other repository of it links) */
+    /* an image only: */
+    const char *tags;  /* its tags, comma-separated ("" for none) */
+    const char *why;   /* "max_age" or "max_size" */
+    int64_t pulled_at; /* when it was last pulled (Unix seconds) */
+    int mirror;        /* its mirror: the index in gc_options_t.mirrors */
 } gc_item_t;
+
+struct evict_mirror;
 
 typedef struct {
     int64_t blob_grace_s;     /* unreferenced links younger than this stay */
@@ -42,12 +50,17 @@ typedef struct {
     void (*report)(void *ctx, const gc_item_t *it); /* each removal (NULL: none); strings valid during the call */
     void *ctx;
     const int *stop; /* when set and *stop becomes non-zero (atomically), the run ends after its batch */
+    /* mirror cache eviction (store/evict.h), before the collection: every configured mirror, in the configuration's
+     * order (the caller's, outliving the run); none: no eviction */
+    const struct evict_mirror *mirrors;
+    size_t nmirrors;
 } gc_options_t;
 
 typedef struct {
-    uint64_t manifests, links, blobs; /* removed */
-    uint64_t bytes_freed;             /* blob files' bytes given back */
-    uint64_t examined;                /* queued items looked at */
+    uint64_t images, image_manifests, image_bytes; /* evicted from mirrors (evict.h); image_bytes as gc_item_t.size */
+    uint64_t manifests, links, blobs;              /* removed */
+    uint64_t bytes_freed;                          /* blob files' bytes given back */
+    uint64_t examined;                             /* queued items looked at */
 } gc_stats_t;
 
 /**
@@ -82,9 +95,15 @@ typedef struct {
     uint64_t retention_failures;
 } gc_totals_t;
 
+/** What mirror cache eviction took from one mirror since the server started. */
+typedef struct {
+    uint64_t images, bytes; /* images evicted; what the mirror's size went down by */
+} gc_mirror_totals_t;
+
 /**
- * Start it (interval_ms > 0; `o` is copied, its report must be NULL). Before each run it applies the retention rules
- * of `policy` (NULL or none: no retention; it must outlive the thread). NULL if the thread cannot start (logged).
+ * Start it (interval_ms > 0; `o` is copied, its report must be NULL: evictions are logged; o->mirrors must outlive
+ * it). Before each run it applies the retention rules of `policy` (NULL or none: no retention; it must outlive the
+ * thread). NULL if the thread cannot start (logged).
  */
 gc_thread_t *gc_thread_start(const char *root, const char *db_path, uint64_t interval_ms, const gc_options_t *o,
                              const policy_t *policy);
@@ -92,5 +111,7 @@ gc_thread_t *gc_thread_start(const char *root, const char *db_path, uint64_t int
 void gc_thread_stop(gc_thread_t *g);
 /** The counters (all zero for NULL). Any thread. */
 void gc_thread_totals(gc_thread_t *g, gc_totals_t *out);
+/** The eviction counters of mirror `i` of the options' mirrors (zero for NULL or an index out of range). */
+void gc_thread_mirror_totals(gc_thread_t *g, size_t i, gc_mirror_totals_t *out);
 
 #endif

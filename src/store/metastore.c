@@ -33,16 +33,18 @@ enum {
     Q_REFERRERS_TYPE,
     Q_REPO_ORIGIN,
     Q_TAG_CHECKED,
+    Q_TAG_PULLED,
+    Q_MANIFEST_PULLED,
     Q__COUNT
 };
 
 static db_query_t queries[Q__COUNT] = {
     [Q_BLOB_GET] = {"SELECT b.size FROM repository r JOIN repository_blob rb ON rb.repository_id = r.id "
                     "JOIN blob b ON b.digest = rb.digest WHERE r.name = ?1 AND rb.digest = ?2"},
-    [Q_MANIFEST_BY_TAG] = {"SELECT m.digest, m.media_type, m.content, t.checked_at FROM repository r "
+    [Q_MANIFEST_BY_TAG] = {"SELECT m.digest, m.media_type, m.content, m.pulled_at, t.checked_at FROM repository r "
                            "JOIN tag t ON t.repository_id = r.id "
                            "JOIN manifest m ON m.id = t.manifest_id WHERE r.name = ?1 AND t.name = ?2"},
-    [Q_MANIFEST_BY_DIGEST] = {"SELECT m.digest, m.media_type, m.content FROM repository r "
+    [Q_MANIFEST_BY_DIGEST] = {"SELECT m.digest, m.media_type, m.content, m.pulled_at FROM repository r "
                               "JOIN manifest m ON m.repository_id = r.id WHERE r.name = ?1 AND m.digest = ?2"},
     [Q_REPO_ID] = {"SELECT id FROM repository WHERE name = ?1"},
     [Q_REPO_INSERT] = {"INSERT INTO repository(name, created_at, public, mirror) VALUES (?1, ?2, ?3, ?4)"},
@@ -58,7 +60,7 @@ static db_query_t queries[Q__COUNT] = {
     [Q_HAS_MANIFEST] = {"SELECT size FROM manifest WHERE repository_id = ?1 AND digest = ?2"},
     [Q_MANIFEST_INSERT] =
         {"INSERT INTO manifest(repository_id, digest, media_type, size, content, artifact_type, subject, "
-         "annotations, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+         "annotations, created_at, pulled_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
          "ON CONFLICT(repository_id, digest) DO NOTHING"},
     [Q_MANIFEST_ID] = {"SELECT id FROM manifest WHERE repository_id = ?1 AND digest = ?2"},
     [Q_REF_INSERT] = {"INSERT INTO manifest_ref(manifest_id, kind, digest, size, media_type, foreign_layer) "
@@ -86,6 +88,12 @@ static db_query_t queries[Q__COUNT] = {
     [Q_TAG_CHECKED] =
         {"UPDATE tag SET checked_at = ?3 WHERE repository_id = (SELECT id FROM repository WHERE name = ?1) "
          "AND name = ?2"},
+    /* a revalidated tag was pulled */
+    [Q_TAG_PULLED] =
+        {"UPDATE manifest SET pulled_at = ?3 WHERE id = (SELECT t.manifest_id FROM tag t JOIN repository r "
+         "ON r.id = t.repository_id WHERE r.name = ?1 AND t.name = ?2) AND pulled_at < ?3"},
+    [Q_MANIFEST_PULLED] = {"UPDATE manifest SET pulled_at = ?3 WHERE repository_id = (SELECT id FROM repository WHERE "
+                           "name = ?1 AND mirror = 1) AND digest = ?2 AND pulled_at < ?3"},
 };
 
 int metastore_new_repos_public;
@@ -179,7 +187,7 @@ int metastore_blob_get(metastore_t *m, const char *repo, const digest_t *d, uint
 }
 
 /* A cached manifest is one block: the digest, the media type with its NUL, the content at num[2]; num[0] is
- * checked_at, num[1] the content's size. */
+ * checked_at, num[1] the content's size, num[3] pulled_at. */
 static void manifest_lend(const cache_value_t *v, metastore_manifest_t *out)
 {
     char *p = v->data;
@@ -188,10 +196,11 @@ static void manifest_lend(const cache_value_t *v, metastore_manifest_t *out)
     out->content = p + v->num[2];
     out->size = (size_t)v->num[1];
     out->checked_at = v->num[0];
+    out->pulled_at = v->num[3];
     out->lent = 1;
 }
 
-/* The manifest in the row `s` is at (digest, media type, content[, checked_at]). */
+/* The manifest in the row `s` is at (digest, media type, content, pulled_at[, checked_at]). */
 static int manifest_read(sqlite3_stmt *s, int by_tag, metastore_manifest_t *out)
 {
     const char *dg = (const char *)sqlite3_column_text(s, 0);
@@ -199,7 +208,8 @@ static int manifest_read(sqlite3_stmt *s, int by_tag, metastore_manifest_t *out)
         log_error("database holds a bad digest: %s", dg);
         return BERTH_ERROR;
     }
-    out->checked_at = by_tag ? sqlite3_column_int64(s, 3) : 0;
+    out->pulled_at = sqlite3_column_int64(s, 3);
+    out->checked_at = by_tag ? sqlite3_column_int64(s, 4) : 0;
     out->size = (size_t)sqlite3_column_bytes(s, 2);
     out->lent = 0;
     return 0;
@@ -220,6 +230,7 @@ static void manifest_copy(sqlite3_stmt *s, cache_t *c, uint64_t gen, const cache
             v->num[0] = out->checked_at;
             v->num[1] = (int64_t)out->size;
             v->num[2] = (int64_t)off;
+            v->num[3] = out->pulled_at;
             manifest_lend(v, out);
             return;
         }
@@ -405,7 +416,7 @@ static int exists(metastore_t *m, int q, int64_t id, const char *digest, int64_t
 
 /* The manifest's row id: inserted with its references, or the one already there (a push of the same bytes). */
 static int manifest_row(metastore_t *m, int64_t rid, const digest_t *d, const manifest_t *mf, const void *body,
-                        size_t len, int64_t now, int64_t *mid)
+                        size_t len, int64_t now, int64_t pulled_at, int64_t *mid)
 {
     sqlite3_stmt *s = stmt(m, Q_MANIFEST_INSERT);
     if (s == NULL)
@@ -419,6 +430,7 @@ static int manifest_row(metastore_t *m, int64_t rid, const digest_t *d, const ma
     db_bind_text(s, 7, mf->has_subject ? mf->subject.str : NULL);
     db_bind_text(s, 8, mf->annotations_json);
     sqlite3_bind_int64(s, 9, now);
+    sqlite3_bind_int64(s, 10, pulled_at);
     if (db_run(m, s) != 0)
         return BERTH_ERROR;
     if (db_changes(m) == 1) {
@@ -475,7 +487,9 @@ static int manifest_put(metastore_t *m, const char *repo, const digest_t *d, con
             return rc == 0 ? BERTH_EMISSING : BERTH_ESIZE;
         }
     }
-    if (manifest_row(m, rid, d, mf, body, len, now, &mid) != 0)
+    if (manifest_row(m, rid, d, mf, body, len, now, checked_at != 0 ? now : 0, &mid) != 0)
+        return BERTH_ERROR;
+    if (checked_at != 0 && metastore_manifest_pulled(m, repo, d, now) < 0) /* fetched again: pulled */
         return BERTH_ERROR;
     for (size_t i = 0; i < ntags; ++i) {
         sqlite3_stmt *s = stmt(m, Q_TAG_UPSERT);
@@ -515,7 +529,25 @@ int metastore_tag_checked(metastore_t *m, const char *repo, const char *tag, int
     sqlite3_bind_int64(s, 3, checked_at);
     if (db_run(m, s) != 0)
         return BERTH_ERROR;
-    return db_changes(m) > 0 ? 0 : BERTH_ENOTFOUND;
+    if (db_changes(m) == 0)
+        return BERTH_ENOTFOUND;
+    if ((s = stmt(m, Q_TAG_PULLED)) == NULL)
+        return BERTH_ERROR;
+    db_bind_text(s, 1, repo);
+    db_bind_text(s, 2, tag);
+    sqlite3_bind_int64(s, 3, time_now_s());
+    return db_run(m, s) != 0 ? BERTH_ERROR : 0;
+}
+
+int metastore_manifest_pulled(metastore_t *m, const char *repo, const digest_t *d, int64_t pulled_at)
+{
+    sqlite3_stmt *s = stmt(m, Q_MANIFEST_PULLED);
+    if (s == NULL)
+        return BERTH_ERROR;
+    db_bind_text(s, 1, repo);
+    db_bind_text(s, 2, d->str);
+    sqlite3_bind_int64(s, 3, pulled_at);
+    return db_run(m, s) != 0 ? BERTH_ERROR : db_changes(m);
 }
 
 /* Asked once or twice per request a mirror may serve: cached like the manifests (a repository not there too). */

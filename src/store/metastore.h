@@ -62,6 +62,7 @@ typedef struct {
     void *content;    /* malloc'd */
     size_t size;
     int64_t checked_at; /* by tag: when a mirror last confirmed the tag upstream (0: pushed here) */
+    int64_t pulled_at;  /* a mirrored manifest: when it was last pulled, to a granularity (0: pushed here) */
     int lent;           /* media_type and content belong to the connection's cache (see below) */
 } metastore_manifest_t;
 
@@ -144,8 +145,15 @@ int metastore_mirror_blob_link(metastore_t *m, const char *repo, const digest_t 
 /** Store manifest `d` fetched from upstream, and point `tag` (unless NULL) at it, confirmed at `checked_at`. */
 int metastore_mirror_manifest_put(metastore_t *m, const char *repo, const digest_t *d, const manifest_t *mf,
                                   const void *body, size_t len, const char *tag, int64_t checked_at);
-/** The upstream confirmed `tag` of `repo` at `checked_at`: 0 or BERTH_ENOTFOUND. */
+/** The upstream confirmed `tag` of `repo` at `checked_at` (and the tag's manifest was pulled now): 0 or
+ * BERTH_ENOTFOUND. */
 int metastore_tag_checked(metastore_t *m, const char *repo, const char *tag, int64_t checked_at);
+/**
+ * Mirrored manifest `d` of `repo` was pulled at `pulled_at` (for mirror cache eviction, store/evict.h): 1 if that
+ * moved its pulled_at forward, 0 if not (a later pull recorded, not there, or `repo` is not a mirrored one),
+ * BERTH_ERROR.
+ */
+int metastore_manifest_pulled(metastore_t *m, const char *repo, const digest_t *d, int64_t pulled_at);
 
 /** Delete manifest `d` of `repo` with its tags: 0 or BERTH_ENOTFOUND. */
 int metastore_manifest_delete(metastore_t *m, const char *repo, const digest_t *d);

@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+#include "store/evict.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -97,6 +98,8 @@ int store_open(store_t *s, const config_t *cfg)
         goto Error;
     if (cfg->gc_interval_ms > 0) {
         gc_options_t o = {(int64_t)(cfg->gc_blob_grace_ms / 1000), (int64_t)(cfg->gc_untagged_grace_ms / 1000)};
+        o.mirrors = s->_evict = evict_mirrors_new(cfg);
+        o.nmirrors = s->_evict != NULL ? cfg->nmirrors : 0;
         if ((s->gc = gc_thread_start(cfg->storage_root, s->db_path, cfg->gc_interval_ms, &o, s->policy)) == NULL)
             goto Error;
     }
@@ -112,6 +115,8 @@ void store_close(store_t *s)
     s->gc = NULL;
     policy_free(s->policy);
     s->policy = NULL;
+    free(s->_evict);
+    s->_evict = NULL;
     scrub_stop(s->scrub);
     s->scrub = NULL;
     if (s->_chores.started) {

@@ -25,6 +25,7 @@ typedef struct {
     policy_t *policy;           /* immutable tags and retention (store/policy.h) */
     char *db_path;              /* <root>/berth.db */
     const config_t *cfg;
+    struct evict_mirror *_evict; /* the collector's mirror cache eviction (store/evict.h): the mirrors' limits */
     struct {
         pthread_t thread;
         pthread_mutex_t mu;

@@ -210,7 +210,9 @@ int main(void)
             "  - prefix: quay\n"
             "    upstream: http://127.0.0.1:5001\n"
             "    timeout: 5s\n"
-            "    library: true\n",
+            "    library: true\n"
+            "    max_size: 50GiB\n"
+            "    max_age: 30d\n",
             &err) == 0,
        "a list of two mirrors loads");
     ok(cfg.nmirrors == 2, "... two mirrors");
@@ -225,6 +227,9 @@ int main(void)
     ok(strcmp(cfg.mirrors[1].ns, "127.0.0.1:5001") == 0 && cfg.mirrors[1].tag_ttl_ms == 300000 &&
            cfg.mirrors[1].timeout_ms == 5000 && cfg.mirrors[1].library == 1,
        "... another upstream's ns defaults to its host:port; tag_ttl default 5m; library as set");
+    ok(cfg.mirrors[0].max_size == 0 && cfg.mirrors[0].max_age_ms == 0, "... no max_size, no max_age by default");
+    ok(cfg.mirrors[1].max_size == 50ull << 30 && cfg.mirrors[1].max_age_ms == 30ull * 86400000,
+       "... max_size 50GiB, max_age 30d");
     free(err);
 
     /* ---- choosing the mirror ---- */
@@ -276,6 +281,10 @@ int main(void)
     ok(fails_with("mirrors:\n  - http://x\n", "each mirror is a mapping"), "a list of strings");
     ok(fails_with("mirrors:\n  - upstream: http://x\n    ns: a/b\n", "must be a registry host"), "an ns with a slash");
     ok(fails_with("mirrors:\n  - upstream: http://x\n    library: maybe\n", "invalid boolean"), "library: maybe");
+    ok(fails_with("mirrors:\n  - upstream: http://x\n    max_size: 5 apples\n", "max_size: invalid size"),
+       "max_size: 5 apples");
+    ok(fails_with("mirrors:\n  - upstream: http://x\n    max_age: soon\n", "max_age: invalid duration"),
+       "max_age: soon");
 
     test_route();
     test_challenge();
