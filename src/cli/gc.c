@@ -64,6 +64,7 @@ int cli_gc(cli_t *c, int argc, char **argv)
         return cli_usage_error("invalid --blob-grace %s: a duration such as 90s, 30m, 24h, 7d", bg);
     if (ug != NULL && config_parse_duration_ms(ug, &ug_ms) != 0)
         return cli_usage_error("invalid --untagged-grace %s: a duration such as 90s, 30m, 24h, 7d", ug);
+    gc_background_priority(); /* beside berth serve, serving goes first: from the start (opening costs too) */
     if (store_db_create(c->cfg->storage_root, path, sizeof(path)) != 0)
         return cli_fail("cannot create the database in %s: %s", c->cfg->storage_root, strerror(errno));
     if ((c->m = metastore_open(path, 1)) == NULL)
@@ -78,7 +79,6 @@ int cli_gc(cli_t *c, int argc, char **argv)
     o.mirrors = mirrors;
     o.nmirrors = mirrors != NULL ? c->cfg->nmirrors : 0;
     gc_stats_t st = {0};
-    gc_background_priority(); /* beside berth serve, serving goes first */
     double t0 = time_mono_s();
     int rc = gc_run(c->m, c->cfg->storage_root, &o, &st);
     free(mirrors);

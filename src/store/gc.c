@@ -213,6 +213,9 @@ static void *unlinker_main(void *arg)
     unlinkers_t *u = arg;
     blobstore_t bs = {.root = (char *)u->root};
     char path[BLOBSTORE_PATH_MAX];
+    /* eight threads at the collector's nice 10 would weigh as much as one serving thread: these take what is left */
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) != 0)
+        log_warn("gc: cannot lower the unlinkers' priority: %s", strerror(errno));
     pthread_mutex_lock(&u->mu);
     for (;;) {
         while (!u->stop && u->next >= u->n)
