@@ -36,7 +36,7 @@ sources() {
     name | reference) echo "$OCI -lcrypto" ;;
     range) echo "src/oci/range.c" ;;
     manifest) echo "src/oci/manifest.c src/oci/digest.c -ljansson -lcrypto" ;;
-    config) echo "src/config/config.c $OCI -lyaml -lcrypto" ;;
+    config) echo "src/config/config.c $OCI -lyaml -lpcre2-8 -lcrypto" ;;
     scope) echo "src/oci/scope.c $OCI -lcrypto" ;;
     jwt | jwks) echo "$TOKEN" ;;
     route | framing | accept | basic) echo "$PARSE" ;;

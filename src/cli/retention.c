@@ -15,7 +15,7 @@
 
 typedef struct {
     const policy_t *p;
-    const config_t *cfg;
+    metastore_t *m;
     size_t *covered; /* per rule: repositories it covers */
 } list_t;
 
@@ -23,7 +23,7 @@ static void on_repo(void *ctx, const char *repo)
 {
     list_t *l = ctx;
     int rule = policy_retention_rule(l->p, repo);
-    if (rule >= 0) {
+    if (rule >= 0 && metastore_repo_origin(l->m, repo) == 0) { /* hosted: mirrored ones are the mirrors' to evict */
         printf("  %s: rule %d\n", repo, rule);
         l->covered[rule]++;
     }
@@ -59,7 +59,7 @@ static int list(cli_t *c, policy_t *p)
         return CLI_OK;
     size_t covered[cfg->nretention];
     memset(covered, 0, sizeof(covered));
-    list_t l = {p, cfg, covered};
+    list_t l = {p, c->m, covered};
     printf("repositories covered:\n");
     if (metastore_catalog(c->m, NULL, -1, on_repo, &l) < 0)
         return cli_fail("cannot list the repositories");
