@@ -114,6 +114,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(pr.ep == (!read ? PARSE_EP_NONE : is(p, size, "/v2/_catalog") ? PARSE_EP_CATALOG : PARSE_EP_BASE));
         CHECK(pr.ep != PARSE_EP_NONE || pr.err == ERR_METHOD_UNKNOWN);
         break;
+    case PARSE_NAMESPACE:
+        /* "/api/v1/namespaces/" <one valid name component>, nothing after it */
+        CHECK(size > 19 && memcmp(p, "/api/v1/namespaces/", 19) == 0 && pr.name == p + 19 && pr.name_len == size - 19 &&
+              memchr(pr.name, '/', pr.name_len) == NULL && name_valid(pr.name, pr.name_len));
+        CHECK(pr.ep == (read ? PARSE_EP_NAMESPACE : PARSE_EP_NONE));
+        CHECK(pr.ep != PARSE_EP_NONE || pr.err == ERR_METHOD_UNKNOWN);
+        break;
     case PARSE_REPOSITORY:
         /* "/v2/" <name> "/" …, the name valid (so no "..", no "//", no leading or trailing '/') */
         CHECK(size > 4 && memcmp(p, "/v2/", 4) == 0 && pr.name == p + 4 && pr.name_len < size - 4);
