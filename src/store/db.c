@@ -115,6 +115,17 @@ int db_run(db_t *db, sqlite3_stmt *s)
     return rc;
 }
 
+int db_run_keyed(db_t *db, db_query_t *q, int64_t i1, const char *t2)
+{
+    sqlite3_stmt *s = db_stmt(db, q);
+    if (s == NULL)
+        return BERTH_ERROR;
+    sqlite3_bind_int64(s, 1, i1);
+    if (t2 != NULL)
+        db_bind_text(s, 2, t2);
+    return db_run(db, s) == 0 ? db_changes(db) : BERTH_ERROR;
+}
+
 void db_bind_text(sqlite3_stmt *s, int i, const char *v)
 {
     if (v)

@@ -55,6 +55,8 @@ void db_done(db_t *db, sqlite3_stmt *s);
 int db_step(db_t *db, sqlite3_stmt *s);
 /** Run `s` (no rows expected), then db_done: 0, BERTH_EEXISTS (a unique or primary key constraint), BERTH_ERROR. */
 int db_run(db_t *db, sqlite3_stmt *s);
+/** Run statement `q` bound to (i1), or (i1, t2) when t2 is set: the rows it changed, or BERTH_ERROR. */
+int db_run_keyed(db_t *db, db_query_t *q, int64_t i1, const char *t2);
 /** Log the connection's error for statement `s`: BERTH_ERROR. */
 int db_step_error(db_t *db, sqlite3_stmt *s);
 /** Bind text `v` (borrowed until the statement is done), or NULL as SQL NULL. */

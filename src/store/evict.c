@@ -127,18 +127,6 @@ typedef struct {
     size_t nblobs, bcap;
 } run_t;
 
-/* Run `q` bound to (i1[, t2]): the rows it changed, or BERTH_ERROR. */
-static int change(db_t *db, db_query_t *q, int64_t i1, const char *t2)
-{
-    sqlite3_stmt *s = db_stmt(db, q);
-    if (s == NULL)
-        return BERTH_ERROR;
-    sqlite3_bind_int64(s, 1, i1);
-    if (t2 != NULL)
-        db_bind_text(s, 2, t2);
-    return db_run(db, s) == 0 ? db_changes(db) : BERTH_ERROR;
-}
-
 /* One integer answer of `q` bound to (i1[, t2]): 0 with it in *out, BERTH_ENOTFOUND (no row), BERTH_ERROR. */
 static int ask(db_t *db, db_query_t *q, int64_t i1, const char *t2, int64_t *out)
 {
@@ -310,7 +298,7 @@ static int image_evict(run_t *r, const image_t *im, const char *why)
             }
             if (i > 0 && v) /* listed by a manifest outside the image, or tagged itself */
                 continue;
-            if ((rc = change(r->db, &q_delete, mb->id, NULL)) < 0)
+            if ((rc = db_run_keyed(r->db, &q_delete, mb->id, NULL)) < 0)
                 return BERTH_ERROR;
             mb->gone = more = 1;
             freed += rc > 0 ? (uint64_t)mb->size : 0;
@@ -324,7 +312,7 @@ static int image_evict(run_t *r, const image_t *im, const char *why)
             return BERTH_ERROR;
         if (!v)
             continue;
-        if ((rc = change(r->db, &q_unlink, repo_id, d)) < 0)
+        if ((rc = db_run_keyed(r->db, &q_unlink, repo_id, d)) < 0)
             return BERTH_ERROR;
         if (rc == 0) /* never fetched */
             continue;

@@ -74,13 +74,7 @@ static void report(run_t *r, const char *kind, const char *repo, const char *dig
 /* Run `q` bound to (i1), or (i1, t2) when t2 is set: 0 or BERTH_ERROR. */
 static int run1(db_t *db, db_query_t *q, int64_t i1, const char *t2)
 {
-    sqlite3_stmt *s = db_stmt(db, q);
-    if (s == NULL)
-        return BERTH_ERROR;
-    sqlite3_bind_int64(s, 1, i1);
-    if (t2 != NULL)
-        db_bind_text(s, 2, t2);
-    return db_run(db, s) == 0 ? 0 : BERTH_ERROR;
+    return db_run_keyed(db, q, i1, t2) < 0 ? BERTH_ERROR : 0;
 }
 
 static int run0(db_t *db, db_query_t *q)
