@@ -2,11 +2,12 @@
  * Blob uploads: POST starts a session (or, with ?digest=, uploads the whole blob at once), PATCH appends a
  * chunk, PUT ?digest= finishes, GET reports progress, DELETE cancels.
  *
- * h2o hands over a request body only once it has arrived whole, in memory or in an unlinked temp file that h2o
- * owns and frees when the client goes away. So the body is copied into the session's file on the loop thread,
- * a slice per turn of the loop (store/body.h: hashing as it goes, punching the copied pages out of h2o's temp
- * file); the request's dispose hook tells the copy to stop, and a stopped copy cuts the file back to where the
- * chunk began. Verification, fsync, rename and the database write run on a worker.
+ * On HTTP/1 berth reads an upload's body itself as it arrives (http/stream.h): each piece is hashed and written
+ * into the session's file at once. Otherwise h2o hands over a request body only once it has arrived whole, in
+ * memory or in an unlinked temp file that h2o owns and frees when the client goes away; it is then copied into the
+ * session's file on the loop thread, a slice per turn of the loop (store/body.h: hashing as it goes, punching the
+ * copied pages out of h2o's temp file). Either way the request's dispose hook stops the copy, and a stopped copy
+ * cuts the file back to where the chunk began. Verification, fsync, rename and the database write run on a worker.
  */
 #include <stdlib.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <sys/time.h>
 #include "http/api.h"
 #include "http/gate.h"
+#include "http/stream.h"
 #include "http/work.h"
 #include "oci/name.h"
 #include "oci/range.h"
@@ -26,6 +28,9 @@ typedef struct copy copy_t;
 typedef void (*copy_cb)(copy_t *c);
 
 struct copy {
+    stream_sink_t sink; /* a body read as it arrives (http/stream.h) */
+    stream_t *stream;   /* while it arrives */
+    int failed;         /* errno of a failed write: the rest of the body is thrown away, then the error answered */
     h2o_timeout_entry_t timer;
     h2o_req_t *req; /* NULL once the request is gone */
     copy_t **slot;
@@ -79,8 +84,51 @@ static void copy_free(copy_t *c)
 static void on_copy_req_dispose(void *p)
 {
     copy_t *c = *(copy_t **)p;
-    if (c != NULL)
-        c->req = NULL;
+    if (c == NULL)
+        return;
+    c->req = NULL;
+    if (c->stream != NULL) { /* the client went away mid-body: forget the partial chunk */
+        stream_forget(c->stream, &c->sink);
+        if (!c->failed)
+            body_copy_abandon(&c->body, c->up);
+        upload_release(&berth.store->uploads, c->up);
+        copy_free(c);
+    }
+}
+
+/* ---- a body read as it arrives ---- */
+
+static void on_stream_data(stream_sink_t *k, const char *p, size_t n)
+{
+    copy_t *c = H2O_STRUCT_FROM_MEMBER(copy_t, sink, k);
+    if (c->failed == 0 && body_copy_feed(&c->body, c->up, p, n) != 0)
+        c->failed = errno != 0 ? errno : EIO;
+}
+
+static void on_stream_end(stream_sink_t *k, int how)
+{
+    copy_t *c = H2O_STRUCT_FROM_MEMBER(copy_t, sink, k);
+    h2o_req_t *req = c->req;
+    c->stream = NULL;
+    if (how == STREAM_OK && c->failed == 0) {
+        body_copy_end(&c->body, c->up);
+        *c->slot = NULL;
+        c->slot = NULL;
+        c->then(c);
+        return;
+    }
+    if (c->failed == 0)
+        body_copy_abandon(&c->body, c->up);
+    upload_release(&berth.store->uploads, c->up);
+    if (req != NULL && how != STREAM_GONE) {
+        if (c->failed != 0)
+            res_errno(req, c->failed, "cannot store the upload");
+        else if (how == STREAM_TOO_LARGE)
+            res_error(req, ERR_TOO_LARGE, "the body is larger than http.max_body_size", NULL);
+        else
+            res_error(req, ERR_BLOB_UPLOAD_INVALID, "broken chunked transfer encoding", NULL);
+    }
+    copy_free(c);
 }
 
 /* One slice per turn of the loop, so that a large body never holds the loop for long. */
@@ -124,10 +172,16 @@ static void copy_body(route_t *r, upload_t *up, const digest_t *digest, copy_cb 
     if (digest)
         c->digest = *digest;
     c->timer.cb = copy_step;
-    c->t_recv = body_seconds(r->req);
     body_copy_init(&c->body, up);
     c->slot = h2o_mem_alloc_shared(&r->req->pool, sizeof(*c->slot), on_copy_req_dispose);
     *c->slot = c;
+    uint64_t len;
+    if ((c->stream = stream_pending(r->req, &len)) != NULL) { /* received and copied at once: no receive phase */
+        c->sink = (stream_sink_t){on_stream_data, on_stream_end};
+        stream_receive(c->stream, &c->sink); /* may end, and free c, before it returns */
+        return;
+    }
+    c->t_recv = body_seconds(r->req);
     copy_step(&c->timer);
 }
 
@@ -241,6 +295,13 @@ static upload_t *acquire(route_t *r)
     }
 }
 
+/* The length of a request's body, whoever reads it (UINT64_MAX: chunked, not known yet). */
+static uint64_t body_len(h2o_req_t *req)
+{
+    uint64_t len;
+    return stream_pending(req, &len) != NULL ? len : req->entity.len;
+}
+
 /* A chunk's Content-Range must start where the session stands and match the body's length. */
 static int check_content_range(route_t *r, upload_t *up)
 {
@@ -249,7 +310,7 @@ static int check_content_range(route_t *r, upload_t *up)
     const char *cr = req_header(r->req, "content-range", &len);
     if (cr == NULL)
         return 0;
-    if (content_range_parse(cr, len, &a, &b) != 0 || a != up->offset || b - a + 1 != r->req->entity.len) {
+    if (content_range_parse(cr, len, &a, &b) != 0 || a != up->offset || b - a + 1 != body_len(r->req)) {
         set_upload_headers(r->req, r->name, up->uuid, up->offset);
         upload_release(&berth.store->uploads, up);
         res_error(r->req, ERR_RANGE_INVALID, "Content-Range does not continue the upload", NULL);
@@ -414,7 +475,7 @@ void api_upload_patch(route_t *r)
 
 void api_upload_put(route_t *r)
 {
-    if (r->req->entity.len > 0 && api_space_ok(r->req) != 0)
+    if (body_len(r->req) > 0 && api_space_ok(r->req) != 0)
         return;
     const char *ds = req_query(r->req, "digest", 0);
     digest_t d;

@@ -11,12 +11,12 @@
 #include "auth/limiter.h"
 #include "http/conns.h"
 #include "http/gate.h"
+#include "http/stream.h"
 #include "util/hash.h"
 #include "util/log.h"
 #include "util/time.h"
 
 #define TICK_MS 1000
-#define ANONYMOUS_BODY_MAX (1024 * 1024) /* received of a request before its credentials are looked at */
 #define ANONYMOUS_BODY_MAX (1024 * 1024) /* received of a request before its credentials are looked at */
 #define ADDR_BUCKETS 4096
 
@@ -32,7 +32,9 @@ typedef struct {
     int h2;                      /* speaks HTTP/2 (no head to wait for) */
     int doomed;                  /* shut down by the watchdog, closing */
     int vetted;                  /* the credentials of the request arriving were looked at */
+    int drain_unvetted;          /* the body being thrown away came without credentials */
     char addr[INET6_ADDRSTRLEN]; /* counted against this address's cap; "" when not counted */
+    stream_t stream;             /* an upload body read by berth (http/stream.h) */
 } conn_t;
 
 /* Connections per client address, over all loops. */
@@ -113,6 +115,7 @@ static void on_sock_close(void *data)
     conn_t *c = data;
     h2o_linklist_unlink(&c->link);
     --c->tc->nconns;
+    stream_close(&c->stream);
     c->sock = NULL;
     conn_unref(c);
 }
@@ -168,12 +171,18 @@ void conns_accept(thread_ctx_t *tc, h2o_socket_t *sock)
     c->tc = tc;
     c->refs = 1;
     c->clock.idle_since = time_mono_ms();
-    c->clock.mark = received(sock);
+    c->clock.mark = 0; /* bytes that arrived before the accept count as arriving */
     h2o_linklist_insert(&tc->conns, &c->link);
     ++tc->nconns;
     sock->on_close.cb = on_sock_close;
     sock->on_close.data = c;
     h2o_accept(&tc->accept_ctx, sock);
+    stream_open(&c->stream, sock);
+}
+
+stream_t *conns_stream(h2o_socket_t *sock)
+{
+    return sock->on_close.cb == on_sock_close ? &((conn_t *)sock->on_close.data)->stream : NULL;
 }
 
 static void on_req_dispose(void *p)
@@ -184,6 +193,9 @@ static void on_req_dispose(void *p)
         c->clock.idle_since = time_mono_ms();
         c->clock.arrival = 0;
         c->vetted = 0;
+        /* a refused upload's body is thrown away: cut after 1 MiB unless its head had credentials */
+        c->drain_unvetted = !c->h2 && stream_request_done(&c->stream) &&
+                            !gate_head_authenticated(c->tc, c->sock->input->bytes, c->sock->input->size);
     }
     conn_unref(c);
 }
@@ -200,6 +212,7 @@ void conns_request(h2o_req_t *req)
     ++c->active;
     if (req->version >= 0x200)
         c->h2 = 1;
+    stream_request(&c->stream, req);
 }
 
 /* Close a connection the way a client's reset would: h2o sees the end of its input and closes it itself. */
@@ -219,8 +232,12 @@ static void on_tick(h2o_timeout_entry_t *entry)
     uint64_t now = time_mono_ms();
     for (h2o_linklist_t *l = tc->conns.next; l != &tc->conns; l = l->next) {
         conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, l);
-        if (c->active > 0 || c->doomed)
+        /* a request in a handler is the handler's to time, unless berth receives its body (http/stream.h) */
+        int receiving = stream_receiving(&c->stream);
+        if ((c->active > 0 && !receiving) || c->doomed)
             continue;
+        if (!c->h2 && c->active == 0)
+            stream_front(&c->stream); /* a TLS connection, once h2o reads it */
         /* HTTP/1 keeps the request's head at the start of its input until the answer; HTTP/2 frames, or the empty
          * input of a TLS handshake (bounded by h2o's handshake timeout), have no head to wait for. Which protocol
          * a socket speaks is not asked of h2o: its TLS state may be half gone while the socket closes. */
@@ -229,7 +246,11 @@ static void on_tick(h2o_timeout_entry_t *entry)
         int head_done = !http1 || conns_head_done(in->bytes, in->size);
         size_t got = received(c->sock);
         /* a large body on its way: refused now unless the head carries credentials (any mode but open) */
-        if (http1 && head_done && !c->vetted && got - c->clock.mark > ANONYMOUS_BODY_MAX) {
+        if (c->drain_unvetted && stream_draining(&c->stream) && got - c->clock.mark > ANONYMOUS_BODY_MAX) {
+            doom(c, "a request body without valid credentials", &g.anonymous);
+            continue;
+        }
+        if (http1 && head_done && !c->vetted && !receiving && got - c->clock.mark > ANONYMOUS_BODY_MAX) {
             c->vetted = 1;
             if (!gate_head_authenticated(tc, in->bytes, in->size)) {
                 doom(c, "a request body without valid credentials", &g.anonymous);

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <h2o.h>
 #include "http/server.h"
+#include "http/stream.h"
 
 /** The limits the watchdog applies (milliseconds and bytes a second). */
 typedef struct {
@@ -88,6 +89,9 @@ void conns_accept(thread_ctx_t *tc, h2o_socket_t *sock);
 
 /** A request of a connection reaches the router: the connection is busy until the request is done. */
 void conns_request(h2o_req_t *req);
+
+/** The record of an upload body read by berth on the connection of `sock` (http/stream.h); NULL if none. */
+stream_t *conns_stream(h2o_socket_t *sock);
 
 /** Connections open on the loop. */
 size_t conns_count(thread_ctx_t *tc);

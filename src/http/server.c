@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "http/conns.h"
+#include "http/stream.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "http/work.h"
@@ -166,6 +167,7 @@ static void *thread_main(void *arg)
     tc->accept_ctx.ctx = &tc->ctx;
     tc->accept_ctx.hosts = berth.globalconf.hosts;
     tc->accept_ctx.ssl_ctx = berth.ssl_ctx;
+    stream_loop_init(&tc->ctx, &tc->accept_ctx); /* its timeout must be the loop's last */
     tc->listener = h2o_evloop_socket_create(loop, tc->listen_fd, H2O_SOCKET_FLAG_DONT_READ);
     tc->listener->data = tc;
     h2o_socket_read_start(tc->listener, on_accept);
@@ -194,6 +196,7 @@ static void *thread_main(void *arg)
         if ((*h)->loop_dispose != NULL)
             (*h)->loop_dispose(tc);
     conns_loop_dispose(tc);
+    stream_loop_dispose();
     if (tc->spare_fd >= 0)
         close(tc->spare_fd);
     return NULL;

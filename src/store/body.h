@@ -31,6 +31,7 @@ typedef struct {
     uint64_t start; /* the session's offset before this body: where an unfinished copy cuts the file back to */
     size_t done;    /* bytes of the body copied so far */
     size_t dropped; /* bytes of the body whose whole pages were given back */
+    size_t synced;  /* bytes of the body whose writeback was started (body_copy_feed) */
     double t_start; /* when the copy began (monotonic seconds) */
     double seconds; /* how long the copy took, once done (for the debug log) */
 } body_copy_t;
@@ -46,6 +47,15 @@ void body_copy_init(body_copy_t *c, const upload_t *up);
  * the caller releases it.
  */
 int body_copy_step(body_copy_t *c, upload_t *up, void *body, size_t len);
+
+/**
+ * The other way to copy, for a body that arrives in pieces (http/stream.h): write and hash the `n` bytes at `p`,
+ * starting the writeback of every BODY_COPY_SLICE bytes. 0, or BERTH_ERROR (logged, errno kept: the session is cut
+ * back to c->start).
+ */
+int body_copy_feed(body_copy_t *c, upload_t *up, const char *p, size_t n);
+/** The last piece was fed: start the writeback of the rest, and set c->seconds. */
+void body_copy_end(body_copy_t *c, upload_t *up);
 
 /** Give up a copy before it is done (the body went away): cut the session back to where this body began. */
 void body_copy_abandon(body_copy_t *c, upload_t *up);

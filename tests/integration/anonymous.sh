@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# What a client without credentials can make berth hold (mode private). h2o reads a whole request body before
-# berth sees the request; berth's connection watchdog refuses an HTTP/1 body without valid credentials once 1 MiB
-# of it has arrived, instead of after all of it. An authenticated client pushing (token or cached password) at
-# the same rate is not cut, and pushes and pulls go on meanwhile.
+# What a client without credentials can make berth hold (mode private). An upload's body on HTTP/1 is read by
+# berth only once the request was allowed (src/http/stream.h): a refused one is answered 401 at once, before its
+# body. Other bodies h2o reads whole before berth sees the request; there the connection watchdog refuses an
+# HTTP/1 body without valid credentials once 1 MiB of it has arrived, instead of after all of it. An authenticated
+# client pushing (token or cached password) at the same rate is not cut, and pushes and pulls go on meanwhile.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/authlib.bash"
 
@@ -19,10 +20,14 @@ slow_put() {
         -H 'Content-Type: application/octet-stream' --data-binary "@$T/big" "$@" "$url"
 }
 
-# --- anonymous: refused at about 1 MiB, long before the 80 MiB arrived
+# --- anonymous: an upload is answered 401 before its body; another body is cut at about 1 MiB
 read -r st sent secs < <(slow_put "$URL/v2/alice/x/blobs/uploads/00000000-0000-4000-8000-000000000000")
-is "an anonymous 80 MiB PATCH at 16 MB/s gets no answer: its connection is closed" "$st" 000
+is "an anonymous 80 MiB PATCH at 16 MB/s is answered 401 at once" "$st" 401
 check "... after less than a third of it was sent ($sent bytes, $secs s)" test "$sent" -lt $((28 * 1024 * 1024))
+st=$(curl -s -o /dev/null -w '%{http_code}' --limit-rate 16M -X PUT -H 'Expect:' \
+    -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary "@$T/big" \
+    "$URL/v2/alice/x/manifests/v1")
+is "an anonymous 80 MiB manifest PUT gets no answer: its connection is closed" "$st" 000
 api GET /metrics -u admin:"$ADMIN_PW"
 like "/metrics counts it" "$(cat "$BODY")" 'berth_connections_closed_total\{reason="anonymous_body"\} 1'
 check "the log says why" grep -q 'a request body without valid credentials' "$SRV/berth.log"
@@ -30,7 +35,7 @@ check "the log says why" grep -q 'a request body without valid credentials' "$SR
 # --- a wrong Bearer token is no better
 read -r st sent secs < <(slow_put "$URL/v2/alice/x/blobs/uploads/00000000-0000-4000-8000-000000000000" \
     -H 'Authorization: Bearer eyJhbGciOiJFUzI1NiJ9.e30.AAAA')
-is "a forged Bearer token: closed the same way" "$st" 000
+is "a forged Bearer token: refused the same way" "$st" 401
 check "... early ($sent bytes)" test "$sent" -lt $((28 * 1024 * 1024))
 
 # --- with a valid token the same upload goes through
@@ -61,6 +66,7 @@ for i in 1 2 3 4 5 6; do
     is "PATCH $i of 6 MiB at 3 MB/s with her (cached) password -> 202, all sent" "$(cat "$T/patch.$i")" "202 $((6 * 1024 * 1024))"
 done
 read -r st sent secs < <(slow_put "$loc" -u alice:not-her-password)
-is "a PATCH with a wrong password: closed early" "$st" 000
+is "a PATCH with a wrong password: refused early" "$st" 401
+check "... before a third of it was sent ($sent bytes)" test "$sent" -lt $((28 * 1024 * 1024))
 
 done_testing
