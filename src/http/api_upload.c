@@ -53,6 +53,7 @@ typedef struct {
     int err;                                          /* errno of a failed upload_finish, or 0 */
     double t_recv, t_copy, queued_at, t_queued, t_db; /* phases in seconds, for the debug log */
     upload_phases_t phases;
+    body_copy_t body; /* the copy, whose hashing thread (if any) the worker joins first */
 } finish_t;
 
 /* How long the body took to arrive, from its first byte (or the request's) to the handler. */
@@ -89,8 +90,7 @@ static void on_copy_req_dispose(void *p)
     c->req = NULL;
     if (c->stream != NULL) { /* the client went away mid-body: forget the partial chunk */
         stream_forget(c->stream, &c->sink);
-        if (!c->failed)
-            body_copy_abandon(&c->body, c->up);
+        body_copy_abandon(&c->body, c->up);
         upload_release(&berth.store->uploads, c->up);
         copy_free(c);
     }
@@ -117,8 +117,7 @@ static void on_stream_end(stream_sink_t *k, int how)
         c->then(c);
         return;
     }
-    if (c->failed == 0)
-        body_copy_abandon(&c->body, c->up);
+    body_copy_abandon(&c->body, c->up); /* after a failed write too: its hashing thread ends */
     upload_release(&berth.store->uploads, c->up);
     if (req != NULL && how != STREAM_GONE) {
         if (c->failed != 0)
@@ -178,6 +177,8 @@ static void copy_body(route_t *r, upload_t *up, const digest_t *digest, copy_cb 
     uint64_t len;
     if ((c->stream = stream_pending(r->req, &len)) != NULL) { /* received and copied at once: no receive phase */
         c->sink = (stream_sink_t){on_stream_data, on_stream_end};
+        if (len >= BODY_HASH_BEHIND_MIN) /* UINT64_MAX when chunked */
+            body_copy_hash_behind(&c->body, up);
         stream_receive(c->stream, &c->sink); /* may end, and free c, before it returns */
         return;
     }
@@ -207,6 +208,7 @@ static void finish_run(work_t *w)
     finish_t *f = (finish_t *)w;
     double t0 = time_mono_s();
     f->t_queued = t0 - f->queued_at;
+    body_copy_join(&f->body, f->up);
     errno = 0;
     f->rc = upload_finish(&berth.store->uploads, f->up, &f->digest, &berth.store->blobs, &f->size, &f->phases);
     f->err = f->rc != 0 ? errno : 0;
@@ -256,6 +258,7 @@ static void finish_after_copy(copy_t *c)
     f->digest = c->digest;
     f->t_recv = c->t_recv;
     f->t_copy = c->body.seconds;
+    f->body = c->body;
     f->queued_at = time_mono_s();
     c->name = NULL;
     h2o_req_t *req = c->req;
@@ -263,11 +266,47 @@ static void finish_after_copy(copy_t *c)
     work_submit(req, &f->super, finish_run, finish_done);
 }
 
+/* A chunk hashed on a thread of its own: the thread is joined on a worker before the session is given back. */
+typedef struct {
+    work_t super;
+    upload_t *up;
+    char *name;
+    body_copy_t body;
+} chunk_t;
+
+static void chunk_join(work_t *w)
+{
+    chunk_t *k = (chunk_t *)w;
+    body_copy_join(&k->body, k->up);
+}
+
+static void chunk_done(work_t *w)
+{
+    chunk_t *k = (chunk_t *)w;
+    if (w->req != NULL)
+        set_upload_headers(w->req, k->name, k->up->uuid, k->up->offset);
+    upload_release(&berth.store->uploads, k->up);
+    if (w->req != NULL)
+        res_empty(w->req, 202);
+    free(k->name);
+    free(k);
+}
+
 static void patch_after_copy(copy_t *c)
 {
     h2o_req_t *req = c->req;
     log_debug("upload %s: chunk of %zu bytes; receive %.3f s, copy+hash %.3f s", c->up->uuid, c->body.done, c->t_recv,
               c->body.seconds);
+    if (c->body.behind != NULL) {
+        chunk_t *k = calloc(1, sizeof(*k));
+        k->up = c->up;
+        k->name = c->name;
+        k->body = c->body;
+        c->name = NULL;
+        copy_free(c);
+        work_submit(req, &k->super, chunk_join, chunk_done);
+        return;
+    }
     set_upload_headers(req, c->name, c->up->uuid, c->up->offset);
     upload_release(&berth.store->uploads, c->up);
     copy_free(c);

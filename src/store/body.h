@@ -19,8 +19,11 @@
 #include <stdint.h>
 #include "store/upload.h"
 
-#define BODY_COPY_SLICE (4 * 1024 * 1024) /* bytes copied per call */
-#define BODY_COPY_PIECE (256 * 1024)      /* bytes written, then hashed while still in the CPU cache */
+#define BODY_COPY_SLICE (4 * 1024 * 1024)      /* bytes copied per call */
+#define BODY_COPY_PIECE (256 * 1024)           /* bytes written, then hashed while still in the CPU cache */
+#define BODY_HASH_BEHIND_MIN (8 * 1024 * 1024) /* bodies from this size on may be hashed on a thread of their own */
+
+typedef struct body_hash body_hash_t;
 
 /* What body_copy_step returns, besides BERTH_ERROR. */
 #define BODY_COPY_DONE 0
@@ -28,12 +31,13 @@
 
 /** The progress of one body's copy: plain data, owned by the caller (nothing to free). */
 typedef struct {
-    uint64_t start; /* the session's offset before this body: where an unfinished copy cuts the file back to */
-    size_t done;    /* bytes of the body copied so far */
-    size_t dropped; /* bytes of the body whose whole pages were given back */
-    size_t synced;  /* bytes of the body whose writeback was started (body_copy_feed) */
-    double t_start; /* when the copy began (monotonic seconds) */
-    double seconds; /* how long the copy took, once done (for the debug log) */
+    uint64_t start;      /* the session's offset before this body: where an unfinished copy cuts the file back to */
+    size_t done;         /* bytes of the body copied so far */
+    size_t dropped;      /* bytes of the body whose whole pages were given back */
+    size_t synced;       /* bytes of the body whose writeback was started (body_copy_feed) */
+    body_hash_t *behind; /* the thread hashing what body_copy_feed wrote, or NULL (hashed as it is written) */
+    double t_start;      /* when the copy began (monotonic seconds) */
+    double seconds;      /* how long the copy took, once done (for the debug log) */
 } body_copy_t;
 
 /** Start the copy of a body into the busy session `up` at its current offset: fills `c`. */
@@ -57,7 +61,22 @@ int body_copy_feed(body_copy_t *c, upload_t *up, const char *p, size_t n);
 /** The last piece was fed: start the writeback of the rest, and set c->seconds. */
 void body_copy_end(body_copy_t *c, upload_t *up);
 
-/** Give up a copy before it is done (the body went away): cut the session back to where this body began. */
+/**
+ * Hash a fed body on a thread of its own, reading back from the session's file (the page cache) what
+ * body_copy_feed wrote, so that the loop only receives and writes while the hash runs beside it. Call right after
+ * body_copy_init. Does nothing if the session has no running hash or too many such threads run (the body is then
+ * hashed as it is written). While the thread runs the session's hash is the thread's: body_copy_join gives it back.
+ */
+void body_copy_hash_behind(body_copy_t *c, upload_t *up);
+/**
+ * After body_copy_end: wait until the hashing thread hashed everything written, and end it. Blocking: call on a
+ * worker. Without a thread, does nothing. If a read failed, the session's hash is dropped (upload_finish then
+ * hashes the file).
+ */
+void body_copy_join(body_copy_t *c, upload_t *up);
+
+/** Give up a copy before it is done (the body went away): end the hashing thread (waiting for at most one piece)
+ * and cut the session back to where this body began. */
 void body_copy_abandon(body_copy_t *c, upload_t *up);
 
 #endif

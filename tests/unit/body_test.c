@@ -194,6 +194,68 @@ static void test_heap(uploads_t *u, blobstore_t *bs)
     free(want);
 }
 
+/* A body that arrives in pieces of any size (read by berth as it arrives): appended in order, hashed on the way. */
+static void test_feed(uploads_t *u, blobstore_t *bs)
+{
+    const size_t len = 2 * BODY_COPY_SLICE + 999;
+    unsigned char *want = malloc(len);
+    fill(want, len, 3);
+    upload_t *up = new_session(u, "lib/feed");
+    ok(upload_append(up, "ab", 2) == 0, "a session that already holds 2 bytes");
+    body_copy_t c;
+    body_copy_init(&c, up);
+    size_t at = 0, sizes[] = {1, 4095, 65536, BODY_COPY_SLICE + 7, 3 * BODY_COPY_PIECE};
+    int fed = 1;
+    for (size_t i = 0; at < len; ++i) {
+        size_t n = sizes[i % 5] < len - at ? sizes[i % 5] : len - at;
+        fed = fed && body_copy_feed(&c, up, (const char *)want + at, n) == 0;
+        at += n;
+    }
+    body_copy_end(&c, up);
+    ok(fed && c.done == len && up->offset == 2 + len, "pieces of 1 byte to more than a slice are appended in order");
+    ok(c.synced == len, "the writeback of all of it was started");
+    ok(c.seconds >= 0 && c.seconds < 60, "the copy's time is measured (%.6f s)", c.seconds);
+    ok(up->hasher != NULL, "the running hash was kept (no re-hash at the end)");
+    unsigned char *all = malloc(len + 2);
+    memcpy(all, "ab", 2);
+    memcpy(all + 2, want, len);
+    digest_t d;
+    uint64_t size = 0;
+    digest_compute(&d, DIGEST_SHA256, all, len + 2);
+    ok(upload_finish(u, up, &d, bs, &size, NULL) == 0 && size == len + 2, "the blob is the old bytes and the pieces");
+    char path[BLOBSTORE_PATH_MAX];
+    blobstore_path(bs, &d, path, sizeof(path));
+    ok(file_is(path, all, len + 2), "byte for byte");
+
+    /* hashed on a thread of its own, reading back what was written */
+    up = new_session(u, "lib/feed");
+    ok(upload_append(up, "ab", 2) == 0, "another session that holds 2 bytes");
+    body_copy_init(&c, up);
+    body_copy_hash_behind(&c, up);
+    ok(c.behind != NULL && up->hasher == NULL, "its hash goes to a thread of its own");
+    fed = 1;
+    for (at = 0; at < len;) {
+        size_t n = len - at < 100000 ? len - at : 100000;
+        fed = fed && body_copy_feed(&c, up, (const char *)want + at, n) == 0;
+        at += n;
+    }
+    body_copy_end(&c, up);
+    body_copy_join(&c, up);
+    ok(fed && c.behind == NULL && up->hasher != NULL, "joined, the hash is the session's again");
+    size = 0;
+    ok(upload_finish(u, up, &d, bs, &size, NULL) == 0 && size == len + 2, "and it is the digest of all the bytes");
+
+    up = new_session(u, "lib/feed");
+    body_copy_init(&c, up);
+    body_copy_hash_behind(&c, up);
+    ok(body_copy_feed(&c, up, (const char *)want, 1000) == 0 && up->offset == 1000, "a first piece");
+    body_copy_abandon(&c, up);
+    ok(up->offset == 0 && c.behind == NULL, "abandoning the copy (the client went away) ends the thread, cuts back");
+    upload_cancel(u, up);
+    free(all);
+    free(want);
+}
+
 /* The disk refuses half-way through a slice (a quota: RLIMIT_FSIZE): an error, and the session is as before. */
 static void test_write_error(uploads_t *u, blobstore_t *bs)
 {
@@ -260,6 +322,7 @@ int main(void)
     can_punch = probe_punch();
     test_mapped(&u, &bs);
     test_heap(&u, &bs);
+    test_feed(&u, &bs);
     test_write_error(&u, &bs);
     uploads_dispose(&u);
     blobstore_dispose(&bs);
