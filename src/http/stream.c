@@ -30,9 +30,16 @@ enum {
     S_DRAINING,  /* the body of an answered request is read and thrown away */
 };
 
+#define RECEIVE_BUFFER (8 * 1024 * 1024) /* the input buffer of a connection that receives bodies */
+
 static _Atomic h2o_socket_cb h1_read; /* h2o's HTTP/1 reader (learned from a probe) */
 static _Atomic size_t h1_req_off;     /* where an HTTP/1 connection of h2o keeps its request (learned) */
 static __thread h2o_timeout_t front_timeout;
+/* The input buffers of connections that received a body, from then on: large, on the heap, reused. h2o's own grow
+ * from 8 KiB by doubling, past 1 MiB into a new temporary file it maps, and are freed after each request: for each
+ * chunk of a push, a file made, tens of MiB of pages faulted in and unmapped again. A buffer goes back to be reused
+ * whenever h2o empties it (after each request), so an idle connection holds none. */
+static __thread h2o_buffer_prototype_t receive_buffers = {{4}, {RECEIVE_BUFFER}, NULL};
 static __thread h2o_loop_t *front_loop;
 
 static void on_read(h2o_socket_t *sock, const char *err);
@@ -118,8 +125,12 @@ static void consider(stream_t *s, h2o_socket_t *sock)
     if (hl < 0)
         return; /* not whole yet, or malformed: h2o's to wait for or refuse */
     s->gave_head = 1;
-    if (minor != 1 || !upload_with_body(method, mlen, path, plen))
+    if (minor != 1 || !upload_with_body(method, mlen, path, plen)) {
+        /* a body h2o reads whole grows past 1 MiB into a temporary file, not on the heap */
+        if (in->_prototype == &receive_buffers)
+            in->_prototype = &h2o_socket_buffer_prototype;
         return;
+    }
     static const h2o_headers_t none;
     if (parse_framing(&none, 0x101, in->bytes, (size_t)hl) != NULL)
         return;
@@ -209,6 +220,21 @@ static int take_body(stream_t *s, stream_sink_t *k)
     memmove(body, body + n, rest);
     in->size = s->head_len + rest;
     return done;
+}
+
+/* Move the socket's input into a buffer of `proto` (the bytes are the head and what follows it: few). */
+static void swap_input(h2o_socket_t *sock, h2o_buffer_prototype_t *proto)
+{
+    h2o_buffer_t *in = sock->input, *nb = &proto->_initial_buf;
+    if (in->size > proto->_initial_buf.capacity / 2)
+        return;
+    h2o_iovec_t room = h2o_buffer_reserve(&nb, in->size > 0 ? in->size : 1);
+    if (room.base == NULL)
+        return;
+    memcpy(room.base, in->bytes, in->size);
+    nb->size = in->size;
+    h2o_buffer_dispose(&sock->input);
+    sock->input = nb;
 }
 
 static void end_body(stream_t *s, int how)
@@ -389,6 +415,7 @@ void stream_receive(stream_t *s, stream_sink_t *sink)
         static const h2o_iovec_t cont = {(char *)"HTTP/1.1 100 Continue\r\n\r\n", 25};
         h2o_socket_write(s->sock, (h2o_iovec_t *)&cont, 1, on_continue_sent);
     }
+    swap_input(s->sock, &receive_buffers);
     h2o_socket_read_start(s->sock, on_read);
     if (s->sock->input->size > s->head_len)
         receive(s);
