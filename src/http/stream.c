@@ -226,7 +226,7 @@ static int take_body(stream_t *s, stream_sink_t *k)
 static void swap_input(h2o_socket_t *sock, h2o_buffer_prototype_t *proto)
 {
     h2o_buffer_t *in = sock->input, *nb = &proto->_initial_buf;
-    if (in->size > proto->_initial_buf.capacity / 2)
+    if (in->_prototype == proto || in->size > proto->_initial_buf.capacity / 2)
         return;
     h2o_iovec_t room = h2o_buffer_reserve(&nb, in->size > 0 ? in->size : 1);
     if (room.base == NULL)
