@@ -16,9 +16,9 @@ hwm_before=$(awk '/VmHWM/ {print $2}' "/proc/$BERTH_PID/status")
 (
     peak=0
     while kill -0 "$BERTH_PID" 2>/dev/null && [[ ! -e $T/stop-sampling ]]; do
-        n=$(find "$DATA" -name 'h2o.b.*' 2>/dev/null | wc -l)
-        f=$(ls -l "/proc/$BERTH_PID/fd" 2>/dev/null | grep -c 'h2o.b.*deleted')
-        ((n + f > peak)) && peak=$((n + f))
+        # h2o's temporary body files: unlinked at once, so seen only among the open descriptors
+        f=$(ls -l "/proc/$BERTH_PID/fd" 2>/dev/null | grep -c '/tmp/body\..*(deleted)')
+        ((f > peak)) && peak=$f
         sleep 0.05
     done
     echo "$peak" >"$T/tempfiles"
