@@ -116,6 +116,13 @@ static int upload_with_body(const char *method, size_t mlen, const char *path, s
 static void consider(stream_t *s, h2o_socket_t *sock)
 {
     h2o_buffer_t *in = sock->input;
+    /* the method first: a GET or HEAD (most requests) has no body, and is not parsed twice */
+    if (in->size < 4 ||
+        (memcmp(in->bytes, "PATC", 4) != 0 && memcmp(in->bytes, "PUT ", 4) != 0 && memcmp(in->bytes, "POST", 4) != 0)) {
+        if (in->_prototype == &receive_buffers)
+            in->_prototype = &h2o_socket_buffer_prototype;
+        return;
+    }
     const char *method, *path;
     size_t mlen, plen, nh = H2O_MAX_HEADERS;
     int minor;
