@@ -86,7 +86,8 @@ static int parse_len(const char *p, size_t len, uint64_t *out)
     return 0;
 }
 
-/* PATCH or PUT on an upload session, or POST ?digest=: the requests whose body is a blob's bytes. */
+/* PATCH or PUT on an upload session, or POST ?digest=: the requests whose body is a blob's bytes (2); a POST that
+ * starts an upload without one (1: its body comes next); or anything else (0). */
 static int upload_with_body(const char *method, size_t mlen, const char *path, size_t plen)
 {
     const char *q = memchr(path, '?', plen);
@@ -96,16 +97,16 @@ static int upload_with_body(const char *method, size_t mlen, const char *path, s
     if (pr.target != PARSE_REPOSITORY)
         return 0;
     if (pr.ep == PARSE_EP_UPLOAD_PATCH || pr.ep == PARSE_EP_UPLOAD_PUT)
-        return 1;
-    if (pr.ep != PARSE_EP_UPLOAD_START || q == NULL)
+        return 2;
+    if (pr.ep != PARSE_EP_UPLOAD_START)
         return 0;
-    for (const char *p = q + 1, *end = path + plen; p < end;) {
+    for (const char *p = q != NULL ? q + 1 : path + plen, *end = path + plen; p < end;) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         if ((size_t)((amp ? amp : end) - p) > 7 && memcmp(p, "digest=", 7) == 0)
-            return 1;
+            return 2;
         p = amp ? amp + 1 : end;
     }
-    return 0;
+    return 1;
 }
 
 /*
@@ -132,12 +133,15 @@ static void consider(stream_t *s, h2o_socket_t *sock)
     if (hl < 0)
         return; /* not whole yet, or malformed: h2o's to wait for or refuse */
     s->gave_head = 1;
-    if (minor != 1 || !upload_with_body(method, mlen, path, plen)) {
-        /* a body h2o reads whole grows past 1 MiB into a temporary file, not on the heap */
-        if (in->_prototype == &receive_buffers)
-            in->_prototype = &h2o_socket_buffer_prototype;
+    int upload = minor == 1 ? upload_with_body(method, mlen, path, plen) : 0;
+    /* a body h2o reads whole grows past 1 MiB into a temporary file, not on the heap; after an upload's start, the
+     * next request's body is read into a reused buffer from its first byte */
+    if (upload == 0 && in->_prototype == &receive_buffers)
+        in->_prototype = &h2o_socket_buffer_prototype;
+    else if (upload == 1 && in->_prototype == &h2o_socket_buffer_prototype)
+        in->_prototype = &receive_buffers;
+    if (upload != 2)
         return;
-    }
     static const h2o_headers_t none;
     if (parse_framing(&none, 0x101, in->bytes, (size_t)hl) != NULL)
         return;
