@@ -45,8 +45,9 @@ def main():
     ap.add_argument("--work", required=True)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--seed", type=int, default=int(time.time()))
-    ap.add_argument("--size", help="size of the file system image (default: 96 MiB a round, 512 MiB at least; each "
-                                   "round stores about 40 MB)")
+    ap.add_argument("--size", help="size of the file system image (default: 192 MiB a round, 1 GiB at least; each "
+                                   "round stores about 40 MB, and the pushes cut mid-body leave their upload sessions "
+                                   "with what arrived, berth writing bodies as they arrive)")
     args = ap.parse_args()
     tap = pl.tap
     rnd = random.Random(args.seed)
@@ -55,7 +56,7 @@ def main():
     os.makedirs(work, exist_ok=True)
     img, mnt = os.path.join(work, "fs.img"), os.path.join(work, "mnt")
     os.makedirs(mnt, exist_ok=True)
-    sh("truncate", "-s", args.size or "%dM" % max(512, 96 * args.rounds), img)
+    sh("truncate", "-s", args.size or "%dM" % max(1024, 192 * args.rounds), img)
     sh("mkfs.ext4", "-q", "-F", img)
     dev = sh("losetup", "-f", "--show", img)
     sh("mount", dev, mnt)
