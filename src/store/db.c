@@ -430,6 +430,7 @@ typedef struct write_job {
     void *arg;
     int rc;
     int done;
+    pthread_cond_t cond; /* its own: a batch's commit wakes its callers only, not every caller waiting */
     struct write_job *next;
 } write_job_t;
 
@@ -437,7 +438,7 @@ struct metastore_writer {
     db_t *db;
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t wake, done;
+    pthread_cond_t wake;
     write_job_t *head, **tail;
     int stopping;
 };
@@ -483,9 +484,10 @@ static void *writer_main(void *p)
         run_batch(w->db, batch, &changes);
 
         pthread_mutex_lock(&w->mu);
-        for (write_job_t *j = batch; j; j = j->next)
+        for (write_job_t *j = batch; j; j = j->next) {
             j->done = 1;
-        pthread_cond_broadcast(&w->done);
+            pthread_cond_signal(&j->cond);
+        }
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -500,7 +502,6 @@ db_writer_t *db_writer_start(const char *path)
     }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->wake, NULL);
-    pthread_cond_init(&w->done, NULL);
     w->tail = &w->head;
     pthread_create(&w->thread, NULL, writer_main, w);
     return w;
@@ -508,14 +509,16 @@ db_writer_t *db_writer_start(const char *path)
 
 int db_write(db_writer_t *w, db_write_fn fn, void *arg)
 {
-    write_job_t job = {fn, arg, 0, 0, NULL};
+    write_job_t job = {.fn = fn, .arg = arg};
+    pthread_cond_init(&job.cond, NULL);
     pthread_mutex_lock(&w->mu);
     *w->tail = &job;
     w->tail = &job.next;
     pthread_cond_signal(&w->wake);
     while (!job.done)
-        pthread_cond_wait(&w->done, &w->mu);
+        pthread_cond_wait(&job.cond, &w->mu);
     pthread_mutex_unlock(&w->mu);
+    pthread_cond_destroy(&job.cond);
     return job.rc;
 }
 
@@ -530,7 +533,6 @@ void db_writer_stop(db_writer_t *w)
     pthread_join(w->thread, NULL);
     db_close(w->db);
     pthread_cond_destroy(&w->wake);
-    pthread_cond_destroy(&w->done);
     pthread_mutex_destroy(&w->mu);
     free(w);
 }
