@@ -350,8 +350,8 @@ static int rehash(upload_t *up, digest_algo_t algo, digest_t *out)
     return rc;
 }
 
-int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size,
-                  upload_phases_t *phases)
+int upload_finish_unsynced(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size,
+                           char *dir, upload_phases_t *phases)
 {
     digest_t got;
     upload_phases_t ph;
@@ -379,7 +379,7 @@ int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_
     t1 = time_mono_s();
     ph.fsync = t1 - t;
     t = t1;
-    if (blobstore_commit(bs, up->path, expect) != 0) {
+    if ((dir != NULL ? blobstore_rename(bs, up->path, expect, dir) : blobstore_commit(bs, up->path, expect)) != 0) {
         upload_release(u, up);
         return BERTH_ERROR;
     }
@@ -389,6 +389,12 @@ int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_
     *size = up->offset;
     remove_session(u, up, 1);
     return 0;
+}
+
+int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size,
+                  upload_phases_t *phases)
+{
+    return upload_finish_unsynced(u, up, expect, bs, size, NULL, phases);
 }
 
 void upload_cancel(uploads_t *u, upload_t *up)

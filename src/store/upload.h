@@ -91,6 +91,12 @@ typedef struct {
  */
 int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size,
                   upload_phases_t *phases);
+/**
+ * upload_finish, except that the blob's shard folder is not fsynced here: its path goes to `dir` (BLOBSTORE_PATH_MAX
+ * bytes), and the blob must not be recorded before that folder is durable (metastore_write_synced does both).
+ */
+int upload_finish_unsynced(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size,
+                           char *dir, upload_phases_t *phases);
 
 /** Remove a busy session and its files. */
 void upload_cancel(uploads_t *u, upload_t *up);
