@@ -206,15 +206,17 @@ static int link_blob(metastore_t *m, void *arg)
 static void finish_run(work_t *w)
 {
     finish_t *f = (finish_t *)w;
+    char dir[BLOBSTORE_PATH_MAX];
     double t0 = time_mono_s();
     f->t_queued = t0 - f->queued_at;
     body_copy_join(&f->body, f->up);
     errno = 0;
-    f->rc = upload_finish(&berth.store->uploads, f->up, &f->digest, &berth.store->blobs, &f->size, &f->phases);
+    f->rc = upload_finish_unsynced(&berth.store->uploads, f->up, &f->digest, &berth.store->blobs, &f->size, dir,
+                                   &f->phases);
     f->err = f->rc != 0 ? errno : 0;
-    if (f->rc == 0) {
+    if (f->rc == 0) { /* the blob's folder is fsynced with those of concurrent finishes, before the commit */
         double t1 = time_mono_s();
-        f->rc = metastore_write(berth.store->writer, link_blob, f);
+        f->rc = metastore_write_synced(berth.store->writer, link_blob, f, dir);
         f->t_db = time_mono_s() - t1;
     }
 }

@@ -88,10 +88,10 @@ static unsigned shard_index(const digest_t *d)
     return v & 0xff;
 }
 
-int blobstore_commit(blobstore_t *bs, const char *src, const digest_t *d)
+int blobstore_rename(blobstore_t *bs, const char *src, const digest_t *d, char *shard)
 {
-    char shard[BLOBSTORE_PATH_MAX], dst[BLOBSTORE_PATH_MAX];
-    snprintf(shard, sizeof(shard), "%s/blobs/%s/%.2s", bs->root, digest_algo_name(d->algo), digest_hex(d));
+    char dst[BLOBSTORE_PATH_MAX];
+    snprintf(shard, BLOBSTORE_PATH_MAX, "%s/blobs/%s/%.2s", bs->root, digest_algo_name(d->algo), digest_hex(d));
     /*
      * A shard folder that exists is not yet a durable one: another thread may have made it and not finished fsyncing
      * the algorithm folder, or a process killed between the two may have left it (only in the page cache). So the
@@ -117,6 +117,14 @@ int blobstore_commit(blobstore_t *bs, const char *src, const digest_t *d)
         log_error("rename %s -> %s: %s", src, dst, strerror(errno));
         return -1;
     }
+    return 0;
+}
+
+int blobstore_commit(blobstore_t *bs, const char *src, const digest_t *d)
+{
+    char shard[BLOBSTORE_PATH_MAX];
+    if (blobstore_rename(bs, src, d, shard) != 0)
+        return -1;
     if (fsync_dir(shard) != 0) {
         log_error("fsync %s: %s", shard, strerror(errno));
         return -1;

@@ -32,6 +32,11 @@ void blobstore_path(const blobstore_t *bs, const digest_t *d, char *buf, size_t 
  * the shard was there or not). Thread-safe. 0 or -1 (logged).
  */
 int blobstore_commit(blobstore_t *bs, const char *src, const digest_t *d);
+/**
+ * blobstore_commit without the fsync of the shard folder, whose path goes to `dir` (BLOBSTORE_PATH_MAX bytes): the
+ * caller makes it durable before anything records the blob (metastore_write_synced). 0 or -1 (logged).
+ */
+int blobstore_rename(blobstore_t *bs, const char *src, const digest_t *d, char *dir);
 
 /** Open a blob for reading; returns the fd (size in *size) or -1 (errno set; ENOENT if absent). */
 int blobstore_open(const blobstore_t *bs, const digest_t *d, uint64_t *size);

@@ -1,8 +1,10 @@
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "store/blobstore.h"
 #include "store/db.h"
 #include "util/log.h"
 #include "util/status.h"
@@ -428,8 +430,12 @@ void db_memo_set(db_t *db, int which, uint64_t gen, int64_t value)
 typedef struct write_job {
     db_write_fn fn;
     void *arg;
+    const char *dir; /* to fsync before the commit, or NULL */
     int rc;
     int done;
+    int sync;               /* the writer asks the caller to fsync dir now (for every job of the batch with it) */
+    struct write_job *same; /* the job of the batch whose caller fsyncs this one's dir */
+    pthread_cond_t cond;    /* its own: a batch's commit wakes its callers only, not every caller waiting */
     struct write_job *next;
 } write_job_t;
 
@@ -437,8 +443,9 @@ struct metastore_writer {
     db_t *db;
     pthread_t thread;
     pthread_mutex_t mu;
-    pthread_cond_t wake, done;
+    pthread_cond_t wake, synced;
     write_job_t *head, **tail;
+    int syncing; /* folders of the batch being fsynced by their callers */
     int stopping;
 };
 
@@ -448,6 +455,8 @@ static void run_batch(db_t *db, write_job_t *batch, sqlite3_int64 *changes)
     int ok = db_exec(db, "BEGIN IMMEDIATE") == 0;
     for (write_job_t *j = batch; j; j = j->next) {
         db_atomic_t a;
+        if (j->rc != 0) /* its folder could not be fsynced */
+            continue;
         if (!ok || db_atomic_begin(&a, db) != 0) {
             j->rc = BERTH_ERROR;
             continue;
@@ -465,6 +474,34 @@ static void run_batch(db_t *db, write_job_t *batch, sqlite3_int64 *changes)
     }
 }
 
+/*
+ * Have the distinct folders of the batch fsynced, each by the caller of the first job naming it, all at once, and wait
+ * for them: the renames they hold are then durable before the commit that records them. Called with the mutex held.
+ * A batch holds a job per waiting caller, so the search for an earlier job with the same folder stays short.
+ */
+static void sync_dirs(db_writer_t *w, write_job_t *batch)
+{
+    for (write_job_t *j = batch; j; j = j->next) {
+        if (j->dir == NULL)
+            continue;
+        write_job_t *k = batch;
+        while (k != j && (k->dir == NULL || strcmp(k->dir, j->dir) != 0))
+            k = k->next;
+        if (k != j) {
+            j->same = k;
+            continue;
+        }
+        j->sync = 1;
+        w->syncing++;
+        pthread_cond_signal(&j->cond);
+    }
+    while (w->syncing > 0)
+        pthread_cond_wait(&w->synced, &w->mu);
+    for (write_job_t *j = batch; j; j = j->next)
+        if (j->same != NULL)
+            j->rc = j->same->rc;
+}
+
 static void *writer_main(void *p)
 {
     db_writer_t *w = p;
@@ -478,14 +515,16 @@ static void *writer_main(void *p)
         write_job_t *batch = w->head;
         w->head = NULL;
         w->tail = &w->head;
+        sync_dirs(w, batch);
         pthread_mutex_unlock(&w->mu);
 
         run_batch(w->db, batch, &changes);
 
         pthread_mutex_lock(&w->mu);
-        for (write_job_t *j = batch; j; j = j->next)
+        for (write_job_t *j = batch; j; j = j->next) {
             j->done = 1;
-        pthread_cond_broadcast(&w->done);
+            pthread_cond_signal(&j->cond);
+        }
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -500,23 +539,43 @@ db_writer_t *db_writer_start(const char *path)
     }
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->wake, NULL);
-    pthread_cond_init(&w->done, NULL);
+    pthread_cond_init(&w->synced, NULL);
     w->tail = &w->head;
     pthread_create(&w->thread, NULL, writer_main, w);
     return w;
 }
 
-int db_write(db_writer_t *w, db_write_fn fn, void *arg)
+int db_write_synced(db_writer_t *w, db_write_fn fn, void *arg, const char *dir)
 {
-    write_job_t job = {fn, arg, 0, 0, NULL};
+    write_job_t job = {.fn = fn, .arg = arg, .dir = dir};
+    pthread_cond_init(&job.cond, NULL);
     pthread_mutex_lock(&w->mu);
     *w->tail = &job;
     w->tail = &job.next;
     pthread_cond_signal(&w->wake);
-    while (!job.done)
-        pthread_cond_wait(&w->done, &w->mu);
+    while (!job.done) {
+        if (job.sync) { /* the writer took the batch: fsync the folder for it (see sync_dirs) */
+            job.sync = 0;
+            pthread_mutex_unlock(&w->mu);
+            int rc = fsync_dir(dir);
+            if (rc != 0)
+                log_error("fsync %s: %s", dir, strerror(errno));
+            pthread_mutex_lock(&w->mu);
+            job.rc = rc != 0 ? BERTH_ERROR : 0;
+            if (--w->syncing == 0)
+                pthread_cond_signal(&w->synced);
+            continue;
+        }
+        pthread_cond_wait(&job.cond, &w->mu);
+    }
     pthread_mutex_unlock(&w->mu);
+    pthread_cond_destroy(&job.cond);
     return job.rc;
+}
+
+int db_write(db_writer_t *w, db_write_fn fn, void *arg)
+{
+    return db_write_synced(w, fn, arg, NULL);
 }
 
 void db_writer_stop(db_writer_t *w)
@@ -530,7 +589,7 @@ void db_writer_stop(db_writer_t *w)
     pthread_join(w->thread, NULL);
     db_close(w->db);
     pthread_cond_destroy(&w->wake);
-    pthread_cond_destroy(&w->done);
+    pthread_cond_destroy(&w->synced);
     pthread_mutex_destroy(&w->mu);
     free(w);
 }

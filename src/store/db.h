@@ -153,6 +153,14 @@ db_writer_t *db_writer_start(const char *path);
  * writes only. BERTH_ERROR if the commit failed. Blocking: never on an event loop.
  */
 int db_write(db_writer_t *w, db_write_fn fn, void *arg);
+/**
+ * db_write, with the folder `dir` fsynced before the transaction that runs fn commits (a file was renamed into it,
+ * and must not be recorded before its name is durable). The folders of a batch are fsynced all at once, each distinct
+ * one once, by the callers waiting on the batch (each of which would otherwise have fsynced its own before queueing),
+ * and only then does the writer run the batch: renames share their folders' fsyncs, and more writes join the batch
+ * meanwhile. If the fsync fails, fn is not run and the result is BERTH_ERROR. `dir` NULL: db_write.
+ */
+int db_write_synced(db_writer_t *w, db_write_fn fn, void *arg, const char *dir);
 /** Finish the queued writes, stop the thread and close its connection. NULL is ignored. */
 void db_writer_stop(db_writer_t *w);
 

@@ -642,7 +642,23 @@ static int walk_tmp(fsck_t *f)
     return 0;
 }
 
-/* One upload session's folder: in progress, expired, or incomplete (a crash between its steps). */
+/* One upload session's file: in progress, or expired (idle since its data was last written, as the server's expiry). */
+static void check_session_file(fsck_t *f, const char *path, const struct stat *st)
+{
+    char age[32], ttl[32];
+    struct stat m = *st;
+    m.st_ctim = m.st_mtim;
+    uint64_t idle = age_ms(f, &m);
+    if (idle <= f->o->upload_ttl_ms || idle < f->o->grace_ms) {
+        f->st->uploads++;
+        return;
+    }
+    report(f, FSCK_ORPHAN, "upload", path + strlen(f->root) + 1, f->o->repair && remove_file(path, st),
+           "expired: idle for %s (storage.upload_ttl %s)", age_str(idle, age, sizeof(age)),
+           age_str(f->o->upload_ttl_ms, ttl, sizeof(ttl)));
+}
+
+/* An older berth's upload session folder: in progress, expired, or incomplete (a crash between its steps). */
 static void check_session(fsck_t *f, const char *path, const struct stat *dst)
 {
     char info[BLOBSTORE_PATH_MAX], data[BLOBSTORE_PATH_MAX], age[32], ttl[32];
@@ -699,7 +715,9 @@ static int walk_uploads(fsck_t *f)
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
             entry(dir, e->d_name, path, sizeof(path), &st) != 0)
             continue;
-        if (S_ISDIR(st.st_mode) && upload_uuid_valid(e->d_name, strlen(e->d_name)))
+        if (S_ISREG(st.st_mode) && upload_file_name_valid(e->d_name))
+            check_session_file(f, path, &st);
+        else if (S_ISDIR(st.st_mode) && upload_uuid_valid(e->d_name, strlen(e->d_name)))
             check_session(f, path, &st);
         else
             orphan(f, "stray", path, &st, "not an upload session");

@@ -659,6 +659,11 @@ int metastore_write(metastore_writer_t *w, metastore_write_fn fn, void *arg)
     return db_write(w, fn, arg);
 }
 
+int metastore_write_synced(metastore_writer_t *w, metastore_write_fn fn, void *arg, const char *dir)
+{
+    return db_write_synced(w, fn, arg, dir);
+}
+
 void metastore_writer_stop(metastore_writer_t *w)
 {
     db_writer_stop(w);

@@ -175,6 +175,13 @@ metastore_writer_t *metastore_writer_start(const char *path);
  * worker thread, never on an event loop.
  */
 int metastore_write(metastore_writer_t *w, metastore_write_fn fn, void *arg);
+/**
+ * metastore_write, with the folder `dir` fsynced before the transaction commits: for a blob renamed into the blob store
+ * (blobstore_rename), whose folder must be durable before the row that records the blob. The folders of concurrent
+ * writes are fsynced together, each distinct one once, just before their batch. BERTH_ERROR (fn not run) if the fsync
+ * fails.
+ */
+int metastore_write_synced(metastore_writer_t *w, metastore_write_fn fn, void *arg, const char *dir);
 /** Finish queued writes and stop the thread. */
 void metastore_writer_stop(metastore_writer_t *w);
 

@@ -21,7 +21,16 @@ static unsigned bucket_of(const char *uuid)
     return h % 256;
 }
 
-static void session_path(const uploads_t *u, const char *uuid, const char *file, char *buf, size_t len)
+/* The file of session `uuid` of `repo`: uploads/<uuid>.<key>. */
+static void session_file(const uploads_t *u, const char *uuid, const char *repo, char *buf, size_t len)
+{
+    digest_t d;
+    digest_compute(&d, DIGEST_SHA256, repo, strlen(repo));
+    snprintf(buf, len, "%s/%s.%.*s", u->dir, uuid, UPLOAD_KEY_LEN, digest_hex(&d));
+}
+
+/* A file of an older berth's session folder (`file` NULL: the folder). */
+static void folder_path(const uploads_t *u, const char *uuid, const char *file, char *buf, size_t len)
 {
     if (file)
         snprintf(buf, len, "%s/%s/%s", u->dir, uuid, file);
@@ -46,6 +55,7 @@ static void upload_free(upload_t *up)
     if (up->hasher)
         digest_hasher_free(up->hasher);
     free(up->repo);
+    free(up->path);
     free(up);
 }
 
@@ -74,6 +84,17 @@ int upload_uuid_valid(const char *s, size_t len)
             return 0;
         }
     }
+    return 1;
+}
+
+int upload_file_name_valid(const char *name)
+{
+    if (strnlen(name, UPLOAD_UUID_LEN + 1 + UPLOAD_KEY_LEN + 1) != UPLOAD_UUID_LEN + 1 + UPLOAD_KEY_LEN ||
+        !upload_uuid_valid(name, UPLOAD_UUID_LEN) || name[UPLOAD_UUID_LEN] != '.')
+        return 0;
+    for (const char *p = name + UPLOAD_UUID_LEN + 1; *p; ++p)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return 0;
     return 1;
 }
 
@@ -113,78 +134,88 @@ static upload_t *table_find(uploads_t *u, const char *uuid)
     return NULL;
 }
 
+static upload_t *session_new(const char *uuid, const char *repo, const char *path, digest_algo_t algo)
+{
+    upload_t *up = calloc(1, sizeof(*up));
+    memcpy(up->uuid, uuid, UPLOAD_UUID_LEN + 1);
+    up->repo = strdup(repo);
+    up->path = strdup(path);
+    up->fd = -1;
+    up->algo = algo;
+    up->hasher = digest_hasher_new(algo);
+    return up;
+}
+
 int upload_create(uploads_t *u, const char *repo, digest_algo_t algo, char *uuid)
 {
-    char path[BLOBSTORE_PATH_MAX], info[512];
+    char path[BLOBSTORE_PATH_MAX];
     make_uuid(uuid);
-    session_path(u, uuid, NULL, path, sizeof(path));
-    if (mkdir(path, 0755) != 0) {
-        log_error("mkdir %s: %s", path, strerror(errno));
-        return -1;
-    }
-    session_path(u, uuid, "info", path, sizeof(path));
-    int n = snprintf(info, sizeof(info), "%s\n%s\n%lld\n", repo, digest_algo_name(algo), (long long)time(NULL));
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, info, n) != n) {
-        log_error("write %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return -1;
-    }
-    close(fd);
-    session_path(u, uuid, "data", path, sizeof(path));
-    if ((fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644)) < 0) {
+    session_file(u, uuid, repo, path, sizeof(path));
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
         log_error("create %s: %s", path, strerror(errno));
         return -1;
     }
     close(fd); /* opened again by each request that uses the session */
-    upload_t *up = calloc(1, sizeof(*up));
-    memcpy(up->uuid, uuid, UPLOAD_UUID_LEN + 1);
-    up->repo = strdup(repo);
-    up->fd = -1;
-    up->algo = algo;
-    up->hasher = digest_hasher_new(algo);
+    upload_t *up = session_new(uuid, repo, path, algo);
     pthread_mutex_lock(&u->_mu);
     table_insert(u, up);
     pthread_mutex_unlock(&u->_mu);
     return 0;
 }
 
-/* Load a session that is on disk but not in memory (the server restarted). Called with the mutex held. */
-static upload_t *load_session(uploads_t *u, const char *uuid)
+/* An older berth's session folder of `repo`: its data file's path and status. 0 or -1. */
+static int load_folder(uploads_t *u, const char *uuid, const char *repo, digest_algo_t *algo, char *path, size_t len,
+                       struct stat *st)
 {
-    char path[BLOBSTORE_PATH_MAX], info[512];
-    session_path(u, uuid, "info", path, sizeof(path));
+    char info[512];
+    folder_path(u, uuid, "info", path, len);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return NULL;
+        return -1;
     ssize_t n = read(fd, info, sizeof(info) - 1);
     close(fd);
     if (n <= 0)
-        return NULL;
+        return -1;
     info[n] = '\0';
-    char *algo = strchr(info, '\n');
-    if (algo == NULL)
-        return NULL;
-    *algo++ = '\0';
-    char *end = strchr(algo, '\n');
-    if (end == NULL)
-        return NULL;
+    char *name = strchr(info, '\n');
+    if (name == NULL)
+        return -1;
+    *name++ = '\0';
+    char *end = strchr(name, '\n');
+    if (end == NULL || strcmp(info, repo) != 0)
+        return -1;
     *end = '\0';
-    int a = digest_algo_from_name(algo, strlen(algo));
+    int a = digest_algo_from_name(name, strlen(name));
     if (a < 0)
-        return NULL;
-    session_path(u, uuid, "data", path, sizeof(path));
+        return -1;
+    *algo = (digest_algo_t)a;
+    folder_path(u, uuid, "data", path, len);
+    return stat(path, st);
+}
+
+/* Load session `uuid` of `repo` that is on disk but not in memory (the server restarted). Called with the mutex held. */
+static upload_t *load_session(uploads_t *u, const char *uuid, const char *repo)
+{
+    char path[BLOBSTORE_PATH_MAX];
     struct stat st;
-    if (stat(path, &st) != 0)
+    digest_algo_t algo = DIGEST_SHA256; /* announced at POST, not kept on disk: a wrong guess costs a re-hash */
+    int folder = 0;
+    session_file(u, uuid, repo, path, sizeof(path));
+    if (stat(path, &st) != 0) {
+        if (errno != ENOENT || load_folder(u, uuid, repo, &algo, path, sizeof(path), &st) != 0)
+            return NULL;
+        folder = 1;
+    }
+    if (!S_ISREG(st.st_mode))
         return NULL;
-    upload_t *up = calloc(1, sizeof(*up));
-    memcpy(up->uuid, uuid, UPLOAD_UUID_LEN + 1);
-    up->repo = strdup(info);
-    up->fd = -1;
-    up->algo = (digest_algo_t)a;
+    upload_t *up = session_new(uuid, repo, path, algo);
+    up->_folder = folder;
     up->offset = (uint64_t)st.st_size;
-    up->hasher = up->offset == 0 ? digest_hasher_new(up->algo) : NULL;
+    if (up->offset > 0) {
+        digest_hasher_free(up->hasher);
+        up->hasher = NULL;
+    }
     table_insert(u, up);
     return up;
 }
@@ -195,15 +226,13 @@ int upload_acquire(uploads_t *u, const char *uuid, const char *repo, upload_t **
     pthread_mutex_lock(&u->_mu);
     upload_t *up = table_find(u, uuid);
     if (up == NULL)
-        up = load_session(u, uuid);
+        up = load_session(u, uuid, repo);
     if (up == NULL || strcmp(up->repo, repo) != 0) {
         rc = BERTH_ENOTFOUND;
     } else if (up->busy) {
         rc = BERTH_EBUSY;
     } else {
-        char path[BLOBSTORE_PATH_MAX];
-        session_path(u, uuid, "data", path, sizeof(path));
-        if ((up->fd = open(path, O_RDWR | O_CLOEXEC)) >= 0) {
+        if ((up->fd = open(up->path, O_RDWR | O_CLOEXEC)) >= 0) {
             up->busy = 1;
             *out = up;
         } else {
@@ -272,15 +301,23 @@ int upload_truncate(upload_t *up, uint64_t offset)
     return 0;
 }
 
-static void remove_session(uploads_t *u, upload_t *up)
+/* An older berth's session folder, but for its data file. */
+static void remove_folder(uploads_t *u, const char *uuid)
 {
     char path[BLOBSTORE_PATH_MAX];
-    session_path(u, up->uuid, "data", path, sizeof(path));
+    folder_path(u, uuid, "info", path, sizeof(path));
     unlink(path);
-    session_path(u, up->uuid, "info", path, sizeof(path));
-    unlink(path);
-    session_path(u, up->uuid, NULL, path, sizeof(path));
+    folder_path(u, uuid, NULL, path, sizeof(path));
     rmdir(path);
+}
+
+/* Forget a session; its data file goes too unless `stored` (it was renamed into the blob store). */
+static void remove_session(uploads_t *u, upload_t *up, int stored)
+{
+    if (!stored)
+        unlink(up->path);
+    if (up->_folder)
+        remove_folder(u, up->uuid);
     pthread_mutex_lock(&u->_mu);
     table_remove(u, up);
     pthread_mutex_unlock(&u->_mu);
@@ -313,11 +350,10 @@ static int rehash(upload_t *up, digest_algo_t algo, digest_t *out)
     return rc;
 }
 
-int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size,
-                  upload_phases_t *phases)
+int upload_finish_unsynced(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size,
+                           char *dir, upload_phases_t *phases)
 {
     digest_t got;
-    char path[BLOBSTORE_PATH_MAX];
     upload_phases_t ph;
     double t = time_mono_s(), t1;
     if (up->hasher != NULL && digest_hasher_algo(up->hasher) == expect->algo) {
@@ -329,7 +365,7 @@ int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_
         return BERTH_ERROR;
     }
     if (!digest_equal(&got, expect)) {
-        remove_session(u, up);
+        remove_session(u, up, 0);
         return BERTH_EDIGEST;
     }
     t1 = time_mono_s();
@@ -343,8 +379,7 @@ int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_
     t1 = time_mono_s();
     ph.fsync = t1 - t;
     t = t1;
-    session_path(u, up->uuid, "data", path, sizeof(path));
-    if (blobstore_commit(bs, path, expect) != 0) {
+    if ((dir != NULL ? blobstore_rename(bs, up->path, expect, dir) : blobstore_commit(bs, up->path, expect)) != 0) {
         upload_release(u, up);
         return BERTH_ERROR;
     }
@@ -352,13 +387,19 @@ int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_
     if (phases != NULL)
         *phases = ph;
     *size = up->offset;
-    remove_session(u, up);
+    remove_session(u, up, 1);
     return 0;
+}
+
+int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size,
+                  upload_phases_t *phases)
+{
+    return upload_finish_unsynced(u, up, expect, bs, size, NULL, phases);
 }
 
 void upload_cancel(uploads_t *u, upload_t *up)
 {
-    remove_session(u, up);
+    remove_session(u, up, 0);
 }
 
 int upload_peek(uploads_t *u, const char *uuid, const char *repo, uint64_t *offset)
@@ -367,7 +408,7 @@ int upload_peek(uploads_t *u, const char *uuid, const char *repo, uint64_t *offs
     pthread_mutex_lock(&u->_mu);
     upload_t *up = table_find(u, uuid);
     if (up == NULL)
-        up = load_session(u, uuid);
+        up = load_session(u, uuid, repo);
     if (up != NULL && strcmp(up->repo, repo) == 0) {
         /* a busy session's holder moves it without the lock (upload_append): a value it had at some point */
         *offset = __atomic_load_n(&up->offset, __ATOMIC_RELAXED);
@@ -377,34 +418,56 @@ int upload_peek(uploads_t *u, const char *uuid, const char *repo, uint64_t *offs
     return rc;
 }
 
-int uploads_expire(uploads_t *u, uint64_t ttl_ms)
+/* When the session whose entry in uploads/ is `name` last changed: its data file's mtime (an older berth's folder
+ * without one: its info file's, or the folder's). 0, or -1 if it is not a session's entry or is gone. */
+static int session_mtime(uploads_t *u, const char *name, struct timespec *out)
 {
     char path[BLOBSTORE_PATH_MAX];
     struct stat st;
+    if (upload_file_name_valid(name)) {
+        snprintf(path, sizeof(path), "%s/%s", u->dir, name);
+        if (stat(path, &st) != 0)
+            return -1;
+    } else if (upload_uuid_valid(name, strlen(name))) {
+        folder_path(u, name, "data", path, sizeof(path));
+        if (stat(path, &st) != 0) {
+            folder_path(u, name, "info", path, sizeof(path));
+            if (stat(path, &st) != 0)
+                folder_path(u, name, NULL, path, sizeof(path));
+            if (stat(path, &st) != 0)
+                return -1;
+        }
+    } else {
+        return -1;
+    }
+    *out = st.st_mtim;
+    return 0;
+}
+
+static int expired(const struct timespec *mtime, const struct timespec *now, uint64_t ttl_ms)
+{
+    return now->tv_sec >= mtime->tv_sec && (uint64_t)(now->tv_sec - mtime->tv_sec) * 1000 > ttl_ms;
+}
+
+int uploads_expire(uploads_t *u, uint64_t ttl_ms)
+{
+    char path[BLOBSTORE_PATH_MAX], uuid[UPLOAD_UUID_LEN + 1];
+    struct timespec now, mtime;
     struct dirent *e;
     int removed = 0;
     DIR *dir = opendir(u->dir);
     if (dir == NULL)
         return 0;
-    struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     while ((e = readdir(dir)) != NULL) {
-        if (!upload_uuid_valid(e->d_name, strlen(e->d_name)))
+        if (session_mtime(u, e->d_name, &mtime) != 0 || !expired(&mtime, &now, ttl_ms))
             continue;
-        session_path(u, e->d_name, "data", path, sizeof(path));
-        if (stat(path, &st) != 0) {
-            session_path(u, e->d_name, "info", path, sizeof(path));
-            if (stat(path, &st) != 0)
-                session_path(u, e->d_name, NULL, path, sizeof(path));
-            if (stat(path, &st) != 0)
-                continue;
-        }
-        uint64_t age_ms = (uint64_t)(now.tv_sec - st.st_mtim.tv_sec) * 1000;
-        if (now.tv_sec < st.st_mtim.tv_sec || age_ms <= ttl_ms)
-            continue;
+        memcpy(uuid, e->d_name, UPLOAD_UUID_LEN);
+        uuid[UPLOAD_UUID_LEN] = '\0';
+        /* again under the lock, so that no request takes the session (or writes to it) while its files go */
         pthread_mutex_lock(&u->_mu);
-        upload_t *up = table_find(u, e->d_name);
-        if (up != NULL && up->busy) {
+        upload_t *up = table_find(u, uuid);
+        if ((up != NULL && up->busy) || session_mtime(u, e->d_name, &mtime) != 0 || !expired(&mtime, &now, ttl_ms)) {
             pthread_mutex_unlock(&u->_mu);
             continue;
         }
@@ -412,13 +475,14 @@ int uploads_expire(uploads_t *u, uint64_t ttl_ms)
             table_remove(u, up);
             upload_free(up);
         }
-        /* still under the lock, so that no request loads the session while its files go */
-        session_path(u, e->d_name, "data", path, sizeof(path));
-        unlink(path);
-        session_path(u, e->d_name, "info", path, sizeof(path));
-        unlink(path);
-        session_path(u, e->d_name, NULL, path, sizeof(path));
-        rmdir(path);
+        if (upload_file_name_valid(e->d_name)) {
+            snprintf(path, sizeof(path), "%s/%s", u->dir, e->d_name);
+            unlink(path);
+        } else {
+            folder_path(u, uuid, "data", path, sizeof(path));
+            unlink(path);
+            remove_folder(u, uuid);
+        }
         pthread_mutex_unlock(&u->_mu);
         ++removed;
     }

@@ -1,11 +1,16 @@
 /*
- * Upload sessions: a blob in the making.
- *   <root>/uploads/<uuid>/data   the bytes received so far
- *   <root>/uploads/<uuid>/info   "repository\nalgorithm\ncreated-unix-seconds\n"
- * Sessions live on disk, so they survive a restart; the running hash lives in memory, and a session reloaded
- * after a restart (or one whose announced algorithm differs from the final digest's) is re-hashed from its file
- * when it finishes. One request at a time may use a session (upload_acquire marks it busy); only then is its data
- * file open, so that sessions left waiting hold no file descriptor.
+ * Upload sessions: a blob in the making, one file each:
+ *   <root>/uploads/<uuid>.<key>   the bytes received so far; <key> ties the session to its repository (the first 32
+ *                                 hex digits of the SHA-256 of the repository's name)
+ * The file becomes the blob: upload_finish renames it into the blob store, so a session costs one file made and
+ * none removed (a single-request upload, POST ?digest= or POST then one PUT, is one file from the start). Sessions
+ * live on disk, so they survive a restart; the announced algorithm and the running hash live in memory, and a
+ * session reloaded after a restart (or one whose announced algorithm differs from the final digest's) is re-hashed
+ * from its file when it finishes. One request at a time may use a session (upload_acquire marks it busy); only then
+ * is its file open, so that sessions left waiting hold no file descriptor.
+ *
+ * Sessions that an older berth left as folders (<root>/uploads/<uuid>/data and info, "repository\nalgorithm\n...")
+ * are still resumed, expired and checked.
  */
 #ifndef BERTH_STORE_UPLOAD_H
 #define BERTH_STORE_UPLOAD_H
@@ -16,15 +21,18 @@
 #include "store/blobstore.h"
 
 #define UPLOAD_UUID_LEN 36
+#define UPLOAD_KEY_LEN 32
 
 typedef struct upload {
     char uuid[UPLOAD_UUID_LEN + 1];
     char *repo;
+    char *path;              /* its data file */
     int fd;                  /* the data file, open read-write while busy; -1 otherwise */
     uint64_t offset;         /* bytes received; written by the session's holder only, atomically (upload_peek) */
     digest_algo_t algo;      /* the algorithm the client announced (sha256 unless told) */
     digest_hasher_t *hasher; /* hash of [0, offset), or NULL when it must be recomputed from the file */
     int busy;
+    int _folder; /* an older berth's session: uploads/<uuid>/{data,info} */
     struct upload *_next;
 } upload_t;
 
@@ -39,6 +47,12 @@ void uploads_dispose(uploads_t *u);
 
 /** 1 if `s` is a well-formed upload id (lowercase UUID, 36 characters). */
 int upload_uuid_valid(const char *s, size_t len);
+
+/**
+ * 1 if `name` (NUL-terminated) is the name of a session's file, "<uuid>.<key>"; its first UPLOAD_UUID_LEN characters
+ * are the session's id.
+ */
+int upload_file_name_valid(const char *name);
 
 /** Start a session for `repo`; writes its id to `uuid` (37 bytes). 0 or -1. The session is not busy. */
 int upload_create(uploads_t *u, const char *repo, digest_algo_t algo, char *uuid);
@@ -77,12 +91,19 @@ typedef struct {
  */
 int upload_finish(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size,
                   upload_phases_t *phases);
+/**
+ * upload_finish, except that the blob's shard folder is not fsynced here: its path goes to `dir` (BLOBSTORE_PATH_MAX
+ * bytes), and the blob must not be recorded before that folder is durable (metastore_write_synced does both).
+ */
+int upload_finish_unsynced(uploads_t *u, upload_t *up, const digest_t *expect, blobstore_t *bs, uint64_t *size,
+                           char *dir, upload_phases_t *phases);
 
 /** Remove a busy session and its files. */
 void upload_cancel(uploads_t *u, upload_t *up);
 
 /**
- * Remove sessions whose data was last written more than `ttl_ms` ago and that no request is using.
+ * Remove sessions whose data was last written more than `ttl_ms` ago and that no request is using (also the file of
+ * a single-request upload that a crash interrupted).
  * Returns how many were removed. Blocking (walks the folder): call off the event loop.
  */
 int uploads_expire(uploads_t *u, uint64_t ttl_ms);

@@ -9,8 +9,9 @@ Prints TAP. The method is that of ALICE (OSDI '14) and of SQLite's crash-test VF
 1. Record. berth runs under the LD_PRELOAD shim tests/crash/trace.c, which writes one line per file-system operation
    under the storage root (and the bytes written) to a log. The client pushes blobs (monolithic POST+PUT, chunked
    PATCH+PUT, a single POST, a body large enough for h2o's temporary file, a cross-repository mount, a blob already
-   stored), manifests by tag and by digest, an index, and moves a tag; it writes "BEGIN id" to the same log before
-   each push and "ACK id" once it has its 201, so acknowledgements are ordered with berth's operations. Phase one
+   stored, six small blobs at once, in pairs that share a shard folder), manifests by tag and by digest, an index,
+   and moves a tag; it writes "BEGIN id" to the same log before each push and "ACK id" once it has its 201, so
+   acknowledgements are ordered with berth's operations. Phase one
    ends with a SIGTERM (SQLite checkpoints and removes its WAL); in phase two the shim kills berth right after it
    makes a new shard folder (BERTH_TRACE_KILL); phase three restarts berth on the same root, puts a blob in that
    folder first, pushes more and ends with a SIGKILL.
@@ -52,6 +53,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 BLOCK = 4096
@@ -175,6 +177,16 @@ class Berth:
         return rc
 
 
+class Client:
+    """Another keep-alive connection to a running berth (for pushes at once)."""
+
+    def __init__(self, port):
+        self.port = port
+        self.conn = None
+
+    request = Berth.request
+
+
 def push_blob(b, repo, data, how):
     """Push `data` to `repo` the way `how` says; returns the final status (201 expected)."""
     d = sha256(data)
@@ -261,6 +273,13 @@ def record(args, work, root, tracelog):
     layer_y = unique(10000)
     while sha256(layer_y)[7:9] != shard:
         layer_y = unique(10000)
+    # small blobs pushed at once (phase 3, "at once"): pairs share a shard folder, which their database batch
+    # fsyncs once for both
+    small = []
+    while len(small) < 6:
+        x = unique(4096)
+        if len(small) % 2 == 0 or sha256(x)[7:9] == sha256(small[-1])[7:9]:
+            small.append(x)
     # (phase, id, kind, repo, ref, content, how)
     plan = [
         (1, "blob A put", "blob", one, None, cfg, "put"),
@@ -278,7 +297,7 @@ def record(args, work, root, tracelog):
         (3, "blob A again", "blob", two, None, cfg, "put"),
         (3, "blob B mount", "blob", two, None, layer_b, "mount:" + one),
         (3, "manifest M3 tag latest", "tag", two, "latest", m3, MT_OCI_MANIFEST),
-    ]
+    ] + [(3, "blob S%d at once" % i, "blob", two, None, x, "post" if i % 2 else "put") for i, x in enumerate(small)]
     objects = []
     logfd = os.open(tracelog, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
@@ -298,31 +317,53 @@ def record(args, work, root, tracelog):
                       [tail(os.path.join(work, "record.log"))]):
             b.stop(signal.SIGKILL)
             return None
+        def push(client, oid, kind, repo, ref, content, how):
+            mark("BEGIN", oid)
+            try:
+                if kind == "blob":
+                    st = push_blob(client, repo, content, how)
+                else:
+                    st = push_manifest(client, repo, ref if kind == "tag" else sha256(content), content, how)
+            except (OSError, http.client.HTTPException) as e:
+                st = "no answer (%s)" % type(e).__name__
+            if st == 201:
+                mark("ACK", oid)
+            return st
+
+        together = []  # the pushes "at once": each on its own connection, in a thread of its own
         for ph, oid, kind, repo, ref, content, how in plan:
             if ph != phase:
                 continue
             path = os.path.join(work, "obj-" + oid.replace(" ", "_"))
             with open(path, "wb") as f:
                 f.write(content)
-            digest = sha256(content)
-            mark("BEGIN", oid)
-            try:
-                if kind == "blob":
-                    st = push_blob(b, repo, content, how)
-                else:
-                    st = push_manifest(b, repo, ref if kind == "tag" else digest, content, how)
-            except (OSError, http.client.HTTPException) as e:
-                st = "no answer (%s)" % type(e).__name__
-            if st == 201:
-                mark("ACK", oid)
+            objects.append({"id": oid.replace(" ", "_"), "kind": kind, "repo": repo, "ref": ref,
+                            "digest": sha256(content), "file": path, "how": how, "mt": how if kind != "blob" else None})
+            if oid.endswith(" at once"):
+                together.append((oid, kind, repo, ref, content, how))
+                continue
+            st = push(b, oid, kind, repo, ref, content, how)
             if phase == 2:
                 ok &= tap.ok(st != 201 and b.proc.wait(10) == -signal.SIGKILL,
                              "phase 2: berth is killed right after it makes the folder of blob X's shard",
                              ["push: %s, berth: %s" % (st, b.proc.poll())])
             else:
                 ok &= tap.ok(st == 201, "phase %d: push %s -> 201" % (phase, oid), ["got %s" % st])
-            objects.append({"id": oid.replace(" ", "_"), "kind": kind, "repo": repo, "ref": ref, "digest": digest,
-                            "file": path, "how": how, "mt": how if kind != "blob" else None})
+        if together:
+            results = [None] * len(together)
+            go = threading.Barrier(len(together))
+
+            def run(i, p):
+                c = Client(port)
+                go.wait()
+                results[i] = push(c, *p)
+            threads = [threading.Thread(target=run, args=(i, p)) for i, p in enumerate(together)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            ok &= tap.ok(all(st == 201 for st in results), "phase %d: %d small blobs pushed at once -> 201" %
+                         (phase, len(together)), ["got %s" % results])
         rc = b.stop(signal.SIGTERM if phase == 1 else signal.SIGKILL)
         if phase == 1:
             ok &= tap.ok(rc == 0, "phase 1: berth stops cleanly on SIGTERM", ["exit: %s" % rc])

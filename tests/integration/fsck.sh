@@ -92,8 +92,8 @@ mkrand "$T/part" 1000
 start_upload r/one
 api PATCH "$UPLOAD_URL" "${OCTET[@]}" --data-binary "@$T/part"
 EXPIRED=${UPLOAD_URL##*/uploads/}
-EXPIRED=${EXPIRED%%\?*}
-backdate "$DATA/uploads/$EXPIRED/data"
+EXPIRED=${EXPIRED%%\?*}.$(printf %s r/one | sha256sum | cut -c1-32) # the session's file: <uuid>.<key of the repository>
+backdate "$DATA/uploads/$EXPIRED"
 start_upload r/one
 api PATCH "$UPLOAD_URL" "${OCTET[@]}" --data-binary "@$T/part"
 LIVE_URL=$(resolve "$(hdr Location)")

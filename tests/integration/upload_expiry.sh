@@ -11,7 +11,8 @@ stale=$UPLOAD_URL
 stale_id=$(hdr Docker-Upload-UUID)
 api PATCH "$stale" -H 'Content-Type: application/octet-stream' --data-binary "@$T/chunk"
 is "a chunk into the session -> 202" "$STATUS" 202
-check "its files are under uploads/" test -f "$DATA/uploads/$stale_id/data"
+stale_file=$DATA/uploads/$stale_id.$(printf %s ex/stale | sha256sum | cut -c1-32)
+check "its file is under uploads/" test -f "$stale_file"
 
 start_upload ex/live || fail "start a second upload" "status $STATUS"
 live=$UPLOAD_URL
@@ -25,7 +26,7 @@ is "the session in use still takes chunks -> 202 Range: 0-5999" "$STATUS $(hdr R
 
 api GET "$stale"
 is_error "the stale session -> 404 BLOB_UPLOAD_UNKNOWN" 404 BLOB_UPLOAD_UNKNOWN
-check "its folder was removed" test ! -e "$DATA/uploads/$stale_id"
+check "its file was removed" test ! -e "$stale_file"
 api PATCH "$stale" -H 'Content-Type: application/octet-stream' --data-binary "@$T/chunk"
 is_error "a chunk for it -> 404 BLOB_UPLOAD_UNKNOWN" 404 BLOB_UPLOAD_UNKNOWN
 

@@ -149,8 +149,7 @@ static void test_mapped(uploads_t *u, blobstore_t *bs)
                "the last page, which may hold the next request, stays");
 
     char path[BLOBSTORE_PATH_MAX];
-    snprintf(path, sizeof(path), "%s/uploads/%s/data", root, up->uuid);
-    ok(file_is(path, want, len), "the session's file holds the body's bytes");
+    ok(file_is(up->path, want, len), "the session's file holds the body's bytes");
     digest_t d;
     uint64_t size = 0;
     digest_compute(&d, DIGEST_SHA256, want, len);

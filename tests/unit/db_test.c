@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include "store/accounts.h"
@@ -185,6 +186,65 @@ static void test_writer(void)
     ok(db_generation(db) != g0, "the generation moved");
     job_t dup = {1, 99, 0};
     ok(db_write(writer, insert_row, &dup) == BERTH_EEXISTS, "a write that fails alone returns its error");
+    db_writer_stop(writer);
+    db_exec(db, "DROP TABLE t");
+    db_close(db);
+}
+
+/* Writes that have a folder fsynced before their commit: shared folders, one that cannot be, writes without one. */
+typedef struct {
+    job_t job;
+    const char *dir;
+    int ran;
+} synced_t;
+
+static int insert_synced(db_t *db, void *arg)
+{
+    synced_t *s = arg;
+    s->ran = 1;
+    return insert_row(db, &s->job);
+}
+
+static void *synced_thread(void *arg)
+{
+    synced_t *s = arg;
+    s->job.rc = db_write_synced(writer, insert_synced, s, s->dir);
+    return NULL;
+}
+
+static void test_writer_synced(void)
+{
+    pthread_t th[WRITERS];
+    synced_t w[WRITERS];
+    char dirs[4][300], missing[300];
+    db_t *db = db_open(path, 0);
+    db_exec(db, "CREATE TABLE t(x INTEGER PRIMARY KEY)");
+    for (int i = 0; i < 4; ++i) {
+        snprintf(dirs[i], sizeof(dirs[i]), "%s/d%d", root, i);
+        mkdir(dirs[i], 0755);
+    }
+    snprintf(missing, sizeof(missing), "%s/missing", root);
+    writer = db_writer_start(path);
+    first_running = 0;
+    for (int i = 0; i < WRITERS; ++i) {
+        /* the first holds the writer while the others queue up: one batch, folders shared two or three times */
+        w[i] = (synced_t){{i, 99, 0}, i == 7 ? missing : i % 5 == 4 ? NULL : dirs[i % 4], 0};
+        pthread_create(&th[i], NULL, synced_thread, &w[i]);
+        if (i == 0) {
+            pthread_mutex_lock(&first_mu);
+            while (!first_running)
+                pthread_cond_wait(&first_cond, &first_mu);
+            pthread_mutex_unlock(&first_mu);
+        }
+    }
+    for (int i = 0; i < WRITERS; ++i)
+        pthread_join(th[i], NULL);
+    int good = 1;
+    for (int i = 0; i < WRITERS; ++i)
+        good &= i == 7 ? w[i].job.rc == BERTH_ERROR && !w[i].ran : w[i].job.rc == 0 && w[i].ran;
+    ok(good, "%d writes with a folder each (or none): each committed after its folder's fsync", WRITERS);
+    ok(scalar(db, "SELECT count(*) FROM t") == WRITERS - 1 && scalar(db, "SELECT count(*) FROM t WHERE x = 7") == 0,
+       "the one whose folder cannot be fsynced fails, and its write was not run");
     db_writer_stop(writer);
     db_exec(db, "DROP TABLE t");
     db_close(db);
@@ -398,6 +458,7 @@ int main(int argc, char **argv)
     test_statements();
     test_migrations();
     test_writer();
+    test_writer_synced();
     test_generation();
     test_cache();
     tap_rmtree(root);

@@ -1,8 +1,10 @@
 /* The storage layer without a server: blob files, upload sessions (also across a "restart"), metadata. */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 #include "store/blobstore.h"
 #include "store/metastore.h"
@@ -11,6 +13,123 @@
 #include "tap.h"
 
 static char root[256];
+
+/* The entries of <root>/uploads, as "name/" for a folder and "name" for a file, sorted, into buf. */
+static const char *uploads_dir(char *buf, size_t len)
+{
+    char dir[BLOBSTORE_PATH_MAX];
+    struct dirent **e;
+    snprintf(dir, sizeof(dir), "%s/uploads", root);
+    int n = scandir(dir, &e, NULL, alphasort);
+    buf[0] = '\0';
+    for (int i = 0; i < n; ++i) {
+        if (e[i]->d_name[0] != '.')
+            snprintf(buf + strlen(buf), len - strlen(buf), "%s%s%s", buf[0] ? " " : "", e[i]->d_name,
+                     e[i]->d_type == DT_DIR ? "/" : "");
+        free(e[i]);
+    }
+    if (n >= 0)
+        free(e);
+    return buf;
+}
+
+/* Write `text` to <root>/uploads/<rel>. */
+static int put_file(const char *rel, const char *text)
+{
+    char path[BLOBSTORE_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/uploads/%s", root, rel);
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return -1;
+    fputs(text, f);
+    return fclose(f);
+}
+
+/* Set the mtime of <root>/uploads/<rel> to `age` seconds ago. */
+static int backdate(const char *rel, long age)
+{
+    char path[BLOBSTORE_PATH_MAX];
+    struct timeval tv[2];
+    gettimeofday(&tv[0], NULL);
+    tv[0].tv_sec -= age;
+    tv[1] = tv[0];
+    snprintf(path, sizeof(path), "%s/uploads/%s", root, rel);
+    return utimes(path, tv);
+}
+
+/* One file per session, named by its id and its repository's key; an older berth's session folders still work. */
+static void test_upload_files(blobstore_t *bs)
+{
+    uploads_t u;
+    upload_t *up;
+    char uuid[UPLOAD_UUID_LEN + 1], uuid2[UPLOAD_UUID_LEN + 1], uuid3[UPLOAD_UUID_LEN + 1], want[256], list[1024],
+        path[BLOBSTORE_PATH_MAX];
+    digest_t d, key;
+    uint64_t size = 0, off = 0;
+
+    uploads_init(&u, root);
+    digest_compute(&key, DIGEST_SHA256, "lib/alpine", 10);
+    ok(upload_create(&u, "lib/alpine", DIGEST_SHA256, uuid) == 0, "create a session");
+    snprintf(want, sizeof(want), "%s.%.32s", uuid, digest_hex(&key));
+    ok(strcmp(uploads_dir(list, sizeof(list)), want) == 0, "it is one file, uploads/<uuid>.<key>, no folder: %s", list);
+    ok(upload_file_name_valid(want), "its name is a session file's name");
+    ok(!upload_file_name_valid(uuid) && !upload_file_name_valid("x") && !upload_file_name_valid(".") &&
+           !upload_file_name_valid("01234567-89ab-4cde-8f01-23456789abcd.0123456789abcdef0123456789ABCDEF") &&
+           !upload_file_name_valid("01234567-89ab-4cde-8f01-23456789abcd.0123456789abcdef0123456789abcdef0") &&
+           !upload_file_name_valid("01234567-89ab-4cde-8f01-23456789abcd/0123456789abcdef0123456789abcdef"),
+       "nothing else is");
+    ok(upload_acquire(&u, uuid, "lib/alpine", &up) == 0 && upload_append(up, "one file", 8) == 0, "a chunk into it");
+    digest_compute(&d, DIGEST_SHA256, "one file", 8);
+    ok(upload_finish(&u, up, &d, bs, &size, NULL) == 0 && size == 8, "finish it");
+    ok(strcmp(uploads_dir(list, sizeof(list)), "") == 0, "its file became the blob: uploads/ is empty (%s)", list);
+    blobstore_path(bs, &d, path, sizeof(path));
+    ok(tap_file_equals(path, "one file", 8), "the blob file holds the bytes");
+
+    /* a session folder of an older berth, found after an upgrade */
+    snprintf(uuid2, sizeof(uuid2), "%s", "01234567-89ab-4cde-8f01-23456789abcd");
+    snprintf(path, sizeof(path), "%s/uploads/%s", root, uuid2);
+    ok(mkdir(path, 0755) == 0 &&
+           put_file("01234567-89ab-4cde-8f01-23456789abcd/info", "lib/alpine\nsha256\n1\n") == 0 &&
+           put_file("01234567-89ab-4cde-8f01-23456789abcd/data", "old ") == 0,
+       "an older berth's session folder (info and data)");
+    uploads_dispose(&u);
+    uploads_init(&u, root);
+    ok(upload_peek(&u, uuid2, "other/repo", &off) == BERTH_ENOTFOUND, "another repository does not see it");
+    ok(upload_peek(&u, uuid2, "lib/alpine", &off) == 0 && off == 4, "its repository resumes it at offset 4");
+    ok(upload_acquire(&u, uuid2, "lib/alpine", &up) == 0 && upload_append(up, "folder", 6) == 0, "append to it");
+    digest_compute(&d, DIGEST_SHA256, "old folder", 10);
+    ok(upload_finish(&u, up, &d, bs, &size, NULL) == 0 && size == 10, "finish it");
+    ok(strcmp(uploads_dir(list, sizeof(list)), "") == 0, "its folder is gone (%s)", list);
+    blobstore_path(bs, &d, path, sizeof(path));
+    ok(tap_file_equals(path, "old folder", 10), "the blob file holds the bytes");
+
+    /* expiry: by the time the data was last written, never a busy session, files and folders alike */
+    ok(upload_create(&u, "lib/alpine", DIGEST_SHA256, uuid) == 0 &&
+           upload_create(&u, "lib/alpine", DIGEST_SHA256, uuid3) == 0,
+       "two sessions");
+    snprintf(path, sizeof(path), "%s.%.32s", uuid, digest_hex(&key));
+    ok(backdate(path, 100) == 0, "the first idle for 100 s");
+    ok(upload_acquire(&u, uuid3, "lib/alpine", &up) == 0, "the second busy");
+    snprintf(path, sizeof(path), "%s.%.32s", uuid3, digest_hex(&key));
+    backdate(path, 100);
+    snprintf(path, sizeof(path), "%s/uploads/%s", root, uuid2);
+    ok(mkdir(path, 0755) == 0 &&
+           put_file("01234567-89ab-4cde-8f01-23456789abcd/info", "lib/alpine\nsha256\n1\n") == 0 &&
+           put_file("01234567-89ab-4cde-8f01-23456789abcd/data", "old") == 0 &&
+           backdate("01234567-89ab-4cde-8f01-23456789abcd/data", 100) == 0,
+       "and an older berth's folder idle for 100 s");
+    ok(put_file("notes", "not a session") == 0 && backdate("notes", 100) == 0, "and a stray file");
+    ok(uploads_expire(&u, 50000) == 2, "expiry after 50 s removes the idle session and the folder");
+    snprintf(path, sizeof(path), "%s.%.32s notes", uuid3, digest_hex(&key));
+    ok(strcmp(uploads_dir(list, sizeof(list)), path) == 0, "the busy one and the stray file stay: %s", list);
+    ok(upload_peek(&u, uuid, "lib/alpine", &off) == BERTH_ENOTFOUND, "the expired session is unknown");
+    upload_cancel(&u, up);
+    ok(uploads_expire(&u, 50000) == 0 && strcmp(uploads_dir(list, sizeof(list)), "notes") == 0,
+       "a cancelled session's file is gone: %s", list);
+    snprintf(path, sizeof(path), "%s/uploads/notes", root);
+    unlink(path);
+    uploads_dispose(&u);
+}
 
 static void test_uploads(blobstore_t *bs)
 {
@@ -161,6 +280,7 @@ int main(void)
         return 2;
     ok(blobstore_init(&bs, root) == 0, "blobstore_init creates the layout");
     test_uploads(&bs);
+    test_upload_files(&bs);
     test_metastore();
     blobstore_dispose(&bs);
     if (tap_rmtree(root) != 0)
