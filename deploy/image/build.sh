@@ -6,18 +6,21 @@
 #   deploy/image/build.sh BERTH_BINARY [IMAGE]       (IMAGE: localhost/berth:latest; `make image` runs this)
 # Needs root (mmdebstrap's root mode), mmdebstrap, buildah and strip. The image goes to buildah's storage (the
 # containers variables, e.g. CONTAINERS_STORAGE_CONF, choose another). DEBIAN_SOURCES: the apt sources mmdebstrap
-# uses (default: this machine's /etc/apt/sources.list.d/debian.sources; empty: Debian's own mirror).
+# uses (default: this machine's /etc/apt/sources.list.d/debian.sources if there is one; empty or none: Debian's own
+# mirror, with its updates and security suites).
 set -euo pipefail
-bin=${1:?usage: build.sh BERTH_BINARY [IMAGE]}
+[[ -x ${1:-} ]] || { echo "usage: build.sh BERTH_BINARY [IMAGE]" >&2; exit 2; }
+bin=$(readlink -e "$1")
 image=${2:-localhost/berth:latest}
 here=$(cd "$(dirname "$0")" && pwd)
 uid=65532
 # what berth links, and libcurl4, which it dlopens for its pull-through mirrors (src/mirror/upstream.c)
 libs=libh2o-evloop0.13,libssl3,libsqlite3-0,libjansson4,libjwt0,libzstd1,libyaml-0-2,libcrypt1,libpcre2-8-0
 libs=$libs,libcurl4,ca-certificates
-sources=${DEBIAN_SOURCES-/etc/apt/sources.list.d/debian.sources}
+[[ -n ${DEBIAN_SOURCES+set} || ! -f /etc/apt/sources.list.d/debian.sources ]] ||
+    DEBIAN_SOURCES=/etc/apt/sources.list.d/debian.sources
 mirror=()
-[[ -n $sources ]] && mirror=("$sources")
+[[ -z ${DEBIAN_SOURCES:-} ]] || mirror=("$DEBIAN_SOURCES") # (mmdebstrap takes a sources file as a mirror)
 version=$("$bin" version)
 version=${version##* }
 
