@@ -36,7 +36,7 @@ size=$(du -sh --apparent-size "$root" | cut -f1)
 buildah umount "$c" >/dev/null
 
 buildah config --user "$uid:$uid" --workingdir /var/lib/berth --volume /var/lib/berth --port 5000/tcp \
-    --env BERTH_HTTP_ADDR=0.0.0.0:5000 --env BERTH_STORAGE_ROOT=/var/lib/berth \
+    --env PATH=/usr/bin --env BERTH_HTTP_ADDR=0.0.0.0:5000 --env BERTH_STORAGE_ROOT=/var/lib/berth \
     --entrypoint '["/usr/bin/berth", "serve"]' --stop-signal SIGTERM \
     --label org.opencontainers.image.title=berth --label org.opencontainers.image.version="$version" \
     --label org.opencontainers.image.description="berth, an OCI container registry" "$c"
