@@ -38,6 +38,22 @@ int blobstore_commit(blobstore_t *bs, const char *src, const digest_t *d);
  */
 int blobstore_rename(blobstore_t *bs, const char *src, const digest_t *d, char *dir);
 
+/** How blobstore_adopt put a file into the store. */
+typedef enum { BLOBSTORE_LINKED = 0, BLOBSTORE_REFLINKED = 1, BLOBSTORE_COPIED = 2 } blobstore_how_t;
+
+/**
+ * Make the regular file `name` in folder `dirfd` (another store's blob, e.g. docker-registry's `data`; a symbolic link
+ * is refused) the blob `d`: hard-linked into <root>/tmp when `may_link` and both are on one file system, else cloned
+ * (FICLONE: a reflink on XFS or btrfs), else copied; then its content is hashed (the file berth will serve, not the
+ * source's name, which could change meanwhile), fsynced and renamed into place without the fsync of its shard folder,
+ * whose path goes to `shard` (BLOBSTORE_PATH_MAX bytes): the caller makes it durable before anything records the
+ * blob, as for blobstore_rename. `tmpname` is a unique name under <root>/tmp for the temporary file.
+ * Returns 0 with the size in *size and the method in *how; BERTH_EDIGEST (nothing placed) when the content hashes to
+ * something else, given in *got; BERTH_ERROR with errno (nothing placed; ENOENT: no such file).
+ */
+int blobstore_adopt(blobstore_t *bs, int dirfd, const char *name, const digest_t *d, int may_link, const char *tmpname,
+                    blobstore_how_t *how, uint64_t *size, digest_t *got, char *shard);
+
 /** Open a blob for reading; returns the fd (size in *size) or -1 (errno set; ENOENT if absent). */
 int blobstore_open(const blobstore_t *bs, const digest_t *d, uint64_t *size);
 
