@@ -3,7 +3,7 @@
 # on the same file system, hard-linking (the default) and copying (--copy), RUNS times each, alternating.
 #   bench/import.sh [SIZE_MIB] [IMAGES] [RUNS]      (defaults: 1024 MiB, 64 images of 4 layers, 3 runs)
 # Environment: BERTH (default ./berth), REGISTRY (default docker-registry), WORK (a folder on the storage volume;
-# default ./bench-tmp). Prints each run's summary line and the median GB/s and images/s of each method. The source
+# default ./bench-tmp), JOBS (berth import --jobs; default berth's). Prints each run's summary line and the median GB/s and images/s of each method. The source
 # stays in the page cache between runs (as it is after a pass that read it); `sync` runs before each import so that
 # the copies' writeback of one run does not weigh on the next.
 set -u
@@ -91,6 +91,7 @@ for ((r = 1; r <= RUNS; r++)); do
         sync
         args=()
         [[ $method == copy ]] && args=(--copy)
+        [[ -n ${JOBS:-} ]] && args+=(--jobs "$JOBS")
         t0=$(date +%s.%N)
         out=$(BERTH_STORAGE_ROOT=$dst BERTH_LOG_LEVEL=warn "$BERTH" import "${args[@]}" "$SRC/data") ||
             die "berth import failed: $out"

@@ -65,6 +65,7 @@ typedef struct {
     digest_t d;
     int ok; /* in berth's store, with its size */
     uint64_t size;
+    blobstore_how_t how; /* when placed now */
 } need_t;
 
 typedef struct {
@@ -81,7 +82,7 @@ typedef struct {
     size_t nrepos, caprepos;
     size_t uploads; /* uploads in progress seen (not imported) */
     /* counts */
-    uint64_t n_repos, n_manifests, n_tags, n_links, n_blobs[3], n_present, bytes_placed, problems;
+    uint64_t n_repos, n_manifests, n_tags, n_links, n_blobs[3], n_present, bytes_placed, bytes_hashed, problems;
     uint64_t tmpseq;
     uint64_t kill_after; /* BERTH_TEST_IMPORT_KILL_AFTER: SIGKILL after placing so many blobs (tests) */
     double t0, last_progress;
@@ -130,9 +131,9 @@ static void progress(imp_t *im, int force)
         return;
     im->last_progress = now;
     double s = now - im->t0;
-    fprintf(stderr, "\r\033[Kimport: %zu/%zu repositories, %" PRIu64 " blobs placed (%.2f GiB, %.2f GB/s)",
+    fprintf(stderr, "\r\033[Kimport: %zu/%zu repositories, %" PRIu64 " blobs placed, %.2f GiB verified (%.2f GB/s)",
             im->repo_index, im->nrepos, im->n_blobs[0] + im->n_blobs[1] + im->n_blobs[2],
-            (double)im->bytes_placed / (1 << 30), s > 0 ? (double)im->bytes_placed / s / 1e9 : 0.0);
+            (double)im->bytes_hashed / (1 << 30), s > 0 ? (double)im->bytes_hashed / s / 1e9 : 0.0);
     fflush(stderr);
 }
 
@@ -468,10 +469,13 @@ static need_t *need_find(need_t *needs, size_t n, const digest_t *d)
     return bsearch(&key, needs, n, sizeof(*needs), by_digest);
 }
 
-/* Make blob `d` be in berth's store: 0 (size in *size), or -1 (reported). */
-static int place_blob(imp_t *im, const char *repo, int listed, need_t *n)
+/*
+ * Bring blob `n` into berth's store as far as a verified temporary file (*ad), or find it there already: 1 adopted
+ * (finish *ad), 0 already there (its size in n->size), -1 not importable (reported).
+ */
+static int place_blob(imp_t *im, const char *repo, int listed, need_t *n, blobstore_adopted_t *ad)
 {
-    char path[BLOBSTORE_PATH_MAX], shard[BLOBSTORE_PATH_MAX], tmpname[64];
+    char path[BLOBSTORE_PATH_MAX], tmpname[64];
     struct stat st;
     blobstore_path(&im->bs, &n->d, path, sizeof(path));
     if (stat(path, &st) == 0) { /* there already: files appear in the store only verified */
@@ -487,11 +491,10 @@ static int place_blob(imp_t *im, const char *repo, int listed, need_t *n)
             problem(im, "%s: blob %s is linked but not in the source's blobs/: skipped", repo, n->d.str);
         return -1;
     }
-    blobstore_how_t how;
     digest_t got;
     snprintf(tmpname, sizeof(tmpname), "import.%ld.%" PRIu64, (long)getpid(),
              __atomic_fetch_add(&im->tmpseq, 1, __ATOMIC_RELAXED));
-    int rc = blobstore_adopt(&im->bs, dfd, "data", &n->d, im->may_link, tmpname, &how, &n->size, &got, shard);
+    int rc = blobstore_adopt(&im->bs, dfd, "data", &n->d, im->may_link, tmpname, &n->how, &n->size, &got, ad);
     int e = errno;
     close(dfd);
     if (rc == BERTH_EDIGEST) {
@@ -505,23 +508,37 @@ static int place_blob(imp_t *im, const char *repo, int listed, need_t *n)
                 digest_algo_name(n->d.algo), digest_hex(&n->d), digest_hex(&n->d), strerror(e));
         return -1;
     }
-    char hh[3] = {digest_hex(&n->d)[0], digest_hex(&n->d)[1], '\0'};
     pthread_mutex_lock(&im->mu);
+    im->bytes_hashed += n->size;
+    progress(im, 0);
+    pthread_mutex_unlock(&im->mu);
+    return 1;
+}
+
+/* A verified file in place: count it, and note its shard folder for sync_shards. */
+static void placed(imp_t *im, need_t *n)
+{
+    char hh[3] = {digest_hex(&n->d)[0], digest_hex(&n->d)[1], '\0'};
     im->dirty[n->d.algo == DIGEST_SHA512][strtoul(hh, NULL, 16) & 0xff] = 1;
-    im->n_blobs[how]++;
+    im->n_blobs[n->how]++;
     im->bytes_placed += n->size;
     if (im->kill_after > 0 && im->n_blobs[0] + im->n_blobs[1] + im->n_blobs[2] >= im->kill_after)
         raise(SIGKILL); /* a test's crash: after a blob is in place, before the database records it */
-    progress(im, 0);
-    pthread_mutex_unlock(&im->mu);
-    return 0;
 }
 
-/* Placing a repository's blobs on im->jobs threads: each takes the next one not taken. */
+/*
+ * Placing a repository's blobs, PLACE_BATCH at a time: im->jobs threads link (or copy) and hash them into temporary
+ * files, each taking the next one not taken; then they are fsynced and renamed into place one after the other (after
+ * all were written, the fsyncs share journal commits and writeback instead of waiting for one file at a time).
+ */
+#define PLACE_BATCH 64
+
 typedef struct {
     imp_t *im;
     const char *repo;
     need_t *needs;
+    blobstore_adopted_t *ad;
+    signed char *state; /* place_blob's result */
     size_t n, next;
 } placing_t;
 
@@ -530,21 +547,40 @@ static void *place_main(void *arg)
     placing_t *p = arg;
     for (size_t i; (i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED)) < p->n;) {
         int listed = p->needs[i].size != 0; /* size 1 until placed: linked in _layers */
-        p->needs[i].ok = place_blob(p->im, p->repo, listed, &p->needs[i]) == 0;
+        p->state[i] = (signed char)place_blob(p->im, p->repo, listed, &p->needs[i], &p->ad[i]);
     }
     return NULL;
 }
 
 static void place_all(imp_t *im, const char *repo, need_t *needs, size_t n)
 {
-    placing_t p = {im, repo, needs, n, 0};
-    pthread_t th[16];
-    int nth = 0;
-    while (nth + 1 < im->jobs && (size_t)nth + 1 < n && pthread_create(&th[nth], NULL, place_main, &p) == 0)
-        ++nth;
-    place_main(&p);
-    while (nth > 0)
-        pthread_join(th[--nth], NULL);
+    blobstore_adopted_t *ad = calloc(PLACE_BATCH, sizeof(*ad));
+    signed char state[PLACE_BATCH];
+    char shard[BLOBSTORE_PATH_MAX];
+    for (size_t base = 0; base < n; base += PLACE_BATCH) {
+        size_t m = n - base < PLACE_BATCH ? n - base : PLACE_BATCH;
+        placing_t p = {im, repo, needs + base, ad, state, m, 0};
+        pthread_t th[16];
+        int nth = 0;
+        while (nth + 1 < im->jobs && (size_t)nth + 1 < m && pthread_create(&th[nth], NULL, place_main, &p) == 0)
+            ++nth;
+        place_main(&p);
+        while (nth > 0)
+            pthread_join(th[--nth], NULL);
+        for (size_t i = 0; i < m; ++i) {
+            need_t *nd = &needs[base + i];
+            nd->ok = state[i] >= 0;
+            if (state[i] != 1)
+                continue;
+            if (blobstore_adopt_finish(&im->bs, &ad[i], shard) != 0) {
+                problem(im, "blob %s: cannot put it in place (see above)", nd->d.str);
+                nd->ok = 0;
+                continue;
+            }
+            placed(im, nd);
+        }
+    }
+    free(ad);
 }
 
 /* fsync the shard folders blobs were renamed into: their names must be durable before the rows that record them. */

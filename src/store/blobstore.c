@@ -197,7 +197,6 @@ static int adopt_pass(int fd, int out, digest_algo_t algo, digest_t *got, uint64
         }
     }
     digest_hasher_final(h, got);
-    h = NULL;
     *size = off;
     rc = 0;
 Exit:
@@ -208,12 +207,12 @@ Exit:
 }
 
 int blobstore_adopt(blobstore_t *bs, int dirfd, const char *name, const digest_t *d, int may_link, const char *tmpname,
-                    blobstore_how_t *how, uint64_t *size, digest_t *got, char *shard)
+                    blobstore_how_t *how, uint64_t *size, digest_t *got, blobstore_adopted_t *out)
 {
-    char tmp[BLOBSTORE_PATH_MAX];
+    char *tmp = out->path;
     struct stat sst, tst;
     int src = -1, fd = -1, rc = BERTH_ERROR, e = 0, placed = 0;
-    snprintf(tmp, sizeof(tmp), "%s/tmp/%s", bs->root, tmpname);
+    snprintf(tmp, sizeof(out->path), "%s/tmp/%s", bs->root, tmpname);
     if ((src = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) < 0 || fstat(src, &sst) != 0)
         goto Fail;
     if (!S_ISREG(sst.st_mode)) {
@@ -248,16 +247,16 @@ int blobstore_adopt(blobstore_t *bs, int dirfd, const char *name, const digest_t
         *how = BLOBSTORE_COPIED;
         if (ftruncate(fd, 0) != 0 || adopt_pass(src, fd, d->algo, got, size) != 0)
             goto Fail;
+        (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* the rest starts for the disk: the fsync waits less */
     }
 Verify:
     if (!digest_equal(got, d)) {
         rc = BERTH_EDIGEST;
         goto Fail;
     }
-    if (fsync(fd) != 0 || blobstore_rename(bs, tmp, d, shard) != 0)
-        goto Fail;
-    close(fd);
     close(src);
+    out->fd = fd;
+    out->digest = *d;
     return 0;
 Fail:
     e = errno;
@@ -269,4 +268,28 @@ Fail:
         unlink(tmp);
     errno = e;
     return rc;
+}
+
+int blobstore_adopt_finish(blobstore_t *bs, blobstore_adopted_t *a, char *shard)
+{
+    if (fsync(a->fd) != 0) {
+        log_error("fsync %s: %s", a->path, strerror(errno));
+        blobstore_adopt_cancel(a);
+        return -1;
+    }
+    close(a->fd);
+    a->fd = -1;
+    if (blobstore_rename(bs, a->path, &a->digest, shard) != 0) {
+        unlink(a->path);
+        return -1;
+    }
+    return 0;
+}
+
+void blobstore_adopt_cancel(blobstore_adopted_t *a)
+{
+    if (a->fd >= 0)
+        close(a->fd);
+    a->fd = -1;
+    unlink(a->path);
 }

@@ -244,6 +244,29 @@ check "one:latest pulls whole" same_pull one:latest
 is "one's tags list equal to docker-registry's" "$(tags_of "$REG" one)" "$(tags_of "$DR" one)"
 stop_berth
 
+# ---------------------------------------------------------------- readers first, through a mirror of docker-registry
+
+# docs/migrate.md: berth as a pull-through mirror of docker-registry while pushes still go there; then the import,
+# which makes the repositories the mirror created hosted ones
+cat >"$T/mirror.yaml" <<EOF
+mirrors:
+  - prefix: ""
+    upstream: http://$DR
+    tag_ttl: 1s
+EOF
+start_berth BERTH_CONFIG="$T/mirror.yaml"
+check "through berth's mirror: team/sub/app:1.0 pulls whole, from docker-registry" same_pull team/sub/app:1.0
+api PUT /v2/team/sub/app/manifests/pushed -H "Content-Type: $MT_OCI_MANIFEST" --data-binary "@$T/sig.json"
+is_error "a push to the repository the mirror created is refused: 403 DENIED" 403 DENIED
+import_into "$DATA" "$SRC"
+is "berth import into the mirror's root while it serves: exit status 0" "$RC" 0 || diag "$(cat "$T/imp.err")"
+like "... it says team/sub/app is hosted from now on" "$(cat "$T/imp.out")" \
+    "(^|"$'\n'")team/sub/app: [0-9]+ manifests, [0-9]+ tags, [0-9]+ blobs \\(a mirror's until now: hosted from now on\\)"
+check "a push to team/sub/app is accepted now" push_image team/sub/app pushed oci
+check "team/sub/app:1.0-docker is byte-exact" same_raw team/sub/app:1.0-docker
+check "one:latest pulls whole" same_pull one:latest
+stop_berth
+
 # ---------------------------------------------------------------- interrupted, then run again
 
 D3=$(next_data)
@@ -305,8 +328,9 @@ stop_berth
 BAD=$T/bad
 cp -a "$SRC" "$BAD"
 lbad=$(jq -r '.layers[1].digest' "$(layout_blob "$L" "$TWO")")
-printf 'X' | dd of="$BAD/docker/registry/v2/blobs/sha256/${lbad:7:2}/${lbad#sha256:}/data" bs=1 seek=100 conv=notrunc \
-    status=none
+"$PYTHON" -c 'import sys; f = open(sys.argv[1], "r+b"); f.seek(100); b = f.read(1); f.seek(100); f.write(bytes([b[0] ^ 1]))' \
+    "$BAD/docker/registry/v2/blobs/sha256/${lbad:7:2}/${lbad#sha256:}/data"
+isnt "(one byte of a layer of team/two flipped in a copy of the source)" "$(sha256_of "$BAD/docker/registry/v2/blobs/sha256/${lbad:7:2}/${lbad#sha256:}/data")" "$lbad"
 D5=$(next_data)
 import_into "$D5" "$BAD"
 is "a corrupt blob in the source: exit status 1" "$RC" 1
