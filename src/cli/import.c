@@ -42,7 +42,9 @@
 #include "util/status.h"
 #include "util/time.h"
 
-#define LINK_MAX_BYTES 256 /* a link file holds "sha256:<hex>": anything longer is not one */
+#define LINK_MAX_BYTES 256        /* a link file holds "sha256:<hex>": anything longer is not one */
+#define IMPORT_BATCH_REPOS 64     /* repositories recorded in one transaction, at most */
+#define IMPORT_BATCH_OBJECTS 4096 /* ... or so many manifests and blobs */
 
 typedef struct {
     char tag[TAG_MAX_LEN + 1];
@@ -599,24 +601,49 @@ static int sync_shards(imp_t *im)
     return 0;
 }
 
-/* The order in which manifests go in: images before the indexes that list them (more passes for nested indexes). */
-static int import_repo(imp_t *im, const char *repo)
+/* A repository read from the source, its blobs in place, waiting for its transaction. */
+typedef struct {
+    const char *name;
+    scan_t s;
+    rev_t *revs;
+    size_t nrevs;
+    need_t *needs;
+    size_t nneeds;
+    size_t manifests_put, tags_set, links;
+    int was_mirrored;
+} prep_t;
+
+static void repo_free(prep_t *p)
 {
-    scan_t s = {im, repo, NULL, 0, 0, NULL, 0, 0};
-    rev_t *revs = NULL;
-    need_t *needs = NULL;
-    size_t nrevs = 0, nlayers, nneeds = 0, tags_set = 0, manifests_put = 0, links = 0;
-    int status = 0;
+    for (size_t i = 0; i < p->nrevs; ++i) {
+        manifest_free(p->revs[i].mf);
+        free(p->revs[i].body);
+        free(p->revs[i].tags);
+    }
+    free(p->revs);
+    free(p->needs);
+    free(p->s.ds);
+    free(p->s.tags);
+    memset(p, 0, sizeof(*p));
+}
+
+/* Read repository `repo` from the source and put its blobs in berth's store: 0, or -1 (reported: left out). */
+static int repo_prepare(imp_t *im, const char *repo, prep_t *p)
+{
     char rname[NAME_MAX_LEN + 1];
+    size_t nlayers;
+    memset(p, 0, sizeof(*p));
+    p->name = repo;
+    p->s = (scan_t){im, repo, NULL, 0, 0, NULL, 0, 0};
     snprintf(rname, sizeof(rname), "%s", repo);
 
     /* the repository's folder, one component at a time */
     const char *comps[130];
     size_t nc = 0;
     comps[nc++] = "repositories";
-    for (char *p = rname, *q; nc < 128; p = q + 1) {
-        comps[nc++] = p;
-        if ((q = strchr(p, '/')) == NULL)
+    for (char *c = rname, *q; nc < 128; c = q + 1) {
+        comps[nc++] = c;
+        if ((q = strchr(c, '/')) == NULL)
             break;
         *q = '\0';
     }
@@ -624,41 +651,41 @@ static int import_repo(imp_t *im, const char *repo)
     int rfd = open_path(im->v2, comps);
     if (rfd < 0) {
         problem(im, "%s: cannot open its folder: %s", repo, strerror(errno));
-        return 0;
+        return -1;
     }
     const char *layers[] = {"_layers", NULL}, *revisions[] = {"_manifests", "revisions", NULL},
                *tags[] = {"_manifests", "tags", NULL};
-    scan_links(im, rfd, layers, "_layers", &s);
-    nlayers = s.n;
-    scan_links(im, rfd, revisions, "_manifests/revisions", &s);
+    scan_links(im, rfd, layers, "_layers", &p->s);
+    nlayers = p->s.n;
+    scan_links(im, rfd, revisions, "_manifests/revisions", &p->s);
     int tfd = open_path(rfd, tags);
     if (tfd >= 0) {
-        each_entry(im, tfd, on_tag_entry, &s);
+        each_entry(im, tfd, on_tag_entry, &p->s);
         close(tfd);
     }
     close(rfd);
 
     /* the manifests */
-    nrevs = s.n - nlayers;
-    revs = calloc(nrevs ? nrevs : 1, sizeof(*revs));
-    for (size_t i = 0; i < nrevs; ++i) {
-        revs[i].d = s.ds[nlayers + i];
-        if (read_manifest(im, repo, &revs[i]) != 0)
-            revs[i].done = 1;
+    p->nrevs = p->s.n - nlayers;
+    p->revs = calloc(p->nrevs ? p->nrevs : 1, sizeof(*p->revs));
+    for (size_t i = 0; i < p->nrevs; ++i) {
+        p->revs[i].d = p->s.ds[nlayers + i];
+        if (read_manifest(im, repo, &p->revs[i]) != 0)
+            p->revs[i].done = 1;
     }
     /* every blob: the links, and what the manifests reference (the source may have it unlinked) */
-    size_t capneeds = nlayers + 16;
-    needs = malloc(capneeds * sizeof(*needs));
+    size_t capneeds = nlayers + 16, nneeds = 0;
+    need_t *needs = malloc(capneeds * sizeof(*needs));
     for (size_t i = 0; i < nlayers; ++i)
-        needs[nneeds++] = (need_t){s.ds[i], 0, 1}; /* size 1: listed in _layers */
-    for (size_t i = 0; i < nrevs; ++i)
-        for (size_t j = 0; revs[i].mf && j < revs[i].mf->nrefs; ++j) {
-            const manifest_ref_t *r = &revs[i].mf->refs[j];
+        needs[nneeds++] = (need_t){p->s.ds[i], 0, 1, 0}; /* size 1: listed in _layers */
+    for (size_t i = 0; i < p->nrevs; ++i)
+        for (size_t j = 0; p->revs[i].mf && j < p->revs[i].mf->nrefs; ++j) {
+            const manifest_ref_t *r = &p->revs[i].mf->refs[j];
             if (r->kind == REF_MANIFEST || r->foreign)
                 continue;
             if (nneeds == capneeds)
                 needs = realloc(needs, (capneeds *= 2) * sizeof(*needs));
-            needs[nneeds++] = (need_t){r->digest, 0, 0};
+            needs[nneeds++] = (need_t){r->digest, 0, 0, 0};
         }
     qsort(needs, nneeds, sizeof(*needs), by_digest);
     size_t u = 0;
@@ -669,61 +696,59 @@ static int import_repo(imp_t *im, const char *repo)
         }
         needs[u++] = needs[i];
     }
-    nneeds = u;
-    place_all(im, repo, needs, nneeds);
+    p->needs = needs;
+    p->nneeds = u;
+    place_all(im, repo, p->needs, p->nneeds);
     /* the tags, by manifest */
-    for (size_t i = 0; i < s.ntags; ++i) {
+    for (size_t i = 0; i < p->s.ntags; ++i) {
         rev_t *r = NULL;
-        for (size_t j = 0; j < nrevs && r == NULL; ++j)
-            if (digest_equal(&revs[j].d, &s.tags[i].d))
-                r = &revs[j];
+        const tag_t *t = &p->s.tags[i];
+        for (size_t j = 0; j < p->nrevs && r == NULL; ++j)
+            if (digest_equal(&p->revs[j].d, &t->d))
+                r = &p->revs[j];
         if (r == NULL) {
-            problem(im, "%s: tag %s points at %s, which is not a manifest of the repository: skipped", repo,
-                    s.tags[i].tag, s.tags[i].d.str);
+            problem(im, "%s: tag %s points at %s, which is not a manifest of the repository: skipped", repo, t->tag,
+                    t->d.str);
             continue;
         }
         if (r->mf == NULL) {
-            problem(im, "%s: tag %s: its manifest %s was skipped (above)", repo, s.tags[i].tag, s.tags[i].d.str);
+            problem(im, "%s: tag %s: its manifest %s was skipped (above)", repo, t->tag, t->d.str);
             continue;
         }
         r->tags = realloc(r->tags, (r->ntags + 1) * sizeof(*r->tags));
-        r->tags[r->ntags++] = s.tags[i].tag;
+        r->tags[r->ntags++] = t->tag;
     }
+    return 0;
+}
 
-    /* the database: one transaction for the repository */
-    if (sync_shards(im) != 0) {
-        status = -1;
-        goto Exit;
+/*
+ * Record a prepared repository inside the caller's transaction: blob links, then manifests (images before the indexes
+ * that list them: more passes for nested indexes), with their tags. 0; 1 when a blob file was collected since it was
+ * placed (roll back and do it again); -1 (reported) when the database fails.
+ */
+static int repo_record(imp_t *im, prep_t *p)
+{
+    const char *repo = p->name;
+    if ((p->was_mirrored = metastore_repo_hosted(im->c->m, repo)) < 0) {
+        cli_fail("%s: cannot read the repository", repo);
+        return -1;
     }
-    const char *err;
-    if (metastore_begin(im->c->m, 1, &err) != 0) {
-        status = cli_fail("cannot start a transaction: %s", err);
-        goto Exit;
-    }
-    int was_mirrored = metastore_repo_hosted(im->c->m, repo);
-    if (was_mirrored < 0) {
-        status = cli_fail("%s: cannot read the repository", repo);
-        goto Rollback;
-    }
-    for (size_t i = 0; i < nneeds; ++i) {
-        if (!needs[i].ok)
+    for (size_t i = 0; i < p->nneeds; ++i) {
+        need_t *n = &p->needs[i];
+        if (!n->ok)
             continue;
-        if (metastore_blob_link(im->c->m, repo, &needs[i].d, needs[i].size) != 0) {
-            status = cli_fail("%s: cannot record blob %s", repo, needs[i].d.str);
-            goto Rollback;
+        if (metastore_blob_link(im->c->m, repo, &n->d, n->size) != 0) {
+            cli_fail("%s: cannot record blob %s", repo, n->d.str);
+            return -1;
         }
-        if (!blobstore_has(&im->bs, &needs[i].d)) { /* collected between its placing and now: do it again */
-            metastore_rollback(im->c->m);
-            needs[i].ok = 0;
-            status = 1;
-            goto Exit;
-        }
-        links++;
+        if (!blobstore_has(&im->bs, &n->d)) /* collected between its placing and now: do it again */
+            return 1;
+        p->links++;
     }
     for (int progress_made = 1; progress_made;) {
         progress_made = 0;
-        for (size_t i = 0; i < nrevs; ++i) {
-            rev_t *r = &revs[i];
+        for (size_t i = 0; i < p->nrevs; ++i) {
+            rev_t *r = &p->revs[i];
             metastore_bad_ref_t bad;
             if (r->done)
                 continue;
@@ -731,7 +756,7 @@ static int import_repo(imp_t *im, const char *repo)
                                             im->c->cfg->storage_sparse_manifests, &bad);
             if (rc == BERTH_EMISSING || rc == BERTH_ESIZE) {
                 /* a child manifest not stored yet may come in a later pass; a blob would have been by now */
-                need_t *n = need_find(needs, nneeds, &bad.digest);
+                need_t *n = need_find(p->needs, p->nneeds, &bad.digest);
                 if (n == NULL && rc == BERTH_EMISSING)
                     continue;
                 r->done = 1;
@@ -739,49 +764,74 @@ static int import_repo(imp_t *im, const char *repo)
                     problem(im, "%s: manifest %s: %s is %" PRId64 " bytes, not %" PRId64 " as it says: skipped", repo,
                             r->d.str, bad.digest.str, bad.stored, bad.size);
                 else
-                    problem(im, "%s: manifest %s: blob %s could not be imported (%s): skipped", repo, r->d.str,
-                            bad.digest.str, n->ok ? "?" : "not in the source, or corrupt");
+                    problem(im,
+                            "%s: manifest %s: blob %s could not be imported (not in the source, or corrupt): skipped",
+                            repo, r->d.str, bad.digest.str);
                 continue;
             }
             if (rc != 0) {
-                status = cli_fail("%s: cannot record manifest %s", repo, r->d.str);
-                goto Rollback;
+                cli_fail("%s: cannot record manifest %s", repo, r->d.str);
+                return -1;
             }
             r->done = 1;
             progress_made = 1;
-            manifests_put++;
-            tags_set += r->ntags;
+            p->manifests_put++;
+            p->tags_set += r->ntags;
         }
     }
-    for (size_t i = 0; i < nrevs; ++i)
-        if (!revs[i].done)
-            problem(im, "%s: manifest %s: a manifest it lists could not be imported: skipped", repo, revs[i].d.str);
-    if (metastore_commit(im->c->m, &err) != 0) {
-        status = cli_fail("%s: cannot commit: %s", repo, err);
-        goto Rollback;
+    for (size_t i = 0; i < p->nrevs; ++i)
+        if (!p->revs[i].done)
+            problem(im, "%s: manifest %s: a manifest it lists could not be imported: skipped", repo, p->revs[i].d.str);
+    return 0;
+}
+
+/*
+ * Record the prepared repositories `b` in one transaction (one commit and one fsync for many small repositories; each
+ * appears whole to a running server). 0, or -1 (reported). When a blob was collected meanwhile, the batch is read and
+ * placed again (at most twice).
+ */
+static int record_batch(imp_t *im, prep_t *b, size_t n)
+{
+    const char *err;
+    for (int attempt = 0;; ++attempt) {
+        int rc = 0;
+        if (sync_shards(im) != 0)
+            return -1;
+        if (metastore_begin(im->c->m, 1, &err) != 0) {
+            cli_fail("cannot start a transaction: %s", err);
+            return -1;
+        }
+        for (size_t i = 0; i < n && rc == 0; ++i)
+            rc = repo_record(im, &b[i]);
+        if (rc == 0 && metastore_commit(im->c->m, &err) != 0) {
+            cli_fail("cannot commit: %s", err);
+            rc = -1;
+        }
+        if (rc == 0)
+            break;
+        metastore_rollback(im->c->m);
+        if (rc > 0 && attempt == 2)
+            cli_fail("blobs keep being collected under the import");
+        if (rc < 0 || attempt == 2)
+            return -1;
+        for (size_t i = 0; i < n; ++i) {
+            const char *name = b[i].name;
+            repo_free(&b[i]);
+            (void)repo_prepare(im, name, &b[i]); /* on failure (reported) it records nothing */
+        }
     }
-    im->n_repos++;
-    im->n_manifests += manifests_put;
-    im->n_tags += tags_set;
-    im->n_links += links;
     progress_clear(im);
-    printf("%s: %zu manifests, %zu tags, %zu blobs%s\n", repo, manifests_put, tags_set, links,
-           was_mirrored ? " (a mirror's until now: hosted from now on)" : "");
-    fflush(stdout);
-    goto Exit;
-Rollback:
-    metastore_rollback(im->c->m);
-Exit:
-    for (size_t i = 0; i < nrevs; ++i) {
-        manifest_free(revs[i].mf);
-        free(revs[i].body);
-        free(revs[i].tags);
+    for (size_t i = 0; i < n; ++i) {
+        prep_t *p = &b[i];
+        im->n_repos++;
+        im->n_manifests += p->manifests_put;
+        im->n_tags += p->tags_set;
+        im->n_links += p->links;
+        printf("%s: %zu manifests, %zu tags, %zu blobs%s\n", p->name, p->manifests_put, p->tags_set, p->links,
+               p->was_mirrored ? " (a mirror's until now: hosted from now on)" : "");
     }
-    free(revs);
-    free(needs);
-    free(s.ds);
-    free(s.tags);
-    return status;
+    fflush(stdout);
+    return 0;
 }
 
 /* Leftovers of imports killed before they renamed a file into place: tmp/import.<pid>.<n> of a process now gone. */
@@ -890,18 +940,30 @@ int cli_import(cli_t *c, int argc, char **argv)
         close(rfd);
     }
     qsort(im.repos, im.nrepos, sizeof(*im.repos), by_name);
-    for (size_t i = 0; i < im.nrepos; ++i) {
-        im.repo_index = i;
-        progress(&im, 1);
-        int r = import_repo(&im, im.repos[i]);
-        if (r == 1) /* a blob collected under it: once more */
-            r = import_repo(&im, im.repos[i]);
+    /* the repositories in batches: up to IMPORT_BATCH_REPOS of them, or IMPORT_BATCH_OBJECTS manifests and blobs, in
+     * one transaction (the write lock is held while they are recorded, not while their blobs are placed) */
+    prep_t *batch = calloc(IMPORT_BATCH_REPOS, sizeof(*batch));
+    for (size_t i = 0; i < im.nrepos;) {
+        size_t nb = 0, objects = 0;
+        while (i < im.nrepos && nb < IMPORT_BATCH_REPOS && objects < IMPORT_BATCH_OBJECTS) {
+            im.repo_index = i;
+            progress(&im, 1);
+            if (repo_prepare(&im, im.repos[i++], &batch[nb]) == 0) {
+                objects += batch[nb].nrevs + batch[nb].nneeds;
+                nb++;
+            }
+        }
+        int r = record_batch(&im, batch, nb);
+        for (size_t k = 0; k < nb; ++k)
+            repo_free(&batch[k]);
         if (r != 0) {
-            fprintf(stderr, "berth: import: stopped at %s; run it again to go on\n", im.repos[i]);
+            fprintf(stderr, "berth: import: stopped; run it again to go on\n");
             rc = 2;
+            free(batch);
             goto Exit;
         }
     }
+    free(batch);
     im.repo_index = im.nrepos;
     progress_clear(&im);
     double s = time_mono_s() - im.t0;
