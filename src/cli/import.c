@@ -1,5 +1,5 @@
 /*
- * `berth import [--copy] DIR`: bring in what a CNCF distribution registry (docker-registry, registry:2) holds in its
+ * `berth import [--copy] [--jobs N] DIR`: bring in what a CNCF distribution registry (docker-registry, registry:2) holds in its
  * filesystem storage, DIR being its `rootdirectory`:
  *
  *   docker/registry/v2/blobs/<algo>/<xx>/<hex>/data                      every blob and manifest, by digest
@@ -10,8 +10,8 @@
  *
  * <name> may have several components (a/b/c); a folder whose name begins with "_" is distribution's own. Every
  * repository, tag, manifest (the same bytes, so the same digest) and blob link is recorded through the same store
- * functions the server uses (store/metastore.h), in one transaction per repository on the CLI's own connection, so
- * that a running `berth serve` sees each repository appear whole (its caches follow the database's generation).
+ * functions the server uses (store/metastore.h), in transactions of up to 64 repositories on the CLI's own connection,
+ * so that a running `berth serve` sees each repository appear whole (its caches follow the database's generation).
  * Blobs go through blobstore_adopt: hard-linked when on the same file system (unless --copy), else reflinked, else
  * copied, and hashed: a blob whose content does not match its digest is reported and left out, with the manifests
  * that need it and their tags. Running it again skips what is already there (a blob file in the store, a manifest, a
@@ -940,6 +940,14 @@ int cli_import(cli_t *c, int argc, char **argv)
         close(rfd);
     }
     qsort(im.repos, im.nrepos, sizeof(*im.repos), by_name);
+    size_t u = 0; /* a repository is found once per folder of distribution's in it */
+    for (size_t i = 0; i < im.nrepos; ++i) {
+        if (u > 0 && strcmp(im.repos[u - 1], im.repos[i]) == 0)
+            free(im.repos[i]);
+        else
+            im.repos[u++] = im.repos[i];
+    }
+    im.nrepos = u;
     /* the repositories in batches: up to IMPORT_BATCH_REPOS of them, or IMPORT_BATCH_OBJECTS manifests and blobs, in
      * one transaction (the write lock is held while they are recorded, not while their blobs are placed) */
     prep_t *batch = calloc(IMPORT_BATCH_REPOS, sizeof(*batch));

@@ -113,6 +113,7 @@ check "more tags: one:latest, one:v1 (as one:oci)" sh -c "skopeo --insecure-poli
     skopeo --insecure-policy copy --src-tls-verify=false --dest-tls-verify=false docker://$DR/one:oci docker://$DR/one:v1 >/dev/null"
 check "a three-layer image -> team/two:2.0" sko copy "${NOTLS[@]}" "oci:$L:two" "docker://$DR/team/two:2.0"
 check "a nested name -> a/b/c/d/deep:x" sko copy "${NOTLS[@]}" "oci:$L:deep" "docker://$DR/a/b/c/d/deep:x"
+check "a repository with another inside it -> a/b:parent" sko copy "${NOTLS[@]}" "oci:$L:deep" "docker://$DR/a/b:parent"
 
 # An SBOM artifact whose subject is one:oci, in an OCI layout pushed with skopeo under the cosign-style tag; a signature
 # whose subject is the index, pushed by digest only (what an OCI 1.1 client does), with curl.
@@ -159,8 +160,8 @@ push_manifest team/sub/app "$SIG" "$T/sig.json"
 is "push the signature manifest (subject: the index) by digest to docker-registry" "$STATUS" 201
 URL=$URL_BERTHLESS
 REFS=(team/sub/app:1.0 team/sub/app:1.0-docker one:oci one:docker one:latest one:v1 "one:$SBOM_TAG" team/two:2.0
-    a/b/c/d/deep:x "team/sub/app@$SIG")
-REPOS=(a/b/c/d/deep one team/sub/app team/two)
+    a/b/c/d/deep:x a/b:parent "team/sub/app@$SIG")
+REPOS=(a/b a/b/c/d/deep one team/sub/app team/two)
 # an upload left unfinished in docker-registry: not imported, and said so
 api POST "http://$DR/v2/one/blobs/uploads/" -H 'Content-Length: 0'
 is "(an upload session left open in docker-registry)" "$STATUS" 202
@@ -170,11 +171,12 @@ is "(an upload session left open in docker-registry)" "$STATUS" 202
 D1=$(next_data)
 import_into "$D1" "$SRC"
 is "berth import DIR into an empty root: exit status 0" "$RC" 0 || diag "$(cat "$T/imp.err")"
-like "... the summary counts 4 repositories, 12 manifests, 9 tags" "$(imp_summary)" \
-    '^import: 4 repositories, 12 manifests, 9 tags, '
+like "... the summary counts 5 repositories, 13 manifests, 10 tags" "$(imp_summary)" \
+    '^import: 5 repositories, 13 manifests, 10 tags, '
 like "... every blob hard-linked (same file system)" "$(imp_summary)" 'blobs placed \([0-9]+ bytes: [0-9]+ hard-linked, 0 reflinked, 0 copied\)'
 like "... it says the upload in progress was not imported" "$(cat "$T/imp.out")" '1 uploads in progress in the source were not imported'
 like "... one line per repository: team/sub/app" "$(cat "$T/imp.out")" $'(^|\n)team/sub/app: 7 manifests, 2 tags, '
+is "... a/b (with a/b/c/d/deep inside it) once" "$(grep -c '^a/b: ' "$T/imp.out")" 1
 is "... nothing on stderr but the schema's creation" "$(grep -v 'applying schema' "$T/imp.err")" ""
 
 start_berth
