@@ -70,6 +70,13 @@ typedef struct {
     blobstore_how_t how; /* when placed now */
 } need_t;
 
+/* A verified file waiting to be fsynced and renamed into place (flush_pending). */
+#define PENDING_MAX 256
+typedef struct {
+    blobstore_adopted_t ad;
+    need_t *need;
+} pending_t;
+
 typedef struct {
     cli_t *c;
     blobstore_t bs;
@@ -90,6 +97,8 @@ typedef struct {
     double t0, last_progress;
     size_t repo_index;
     unsigned char dirty[2][256]; /* shard folders renamed into, not yet fsynced */
+    pending_t *pending;          /* PENDING_MAX */
+    size_t npending;
 } imp_t;
 
 /* ---- messages ---- */
@@ -487,6 +496,12 @@ static int place_blob(imp_t *im, const char *repo, int listed, need_t *n, blobst
         pthread_mutex_unlock(&im->mu);
         return 0;
     }
+    /* placed for a repository before, waiting to be finished (only the main thread changes the list, between batches) */
+    for (size_t i = 0; i < im->npending; ++i)
+        if (digest_equal(&im->pending[i].ad.digest, &n->d)) {
+            n->size = im->pending[i].need->size;
+            return 0;
+        }
     int dfd = blob_dir(im, &n->d);
     if (dfd < 0) {
         if (listed) /* a manifest's reference the source does not have is reported with the manifest */
@@ -530,8 +545,9 @@ static void placed(imp_t *im, need_t *n)
 
 /*
  * Placing a repository's blobs, PLACE_BATCH at a time: im->jobs threads link (or copy) and hash them into temporary
- * files, each taking the next one not taken; then they are fsynced and renamed into place one after the other (after
- * all were written, the fsyncs share journal commits and writeback instead of waiting for one file at a time).
+ * files, each taking the next one not taken. The files wait (up to PENDING_MAX of them, over several repositories)
+ * until a batch of repositories is recorded; then they are fsynced and renamed into place one after the other: after
+ * all were written, the fsyncs share journal commits and writeback instead of waiting for one file at a time.
  */
 #define PLACE_BATCH 64
 
@@ -554,12 +570,29 @@ static void *place_main(void *arg)
     return NULL;
 }
 
+/* Finish the verified files waiting: fsync each, rename it into place. */
+static void flush_pending(imp_t *im)
+{
+    char shard[BLOBSTORE_PATH_MAX];
+    for (size_t i = 0; i < im->npending; ++i) {
+        need_t *nd = im->pending[i].need;
+        if (blobstore_adopt_finish(&im->bs, &im->pending[i].ad, shard) != 0) {
+            problem(im, "blob %s: cannot put it in place (see above)", nd->d.str);
+            nd->ok = 0;
+            continue;
+        }
+        placed(im, nd);
+    }
+    im->npending = 0;
+}
+
 static void place_all(imp_t *im, const char *repo, need_t *needs, size_t n)
 {
     blobstore_adopted_t *ad = calloc(PLACE_BATCH, sizeof(*ad));
     signed char state[PLACE_BATCH];
-    char shard[BLOBSTORE_PATH_MAX];
     for (size_t base = 0; base < n; base += PLACE_BATCH) {
+        if (im->npending + PLACE_BATCH > PENDING_MAX)
+            flush_pending(im);
         size_t m = n - base < PLACE_BATCH ? n - base : PLACE_BATCH;
         placing_t p = {im, repo, needs + base, ad, state, m, 0};
         pthread_t th[16];
@@ -572,14 +605,8 @@ static void place_all(imp_t *im, const char *repo, need_t *needs, size_t n)
         for (size_t i = 0; i < m; ++i) {
             need_t *nd = &needs[base + i];
             nd->ok = state[i] >= 0;
-            if (state[i] != 1)
-                continue;
-            if (blobstore_adopt_finish(&im->bs, &ad[i], shard) != 0) {
-                problem(im, "blob %s: cannot put it in place (see above)", nd->d.str);
-                nd->ok = 0;
-                continue;
-            }
-            placed(im, nd);
+            if (state[i] == 1)
+                im->pending[im->npending++] = (pending_t){ad[i], nd};
         }
     }
     free(ad);
@@ -795,6 +822,7 @@ static int record_batch(imp_t *im, prep_t *b, size_t n)
     const char *err;
     for (int attempt = 0;; ++attempt) {
         int rc = 0;
+        flush_pending(im);
         if (sync_shards(im) != 0)
             return -1;
         if (metastore_begin(im->c->m, 1, &err) != 0) {
@@ -884,7 +912,9 @@ int cli_import(cli_t *c, int argc, char **argv)
     if (*jobs == '\0' || *end != '\0' || im.jobs < 1 || im.jobs > 16)
         return cli_usage_error("import: --jobs takes a number from 1 to 16");
     pthread_mutex_init(&im.mu, NULL);
+    im.pending = calloc(PENDING_MAX, sizeof(*im.pending));
     im.c = c;
+    im.v2 = -1;
     im.may_link = !copy;
     im.tty = isatty(STDERR_FILENO);
     im.manifest_max = c->cfg->storage_manifest_max_size;
@@ -896,7 +926,8 @@ int cli_import(cli_t *c, int argc, char **argv)
     int root = open(pos[0], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root < 0) {
         fprintf(stderr, "berth: import: cannot open %s: %s\n", pos[0], strerror(errno));
-        return 2;
+        rc = 2;
+        goto Exit;
     }
     const char *v2path[] = {"docker", "registry", "v2", NULL};
     im.v2 = open_path(root, v2path);
@@ -909,7 +940,8 @@ int cli_import(cli_t *c, int argc, char **argv)
     if (im.v2 < 0) {
         fprintf(stderr, "berth: import: %s is not a docker-registry rootdirectory (no docker/registry/v2 in it)\n",
                 pos[0]);
-        return 2;
+        rc = 2;
+        goto Exit;
     }
     if (blobstore_init(&im.bs, c->cfg->storage_root) != 0 ||
         store_db_create(c->cfg->storage_root, dbpath, sizeof(dbpath)) != 0) {
@@ -996,6 +1028,9 @@ Exit:
     blobstore_dispose(&im.bs);
     if (im.v2 >= 0)
         close(im.v2);
+    for (size_t i = 0; i < im.npending; ++i) /* stopped with files not finished */
+        blobstore_adopt_cancel(&im.pending[i].ad);
+    free(im.pending);
     pthread_mutex_destroy(&im.mu);
     return rc;
 }

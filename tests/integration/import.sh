@@ -168,6 +168,15 @@ is "(an upload session left open in docker-registry)" "$STATUS" 202
 
 # ---------------------------------------------------------------- into an empty root, berth stopped
 
+mkdir -p "$T/not-a-registry"
+import_into "$T/nowhere" "$T/not-a-registry"
+is "berth import of a folder that is no registry's: exit status 2" "$RC" 2
+like "... and says why" "$(cat "$T/imp.err")" 'not-a-registry is not a docker-registry rootdirectory \(no docker/registry/v2 in it\)'
+check "... and creates nothing" test ! -e "$T/nowhere"
+import_into "$T/nowhere"
+is "berth import without a folder: a usage error (exit status 2)" "$RC" 2
+
+
 D1=$(next_data)
 import_into "$D1" "$SRC"
 is "berth import DIR into an empty root: exit status 0" "$RC" 0 || diag "$(cat "$T/imp.err")"
