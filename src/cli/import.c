@@ -258,6 +258,10 @@ static int on_repo_entry(imp_t *im, int dirfd, const char *name, int is_dir, int
                 return 0;
             }
             w->name[w->len] = '\0';
+            if (w->len == 0) { /* repositories/_manifests: a repository without a name */
+                problem(im, "repositories/%s: a folder of distribution's outside any repository: skipped", name);
+                return 0;
+            }
             if (im->nrepos == 0 || strcmp(im->repos[im->nrepos - 1], w->name) != 0)
                 repo_add(im, w->name);
         } else if (strcmp(name, "_uploads") == 0 && is_dir && !is_link) {
@@ -341,7 +345,12 @@ static int on_digest_entry(imp_t *im, int dirfd, const char *name, int is_dir, i
     algo_walk_t *a = ctx;
     char str[DIGEST_MAX_STR + 2], show[DIGEST_MAX_STR + 2];
     digest_t d, l;
-    if (!is_dir || is_link)
+    if (is_link) {
+        problem(im, "%s: %s/%s/%s is a symbolic link: skipped", a->s->repo, a->what, digest_algo_name(a->algo),
+                clean(name, show, sizeof(show)));
+        return 0;
+    }
+    if (!is_dir)
         return 0;
     snprintf(str, sizeof(str), "%s:%s", digest_algo_name(a->algo), name);
     if (strlen(name) > DIGEST_MAX_HEX || digest_parse(&d, str, strlen(str)) != DIGEST_OK) {
@@ -394,7 +403,11 @@ static int on_tag_entry(imp_t *im, int dirfd, const char *name, int is_dir, int 
     scan_t *s = ctx;
     char show[TAG_MAX_LEN + 2];
     digest_t d;
-    if (!is_dir || is_link)
+    if (is_link) {
+        problem(im, "%s: tag folder %s is a symbolic link: skipped", s->repo, clean(name, show, sizeof(show)));
+        return 0;
+    }
+    if (!is_dir)
         return 0;
     if (!tag_valid(name, strlen(name))) {
         problem(im, "%s: tag folder %s: not a valid tag: skipped", s->repo, clean(name, show, sizeof(show)));
@@ -402,6 +415,14 @@ static int on_tag_entry(imp_t *im, int dirfd, const char *name, int is_dir, int 
     }
     const char *comps[] = {name, "current", NULL};
     int fd = open_path(dirfd, comps);
+    if (fd < 0 && (errno == ENOTDIR || errno == ELOOP)) {
+        problem(im, "%s: tag %s: its current/ is a symbolic link or not a folder: skipped", s->repo, name);
+        return 0;
+    }
+    if (fd < 0 && errno != ENOENT) {
+        problem(im, "%s: tag %s: cannot open its current/: %s: skipped", s->repo, name, strerror(errno));
+        return 0;
+    }
     int rc = fd >= 0 ? read_link(fd, "link", &d) : BERTH_ENOTFOUND;
     if (fd >= 0)
         close(fd);

@@ -365,6 +365,7 @@ mkdir -p "$OUT/repo/_manifests" "$OUT/repo/_layers"
 cp -a "$R/one/." "$OUT/repo/"
 ln -s "$OUT/repo" "$R/escaped"        # a repository that is a symbolic link out of the tree
 mkdir -p "$R/Bad..Name/_layers"       # not a repository name
+mkdir -p "$R/_manifests/revisions"    # distribution's folder with no repository name
 cp -a "$R/one" "$R/linked"
 rm -rf "$R/linked/_manifests/tags/oci"
 mkdir -p "$R/linked/_manifests/tags/oci"
@@ -382,7 +383,11 @@ import_into "$D6" "$EVIL"
 is "a hostile source: exit status 1 (problems reported)" "$RC" 1
 like "... the symbolic link to a repository outside is refused" "$(cat "$T/imp.err")" 'repositories/escaped is a symbolic link: skipped'
 like "... the invalid repository name is refused" "$(cat "$T/imp.err")" 'repositories/Bad\.\.Name: not a valid repository name: skipped'
+like "... a _manifests folder outside any repository is refused" "$(cat "$T/imp.err")" \
+    'repositories/_manifests: a folder of distribution.s outside any repository: skipped'
 like "... the invalid tag is refused" "$(cat "$T/imp.err")" 'linked: tag folder bad\?tag: not a valid tag: skipped'
+like "... the tag whose current/ is a symbolic link is refused" "$(cat "$T/imp.err")" \
+    'linked: tag oci: its current/ is a symbolic link or not a folder: skipped'
 like "... the blob whose data is a symbolic link is refused" "$(cat "$T/imp.err")" "blob $sec: cannot import .*: Too many levels of symbolic links"
 start_berth
 is "(berth's data folder is the hostile import's)" "$DATA" "$D6"
