@@ -40,7 +40,7 @@ static const char *check_mode(const char *s);
 
 static const struct config_key keys[] = {
     {"http.addr", CONFIG_STRING, F(http_addr), "127.0.0.1:5000", 0, 0, check_addr,
-     "listen address, host:port or [v6]:port"},
+     "listen address, host:port, [v6]:port, or :port for every address (IPv4 and IPv6)"},
     {"http.tls.certificate", CONFIG_STRING, F(http_tls_certificate), NULL, 0, 0, NULL,
      "PEM certificate chain; TLS is on when this and http.tls.key are set"},
     {"http.tls.key", CONFIG_STRING, F(http_tls_key), NULL, 0, 0, NULL, "PEM private key of http.tls.certificate"},
@@ -128,10 +128,10 @@ static const char *check_nonempty(const char *s)
     return *s != '\0' ? NULL : "must not be empty";
 }
 
-/* host:port or [v6]:port, port 1-65535. Only the syntax: resolving is the server's business. */
+/* host:port, [v6]:port or :port (every address), port 1-65535. Only the syntax: resolving is the server's business. */
 static const char *check_addr(const char *s)
 {
-    static const char *const expected = "expected host:port or [v6]:port, port 1-65535";
+    static const char *const expected = "expected host:port, [v6]:port or :port, port 1-65535";
     const char *p = s, *host;
     int v6 = *p == '[';
 
@@ -139,7 +139,7 @@ static const char *check_addr(const char *s)
     for (host = p += v6;
          isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_' || (v6 && (*p == ':' || *p == '%')); ++p)
         ;
-    if (p == host || (v6 && *p++ != ']') || *p++ != ':')
+    if ((p == host && v6) || (v6 && *p++ != ']') || *p++ != ':')
         return expected;
     unsigned port = 0;
     const char *digits = p;

@@ -42,7 +42,7 @@ typedef struct {
 
 typedef struct {
     /* http */
-    char *http_addr;                           /* http.addr            "127.0.0.1:5000" (host:port; [v6]:port) */
+    char *http_addr;                           /* http.addr            "127.0.0.1:5000" (host:port; [v6]:port; :port) */
     char *http_tls_certificate;                /* http.tls.certificate NULL (PEM file; TLS on when both are set) */
     char *http_tls_key;                        /* http.tls.key         NULL */
     unsigned http_threads;                     /* http.threads         0 = one event loop per core */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "auth/limiter.h"
+#include "http/conns.h"
 #include "http/gate.h"
 #include "http/parse.h"
 #include "oci/name.h"
@@ -19,12 +20,9 @@ static void client_addr(void *ctx, char *buf, size_t len)
 {
     h2o_req_t *req = ctx;
     struct sockaddr_storage ss;
-    char peer[INET6_ADDRSTRLEN] = "";
+    char peer[INET6_ADDRSTRLEN];
     socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (sl != 0 && ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
-    else if (sl != 0 && ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
+    conns_addr_format((struct sockaddr *)&ss, sl, peer, sizeof(peer));
     size_t xl = 0;
     const char *xff = req_header(req, "x-forwarded-for", &xl);
     limiter_client_addr(buf, len, peer, xff, xl, berth.cfg.auth_trusted_proxies);

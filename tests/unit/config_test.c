@@ -436,12 +436,31 @@ static void test_errors(void)
        "certificate without key");
     ok(fails_with("http.tls.key: k.pem\n", "http.tls.certificate", "http.tls.key", NULL), "key without certificate");
 
-    const char *good_addr[] = {"127.0.0.1:5000", "0.0.0.0:1", "localhost:65535",    "my-host.example.com:443",
-                               "[::]:5000",      "[::1]:80",  "[fe80::1%eth0]:8080"};
-    const char *bad_addr[] = {"127.0.0.1",       "127.0.0.1:",      ":5000",    "127.0.0.1:0", "127.0.0.1:65536",
-                              "127.0.0.1:99999", "127.0.0.1:http",  "::1:5000", "[::1]5000",   "[]:80",
-                              "[::1:80",         "host :80",        "host:80x", "host:-1",     "host:+80",
-                              "a b:1",           "127.0.0.1:5000/", "[::1]:"};
+    const char *good_addr[] = {"127.0.0.1:5000",          "0.0.0.0:1", "localhost:65535",
+                               "my-host.example.com:443", "[::]:5000", "[::1]:80",
+                               "[fe80::1%eth0]:8080",     ":5000",     ":1"};
+    const char *bad_addr[] = {"127.0.0.1",
+                              "127.0.0.1:",
+                              ":",
+                              ":0",
+                              ":65536",
+                              ":http",
+                              "::5000",
+                              "127.0.0.1:0",
+                              "127.0.0.1:65536",
+                              "127.0.0.1:99999",
+                              "127.0.0.1:http",
+                              "::1:5000",
+                              "[::1]5000",
+                              "[]:80",
+                              "[::1:80",
+                              "host :80",
+                              "host:80x",
+                              "host:-1",
+                              "host:+80",
+                              "a b:1",
+                              "127.0.0.1:5000/",
+                              "[::1]:"};
     int all = 1;
     for (size_t i = 0; i < sizeof(good_addr) / sizeof(good_addr[0]); ++i) {
         char yaml[128];
