@@ -20,11 +20,13 @@
 #include "mirror/mirror.h"
 #include "mirror/pulled.h"
 #include "mirror/route.h"
+#include "mirror/tags.h"
 #include "oci/name.h"
 #include "util/log.h"
 #include "util/status.h"
 
 #define CHUNK (256 * 1024)
+#define TAG_LISTS_BUDGET (32u << 20) /* the upstreams' tag lists kept (mirror/tags.h), in all */
 
 typedef struct {
     h2o_generator_t super;
@@ -88,6 +90,7 @@ static void on_server_start(void)
         .spawn = spawn_fetch,
     };
     mirror_fetch_init(&env);
+    mirror_tags_init(NULL, TAG_LISTS_BUDGET);
     mirror_pulled_init(berth.store->writer, spawn_record);
 }
 
@@ -95,6 +98,7 @@ static void on_server_stop(void)
 {
     mirror_pulled_init(NULL, NULL);
     mirror_fetch_stop();
+    mirror_tags_stop();
 }
 
 /* ---- followers (on the request's loop) ---- */
