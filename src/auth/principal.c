@@ -305,7 +305,7 @@ int auth_check_finish(auth_check_t *check, auth_cache_t *cache, auth_principal_t
 
 /*
  * berth's own token for an account: the account must still be enabled, at the generation it was issued at, and the
- * access token it came from still usable. 0 with *who completed, or -1.
+ * access token or refresh token it came from still usable. 0 with *who completed, or -1.
  */
 static int bearer_account(metastore_t *db, int64_t now, auth_principal_t *who)
 {
@@ -317,6 +317,9 @@ static int bearer_account(metastore_t *db, int64_t now, auth_principal_t *who)
         usable = accounts_token_get(db, who->claims.token_id, now, &who->token) == 0 && who->token.account_id == a.id;
         who->via_token = usable;
     }
+    /* minted from a refresh token: that one must not have been revoked (berth token revoke rID) */
+    if (usable && who->claims.refresh_id != 0)
+        usable = accounts_refresh_usable(db, who->claims.refresh_id, now);
     if (usable)
         fill_principal(who, &a);
     account_dispose(&a);

@@ -660,6 +660,7 @@ char *token_issue(const token_keys_t *keys, token_claims_t *c, int64_t now, int6
         jwt_add_grant_int(jwt, "iat", (long)c->iat) != 0 || jwt_add_grant(jwt, "jti", c->jti) != 0 ||
         jwt_add_grant_int(jwt, "gen", (long)c->generation) != 0 ||
         (c->token_id != 0 && jwt_add_grant_int(jwt, "tid", (long)c->token_id) != 0) ||
+        (c->refresh_id != 0 && jwt_add_grant_int(jwt, "rid", (long)c->refresh_id) != 0) ||
         jwt_add_grants_json(jwt, access_json) != 0 || jwt_add_header(jwt, "kid", keys->own.kid) != 0 ||
         jwt_set_alg(jwt, JWT_ALG_ES256, (const unsigned char *)keys->own.private_pem,
                     (int)strlen(keys->own.private_pem)) != 0)
@@ -904,8 +905,8 @@ int token_verify(const token_keys_t *keys, const char *jwt, size_t len, int64_t 
     }
     if (claim_str(claims, "sub", out->sub, sizeof(out->sub)) < 0 ||
         claim_str(claims, "jti", out->jti, sizeof(out->jti)) < 0 || claim_int(claims, "tid", &out->token_id) < 0 ||
-        claim_int(claims, "gen", &out->generation) < 0) {
-        reason = "malformed sub, jti, tid or gen";
+        claim_int(claims, "gen", &out->generation) < 0 || claim_int(claims, "rid", &out->refresh_id) < 0) {
+        reason = "malformed sub, jti, tid, gen or rid";
         goto Exit;
     }
     if ((v = json_object_get(claims, "access")) != NULL) {
