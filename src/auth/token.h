@@ -49,6 +49,15 @@ int token_keys_init(token_keys_t *keys, const char *path, const char *issuer, co
  * 0, or -1 with a malloc'd message in *err and nothing added.
  */
 int token_keys_add_external(token_keys_t *keys, const char *file, const char *issuer, char **err);
+/** As token_keys_add_external, from `len` bytes at `data` that came from `source` (named in messages). */
+int token_keys_add_external_data(token_keys_t *keys, const char *data, size_t len, const char *source,
+                                 const char *issuer, char **err);
+/**
+ * Replace every external key by those of `data` (as token_keys_add_external_data): the issuer's key rotation. On
+ * failure (-1, *err) the keys are left as they were. Not thread-safe: the caller keeps verifiers out meanwhile.
+ */
+int token_keys_replace_external(token_keys_t *keys, const char *data, size_t len, const char *source,
+                                const char *issuer, char **err);
 void token_keys_dispose(token_keys_t *keys);
 
 /** The JWKS document ({"keys":[…]}) of berth's own public key; malloc'd. */

@@ -408,6 +408,27 @@ static int fetch_token(upstream_t *u, const char *challenge, const char *scope, 
     return rc;
 }
 
+int upstream_get_url(const char *url, long timeout_ms, char **data, size_t *len, char *err, size_t errlen)
+{
+    upstream_t u = {.timeout_ms = timeout_ms}; /* no credentials, no tokens */
+    upstream_resp_t resp;
+    membuf_t m = {malloc(TOKEN_MAX), 0};
+    upstream_sink_t sink = {NULL, mem_data, &m};
+    xfer_t x = {.sink = &sink, .resp = &resp};
+    int rc = perform(&u, &x, "GET", url, "application/json", NULL, 0, 1);
+    if (rc != 0 || resp.status != 200) {
+        if (rc != 0)
+            snprintf(err, errlen, "%s", resp.error[0] ? resp.error : "no answer");
+        else
+            snprintf(err, errlen, "status %ld", resp.status);
+        free(m.buf);
+        return -1;
+    }
+    *data = m.buf;
+    *len = m.len;
+    return 0;
+}
+
 int upstream_fetch(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref,
                    const char *accept, int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp)
 {

@@ -49,4 +49,11 @@ void upstream_free(upstream_t *u);
 int upstream_fetch(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref,
                    const char *accept, int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp);
 
+/**
+ * GET `url` (no credentials; redirects followed; `timeout_ms` for the whole transfer, at most 64 KiB): 0 with the
+ * malloc'd body in *data (*len bytes) when the answer is 200, else -1 with the reason in `err`. Blocking. For
+ * documents other than an upstream registry's, such as an external token issuer's JWKS.
+ */
+int upstream_get_url(const char *url, long timeout_ms, char **data, size_t *len, char *err, size_t errlen);
+
 #endif

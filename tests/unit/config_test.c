@@ -420,6 +420,17 @@ static void test_errors(void)
     ok(fails_with("\nhttp:\n  addr: localhost\n", "http.addr", "localhost", ":3", "host:port", NULL),
        "addr without a port");
     ok(fails_with("log.level: INFO\n", "log.level", NULL), "log.level is case-sensitive");
+    ok(loads("auth.external_keys: /etc/idp/jwks.json\n") && loads("auth.external_keys: https://idp.example/jwks\n") &&
+           loads("auth.external_keys: http://127.0.0.1:8080/token/jwks\n"),
+       "auth.external_keys: a file or an http(s) URL");
+    ok(fails_with("auth.external_keys: ftp://idp/jwks\n", "auth.external_keys", "URL", NULL) &&
+           fails_with("auth.external_keys: https://\n", "auth.external_keys", "host", NULL) &&
+           fails_with("auth.external_keys: https:///jwks\n", "auth.external_keys", "host", NULL) &&
+           fails_with("auth.external_keys: \"https://idp/a b\"\n", "auth.external_keys", "blanks", NULL),
+       "auth.external_keys: another scheme, a URL without a host or with a blank");
+    ok(fails_with("auth.external_keys_refresh: 500ms\n", "auth.external_keys_refresh", NULL) &&
+           loads("auth.external_keys_refresh: 1s\n"),
+       "auth.external_keys_refresh: at least 1s");
     ok(loads("log.level: error\n") && loads("log.level: warn\n") && loads("log.level: debug\n"), "every log level");
 
     ok(fails_with("storage:\n  manifest_max_size: 1MiB\n", "storage.manifest_max_size", "4MiB", NULL),
@@ -552,7 +563,7 @@ static void test_print(void)
     int lines = 0;
     for (const char *p = buf; (p = strchr(p, '\n')) != NULL; ++p)
         ++lines;
-    ok(lines == 41, "print: a header and one line per key (%d)", lines);
+    ok(lines == 42, "print: a header and one line per key (%d)", lines);
     unlink(out);
     config_dispose(&cfg);
     free(err);
