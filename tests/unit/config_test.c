@@ -420,6 +420,17 @@ static void test_errors(void)
     ok(fails_with("\nhttp:\n  addr: localhost\n", "http.addr", "localhost", ":3", "host:port", NULL),
        "addr without a port");
     ok(fails_with("log.level: INFO\n", "log.level", NULL), "log.level is case-sensitive");
+    ok(loads("auth.external_keys: /etc/idp/jwks.json\n") && loads("auth.external_keys: https://idp.example/jwks\n") &&
+           loads("auth.external_keys: http://127.0.0.1:8080/token/jwks\n"),
+       "auth.external_keys: a file or an http(s) URL");
+    ok(fails_with("auth.external_keys: ftp://idp/jwks\n", "auth.external_keys", "URL", NULL) &&
+           fails_with("auth.external_keys: https://\n", "auth.external_keys", "host", NULL) &&
+           fails_with("auth.external_keys: https:///jwks\n", "auth.external_keys", "host", NULL) &&
+           fails_with("auth.external_keys: \"https://idp/a b\"\n", "auth.external_keys", "blanks", NULL),
+       "auth.external_keys: another scheme, a URL without a host or with a blank");
+    ok(fails_with("auth.external_keys_refresh: 500ms\n", "auth.external_keys_refresh", NULL) &&
+           loads("auth.external_keys_refresh: 1s\n"),
+       "auth.external_keys_refresh: at least 1s");
     ok(loads("log.level: error\n") && loads("log.level: warn\n") && loads("log.level: debug\n"), "every log level");
 
     ok(fails_with("storage:\n  manifest_max_size: 1MiB\n", "storage.manifest_max_size", "4MiB", NULL),
@@ -436,12 +447,31 @@ static void test_errors(void)
        "certificate without key");
     ok(fails_with("http.tls.key: k.pem\n", "http.tls.certificate", "http.tls.key", NULL), "key without certificate");
 
-    const char *good_addr[] = {"127.0.0.1:5000", "0.0.0.0:1", "localhost:65535",    "my-host.example.com:443",
-                               "[::]:5000",      "[::1]:80",  "[fe80::1%eth0]:8080"};
-    const char *bad_addr[] = {"127.0.0.1",       "127.0.0.1:",      ":5000",    "127.0.0.1:0", "127.0.0.1:65536",
-                              "127.0.0.1:99999", "127.0.0.1:http",  "::1:5000", "[::1]5000",   "[]:80",
-                              "[::1:80",         "host :80",        "host:80x", "host:-1",     "host:+80",
-                              "a b:1",           "127.0.0.1:5000/", "[::1]:"};
+    const char *good_addr[] = {"127.0.0.1:5000",          "0.0.0.0:1", "localhost:65535",
+                               "my-host.example.com:443", "[::]:5000", "[::1]:80",
+                               "[fe80::1%eth0]:8080",     ":5000",     ":1"};
+    const char *bad_addr[] = {"127.0.0.1",
+                              "127.0.0.1:",
+                              ":",
+                              ":0",
+                              ":65536",
+                              ":http",
+                              "::5000",
+                              "127.0.0.1:0",
+                              "127.0.0.1:65536",
+                              "127.0.0.1:99999",
+                              "127.0.0.1:http",
+                              "::1:5000",
+                              "[::1]5000",
+                              "[]:80",
+                              "[::1:80",
+                              "host :80",
+                              "host:80x",
+                              "host:-1",
+                              "host:+80",
+                              "a b:1",
+                              "127.0.0.1:5000/",
+                              "[::1]:"};
     int all = 1;
     for (size_t i = 0; i < sizeof(good_addr) / sizeof(good_addr[0]); ++i) {
         char yaml[128];
@@ -533,7 +563,7 @@ static void test_print(void)
     int lines = 0;
     for (const char *p = buf; (p = strchr(p, '\n')) != NULL; ++p)
         ++lines;
-    ok(lines == 41, "print: a header and one line per key (%d)", lines);
+    ok(lines == 42, "print: a header and one line per key (%d)", lines);
     unlink(out);
     config_dispose(&cfg);
     free(err);
