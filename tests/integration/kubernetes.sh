@@ -20,9 +20,10 @@ diag "$("$KUBECTL" version --client 2>/dev/null | head -n 2 | tr '\n' ' ')"
 # be read-only: make distcheck); npm ci again only when the lock file changed
 V=$BUILDDIR/tests/deploy
 mkdir -p "$V"
-install -m 0644 "$SRCDIR/tests/deploy/validate.mjs" "$V/"
+[[ $V -ef $SRCDIR/tests/deploy ]] || install -m 0644 "$SRCDIR/tests/deploy/validate.mjs" "$V/"
 if [[ ! -d $V/node_modules ]] || ! cmp -s "$SRCDIR/tests/deploy/package-lock.json" "$V/package-lock.json"; then
-    install -m 0644 "$SRCDIR/tests/deploy/package.json" "$SRCDIR/tests/deploy/package-lock.json" "$V/"
+    [[ $V -ef $SRCDIR/tests/deploy ]] ||
+        install -m 0644 "$SRCDIR/tests/deploy/package.json" "$SRCDIR/tests/deploy/package-lock.json" "$V/"
     check "npm ci: kubernetes-models and @kubernetes-models/validate (tests/deploy/package-lock.json)" \
         npm ci --prefix "$V" --no-audit --no-fund --loglevel=error || {
         echo "Bail out! npm ci failed"
