@@ -45,6 +45,13 @@ jq '.[] | select(.kind == "Deployment") | .spec.replicas = "1" |
 validate "$T/broken.json" >"$T/broken.out" 2>&1
 is "a broken Deployment is refused (exit status 1)" "$?" 1
 like "... saying what is wrong" "$(cat "$T/broken.out")" 'invalid Deployment berth: .*replicas must be integer.*drop must be array'
+# ... and one with a misspelt field (which the schemas alone let through, as the API server's lax decoding would)
+jq '.[] | select(.kind == "Deployment") | .spec.template.spec.containers[0].securityContext.readOnlyRootFilesystm = true |
+    .sepc = {}' "$T/private.json" >"$T/misspelt.json"
+validate "$T/misspelt.json" >"$T/misspelt.out" 2>&1
+is "a misspelt field is refused (exit status 1)" "$?" 1
+like "... naming it" "$(cat "$T/misspelt.out")" \
+    'unknown field sepc, spec.template.spec.containers\[0\].securityContext.readOnlyRootFilesystm$'
 printf 'apiVersion: apps/v1\nkind: Deploymnet\nmetadata: {name: x}\n' >"$T/unknown.yaml"
 validate "$T/unknown.yaml" >"$T/unknown.out" 2>&1
 is "an unknown kind is refused" "$?" 1
