@@ -72,8 +72,21 @@ q() {
     jq -r '(.[] | select(.kind == "Deployment" or .kind == "DaemonSet") | .spec.template.spec) as $pod |
         $pod.containers[0] as $c | '"$2" "$T/$1.json"
 }
-# conf OVERLAY KEY : the value berth reads from the overlay's ConfigMap (berth config, as the pod's berth would)
-conf() { env BERTH_CONFIG="$T/$1.berth.yaml" "$BERTH" config | awk -v k="$2" '$1 == k { print $3 }'; }
+# the pods' environment alone: none of the test's own BERTH_ variables (but the sanitizers' options, which tests/run sets)
+NO_BERTH_ENV=()
+for v in $(compgen -e | grep '^BERTH_'); do NO_BERTH_ENV+=(-u "$v"); done
+# pod_env OVERLAY : the container's variables that have a value (NAME=VALUE lines); BERTH_CONFIG is the ConfigMap's
+# berth.yaml, taken out of the rendered objects
+pod_env() {
+    q "$1" '$c.env[] | select(.value != null and .name != "BERTH_CONFIG") | "\(.name)=\(.value)"'
+    echo "BERTH_CONFIG=$T/$1.berth.yaml"
+}
+# conf OVERLAY KEY : the value in effect in the pod, its ConfigMap's berth.yaml and its variables (berth config)
+conf() {
+    local env
+    mapfile -t env < <(pod_env "$1")
+    env "${NO_BERTH_ENV[@]}" "${env[@]}" "$BERTH" config | awk -v k="$2" '$1 == k { print $3 }'
+}
 # secs DURATION : whole seconds of a duration as berth config prints it (0, 5s, 1m, 1h)
 secs() {
     case $1 in
@@ -88,7 +101,11 @@ secs() {
 
 for o in private public mirror; do
     jq -r '.[] | select(.kind == "ConfigMap") | .data["berth.yaml"]' "$T/$o.json" >"$T/$o.berth.yaml"
-    check "$o: berth accepts the ConfigMap's berth.yaml (berth config)" env BERTH_CONFIG="$T/$o.berth.yaml" "$BERTH" config
+    mapfile -t env < <(pod_env "$o")
+    check "$o: berth accepts the ConfigMap's berth.yaml and the pod's variables (berth config)" \
+        env "${NO_BERTH_ENV[@]}" "${env[@]}" "$BERTH" config
+    is "$o: the pod names BERTH_HTTP_ADDR and BERTH_STORAGE_ROOT (the image sets them; a variable wins over the file)" \
+        "$(q "$o" '[$c.env[].name | select(. == "BERTH_HTTP_ADDR" or . == "BERTH_STORAGE_ROOT")] | length')" 2
     addr=$(conf "$o" http.addr)
     port=${addr##*:}
     for p in startupProbe:/healthz livenessProbe:/healthz readinessProbe:/readyz; do
@@ -175,9 +192,9 @@ for o in private public; do
 done
 
 # ------------------------------------------------------------ berth as the pods run it
-# pod_berth OVERLAY [VAR=VALUE...] : berth serve with BERTH_CONFIG the overlay's ConfigMap berth.yaml (as the pod's
-# environment says) and the given variables (the Secret's); the storage root is a folder of $T, and the listen address
-# a free loopback port unless POD_ADDR is set (then the file's own).
+# pod_berth OVERLAY [VAR=VALUE...] : berth serve with the overlay's ConfigMap berth.yaml and the pod's variables, and
+# the given ones (the Secret's); the storage root is a folder of $T, and the listen address a free loopback port
+# unless POD_ADDR is set (then the pod's own).
 pod_berth() {
     local o=$1 i code addr=()
     shift
@@ -187,7 +204,8 @@ pod_berth() {
     REG=${POD_ADDR:-127.0.0.1:$(free_port)}
     [[ -n ${POD_ADDR:-} ]] || addr=(BERTH_HTTP_ADDR="$REG")
     URL=http://$REG
-    env BERTH_CONFIG="$T/$o.berth.yaml" BERTH_STORAGE_ROOT="$DATA" "${addr[@]}" "$@" "$BERTH" serve >>"$SRV/berth.log" 2>&1 &
+    mapfile -t env < <(pod_env "$o")
+    env "${NO_BERTH_ENV[@]}" "${env[@]}" BERTH_STORAGE_ROOT="$DATA" "${addr[@]}" "$@" "$BERTH" serve >>"$SRV/berth.log" 2>&1 &
     BERTH_PID=$!
     for ((i = 0; i < 100; i++)); do
         code=$(curl -s --noproxy '*' --max-time 2 -o /dev/null -w '%{http_code}' "$URL/healthz")
