@@ -38,6 +38,24 @@ def sh(*cmd):
     return subprocess.run(cmd, check=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT).stdout.decode().strip()
 
 
+def holders(mnt):
+    """What keeps a mount busy: processes with a file or folder under it, and other mount namespaces holding it."""
+    out = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open("/proc/%s/mountinfo" % pid) as f:
+                if any((" %s " % mnt) in line for line in f) and os.readlink("/proc/%s/ns/mnt" % pid) != \
+                        os.readlink("/proc/self/ns/mnt"):
+                    out.append("pid %s (another mount namespace)" % pid)
+            for fd in os.listdir("/proc/%s/fd" % pid):
+                if os.readlink("/proc/%s/fd/%s" % (pid, fd)).startswith(mnt + "/"):
+                    out.append("pid %s (an open file)" % pid)
+                    break
+        except OSError:
+            pass
+    return "held by: " + (", ".join(out[:10]) or "nothing found")
+
+
 def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unmount and free the loop device on the way out
     ap = argparse.ArgumentParser()
@@ -152,10 +170,19 @@ def main():
                    "far, %d acknowledged)" % (rnum, delay, len(acked) - before, len(pushes), len(acked)),
                    ["answers: %s" % dict(statuses), pl.tail(log)])
             for _ in range(50):
-                if subprocess.run(["umount", mnt]).returncode == 0:
+                if subprocess.run(["umount", mnt], stderr=subprocess.DEVNULL).returncode == 0:
                     break
                 time.sleep(0.1)
+            else:
+                tap.ok(False, "round %d: the file system unmounts after the cut" % rnum, [holders(mnt)])
+                break
             sh("mount", dev, mnt)
+            # a superblock that outlived its unmount (held by another mount namespace) comes back shut down
+            try:
+                open(os.path.join(mnt, ".remounted"), "w").close()
+            except OSError as e:
+                tap.ok(False, "round %d: the remounted file system is writable (%s)" % (rnum, e), [holders(mnt)])
+                break
     finally:
         subprocess.run(["umount", mnt])
         subprocess.run(["losetup", "-d", dev])
