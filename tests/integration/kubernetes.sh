@@ -275,7 +275,7 @@ is "mirror: hosts.toml sends docker.io pulls to the mirror's http.addr, and fall
 t = tomllib.load(open(sys.argv[1], "rb"))
 print(t["server"], *((h, sorted(v["capabilities"])) for h, v in t["host"].items()))' "$HOSTS" 2>&1)" \
     "https://registry-1.docker.io ('http://$MADDR', ['pull', 'resolve'])"
-UP_PID= MR_PID=
+UP_PID='' MR_PID=''
 trap '[[ -n $UP_PID ]] && kill -KILL "$UP_PID" 2>/dev/null; [[ -n $MR_PID ]] && kill -KILL "$MR_PID" 2>/dev/null; stop_containerd; _cleanup' EXIT
 if curl -s --noproxy '*' --max-time 2 -o /dev/null "http://$MADDR/"; then
     skip_test "mirror: containerd pulls through the overlay's berth.yaml and hosts.toml" "$MADDR is taken here"
