@@ -61,6 +61,8 @@ static const struct config_key keys[] = {
      "a connection with no request for this long is closed (HTTP/1 and HTTP/2)"},
     {"http.shutdown_timeout", CONFIG_DURATION, F(http_shutdown_timeout_ms), "30s", 0, 0, NULL,
      "grace for in-flight requests on SIGTERM"},
+    {"http.shutdown_delay", CONFIG_DURATION, F(http_shutdown_delay_ms), "0", 0, 0, NULL,
+     "on SIGTERM, /readyz answers 503 while berth still accepts and serves for this long, then it stops accepting"},
     {"http.max_body_size", CONFIG_SIZE, F(http_max_body_size), "10GiB", 0, 0, NULL,
      "largest request body, i.e. largest single upload"},
     {"storage.root", CONFIG_STRING, F(storage_root), "./data", 0, 0, check_nonempty,

@@ -9,6 +9,7 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -351,6 +352,19 @@ static void stop_hooks(void)
             (*h)->stop();
 }
 
+/* http.shutdown_delay: /readyz already answers 503, but the listeners stay open and requests are served as before,
+ * until the delay is over or a second signal cuts it short. A load balancer (a Kubernetes Service, an ingress) takes
+ * a moment to see that readiness is gone; what it sends meanwhile is served rather than refused. */
+static void shutdown_delay(const sigset_t *set, int sig)
+{
+    uint64_t ms = berth.cfg.http_shutdown_delay_ms;
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    log_info("received %s: not ready, still serving for %llu ms (http.shutdown_delay)",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)ms);
+    while (sigtimedwait(set, NULL, &ts) < 0 && errno == EINTR)
+        ; /* an unrelated signal: wait again (for the whole delay; rare enough) */
+}
+
 int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const *modules)
 {
     berth.cfg = *cfg;
@@ -391,6 +405,9 @@ int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const 
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigwait(&set, &sig);
+    atomic_store(&berth.terminating, 1);
+    if (berth.cfg.http_shutdown_delay_ms > 0)
+        shutdown_delay(&set, sig);
     log_info("received %s: finishing in-flight requests (up to %llu ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
              (unsigned long long)berth.cfg.http_shutdown_timeout_ms);
     for (unsigned i = 0; i < nthreads; ++i)

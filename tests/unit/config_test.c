@@ -75,7 +75,7 @@ static int is_default(const config_t *c)
            c->http_threads == 0 && c->http_max_connections == 10000 && c->http_request_timeout_ms == 3600000 &&
            c->http_idle_timeout_ms == 60000 && c->http_max_connections_per_address == 128 &&
            c->http_header_timeout_ms == 20000 && c->http_min_rate == 16384 && c->http_shutdown_timeout_ms == 30000 &&
-           c->http_max_body_size == 10ull << 30 && streq(c->storage_root, "./data") &&
+           c->http_shutdown_delay_ms == 0 && c->http_max_body_size == 10ull << 30 && streq(c->storage_root, "./data") &&
            c->storage_manifest_max_size == 4 << 20 && c->storage_upload_ttl_ms == 86400000 && c->workers == 16 &&
            streq(c->log_access, "-") && streq(c->log_level, "info");
 }
@@ -118,6 +118,7 @@ static void test_defaults(void)
     ok(cfg.http_request_timeout_ms == 3600000, "default http.request_timeout 1h");
     ok(cfg.http_idle_timeout_ms == 60000, "default http.idle_timeout 60s");
     ok(cfg.http_shutdown_timeout_ms == 30000, "default http.shutdown_timeout 30s");
+    ok(cfg.http_shutdown_delay_ms == 0, "default http.shutdown_delay 0");
     ok(cfg.http_max_body_size == 10737418240ull, "default http.max_body_size 10GiB");
     ok(streq(cfg.storage_root, "./data"), "default storage.root");
     ok(cfg.storage_manifest_max_size == 4194304, "default storage.manifest_max_size 4MiB");
@@ -158,6 +159,7 @@ static void test_yaml(void)
                       "  request_timeout: 90m\n"
                       "  idle_timeout: 45s\n"
                       "  shutdown_timeout: 1500ms\n"
+                      "  shutdown_delay: 5s\n"
                       "  max_body_size: 2GiB\n"
                       "storage:\n"
                       "  root: /var/lib/berth\n"
@@ -174,7 +176,7 @@ static void test_yaml(void)
        "nested http.tls.*");
     ok(cfg.http_threads == 4 && cfg.http_max_connections == 100, "nested http.threads, http.max_connections");
     ok(cfg.http_request_timeout_ms == 5400000 && cfg.http_idle_timeout_ms == 45000 &&
-           cfg.http_shutdown_timeout_ms == 1500,
+           cfg.http_shutdown_timeout_ms == 1500 && cfg.http_shutdown_delay_ms == 5000,
        "nested durations");
     ok(cfg.http_max_body_size == 2ull << 30, "nested http.max_body_size");
     ok(streq(cfg.storage_root, "/var/lib/berth") && cfg.storage_manifest_max_size == 8 << 20 &&
