@@ -833,8 +833,13 @@ typedef struct {
     restore_stats_t *st;
 } restore_t;
 
-/* Write `size` bytes of the archive to the new file `path` (mode `mode`), fsynced; hashed into `h` when given. */
-static int write_member(restore_t *rs, ar_t *r, const char *path, uint64_t size, unsigned mode, digest_hasher_t *h)
+/*
+ * Write `size` bytes of the archive to the new file `path` (mode `mode`); hashed into `h` when given. With `sync` the
+ * file is fsynced; without, only its write-back is started, and restore_run makes it durable with the others at once
+ * (syncfs) before the database that names it appears: one fsync per small blob would cost a journal commit each.
+ */
+static int write_member(restore_t *rs, ar_t *r, const char *path, uint64_t size, unsigned mode, digest_hasher_t *h,
+                        int sync)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
     if (fd < 0) {
@@ -856,7 +861,9 @@ static int write_member(restore_t *rs, ar_t *r, const char *path, uint64_t size,
         rs->p.done = rs->base + r->read_in;
         report(rs->o->progress, rs->o->ctx, &rs->p, &rs->next_ms, 0);
     }
-    if (fsync(fd) != 0 || close(fd) != 0) {
+    if (!sync)
+        sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE);
+    if ((sync && fsync(fd) != 0) || close(fd) != 0) {
         errf(rs->err, rs->errlen, "cannot write %s: %s", path, strerror(errno));
         return -1;
     }
@@ -882,7 +889,7 @@ static int restore_blob(restore_t *rs, ar_t *r, const tar_entry_t *e)
         return ar_skip(r, e->size + tar_padding(e->size));
     snprintf(tmp, sizeof(tmp), "%s/tmp/restore.%ld.blob", rs->root, (long)getpid());
     digest_hasher_t *h = digest_hasher_new(d.algo);
-    int rc = write_member(rs, r, tmp, e->size, 0644, h);
+    int rc = write_member(rs, r, tmp, e->size, 0644, h, 0);
     digest_t got;
     digest_hasher_final(h, &got);
     digest_hasher_free(h);
@@ -897,12 +904,14 @@ static int restore_blob(restore_t *rs, ar_t *r, const tar_entry_t *e)
     blobstore_t bs = {.root = (char *)rs->root};
     char dst[BLOBSTORE_PATH_MAX];
     blobstore_path(&bs, &d, dst, sizeof(dst));
-    if (mkdir_p(dir) != 0 || rename(tmp, dst) != 0) {
+    unsigned shard = (unsigned)strtoul((char[3]){digest_hex(&d)[0], digest_hex(&d)[1], 0}, NULL, 16) & 0xff;
+    unsigned char *made = &rs->shards[d.algo == DIGEST_SHA512][shard];
+    /* a plain mkdir: the folder's entry is made durable with the rest before the database appears */
+    if ((!*made && mkdir(dir, 0755) != 0 && errno != EEXIST) || rename(tmp, dst) != 0) {
         errf(rs->err, rs->errlen, "cannot put blob %s in place at %s: %s", d.str, dst, strerror(errno));
         return -1;
     }
-    unsigned shard = (unsigned)strtoul((char[3]){digest_hex(&d)[0], digest_hex(&d)[1], 0}, NULL, 16);
-    rs->shards[d.algo == DIGEST_SHA512][shard & 0xff] = 1;
+    *made = 1;
     if (dmap_add(&rs->written, d.str, e->size) < 0) {
         errf(rs->err, rs->errlen, "out of memory");
         return -1;
@@ -954,7 +963,7 @@ static int restore_one(restore_t *rs, const char *file, int i, int n, char *prev
                 continue;
             }
             snprintf(path, sizeof(path), "%s/tmp/restore.db", rs->root);
-            if (write_member(rs, &r, path, e.size, 0600, NULL) != 0)
+            if (write_member(rs, &r, path, e.size, 0600, NULL, 1) != 0)
                 goto Exit;
             rs->have_db = 1;
         } else if (strcmp(e.name, M_KEY) == 0 && e.type == '0') {
@@ -965,7 +974,7 @@ static int restore_one(restore_t *rs, const char *file, int i, int n, char *prev
             }
             snprintf(path, sizeof(path), "%s/" M_KEY, rs->root);
             unlink(path); /* an earlier archive's */
-            if (write_member(rs, &r, path, e.size, 0600, NULL) != 0)
+            if (write_member(rs, &r, path, e.size, 0600, NULL, 1) != 0)
                 goto Exit;
         } else if (strncmp(e.name, "blobs/", 6) == 0) {
             if (restore_blob(rs, &r, &e) != 0)
@@ -1144,23 +1153,17 @@ int restore_run(const char *root, char *const *files, int nfiles, const restore_
         rs.st->blobs--;
         rs.st->blob_bytes -= w->size;
     }
-    /* the blobs' names durable before the database that names them appears */
-    for (int a = 0; a < 2; ++a) {
-        for (int s = 0; s < 256; ++s) {
-            if (!rs.shards[a][s])
-                continue;
-            snprintf(path, sizeof(path), "%s/blobs/%s/%02x", root, a ? "sha512" : "sha256", s);
-            if (fsync_dir(path) != 0) {
-                errf(err, errlen, "cannot fsync %s: %s", path, strerror(errno));
-                goto Exit;
-            }
-        }
-    }
-    snprintf(path, sizeof(path), "%s/keys", root);
-    if (stat(path, &sb) == 0 && fsync_dir(path) != 0) {
-        errf(err, errlen, "cannot fsync %s: %s", path, strerror(errno));
+    /* the blobs' data (written without fsync), their names and every folder made durable before the database that
+     * names them appears: one syncfs of the root's file system (it reports write-back errors since Linux 5.8) costs
+     * one journal commit where an fsync of each file and folder would cost one each */
+    int rootfd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (rootfd < 0 || syncfs(rootfd) != 0) {
+        errf(err, errlen, "cannot sync the file system of %s: %s", root, strerror(errno));
+        if (rootfd >= 0)
+            close(rootfd);
         goto Exit;
     }
+    close(rootfd);
     snprintf(dbtmp, sizeof(dbtmp), "%s/tmp/restore.db", root);
     if (check_db(&rs, dbtmp) != 0)
         goto Exit;
