@@ -59,6 +59,7 @@ BIG=$(sha256_of "$T/big")
 ACKED=$T/acked
 : >"$ACKED"
 (
+    BODY=$T/pusher.body HDRS=$T/pusher.headers # its own response files: the main shell makes requests too
     i=0
     while [[ ! -e $T/stop ]]; do
         i=$((i + 1))
@@ -75,9 +76,43 @@ done
 cp "$ACKED" "$T/acked.before" # acknowledged before the backup began
 check "berth backup while a client pushes (exit 0)" bk backup "$T/full.tar.zst"
 ACK_AFTER_START=$(wc -l <"$ACKED")
-# a second one through standard output, to a pipe, still with pushes going on
-bk backup - 2>"$T/stdout.err" | cat >"$T/stdout.tar.zst"
-is "berth backup - (standard output) exits 0" "${PIPESTATUS[0]}" 0
+# A second one through standard output into a slow pipe (nothing read for 2 s, then 20 MiB/s; zstd on one thread, so
+# that the backup reads its blob files only as fast as the pipe takes them), still with pushes going on, and a
+# collection meanwhile that removes blobs its snapshot names: 20 blobs pushed with no manifest, collectable at once
+# with --blob-grace 0 (so are the pusher's layers until its manifest is in: some of its pushes fail then). Without
+# the hold on blob files the backup would find some of them gone.
+for ((i = 0; i < 20; i++)); do
+    mkrand "$T/loose$i" $((256 << 10))
+    push_blob gcx/loose "$T/loose$i" || fail "a loose blob pushed"
+done
+throttle() {
+    "$PYTHON" -c '
+import sys, time
+i, o = sys.stdin.buffer, sys.stdout.buffer
+time.sleep(2)
+while True:
+    b = i.read(1 << 20)
+    if not b:
+        break
+    o.write(b)
+    o.flush()
+    time.sleep(0.05)'
+}
+cp "$ACKED" "$T/acked.before2"
+(
+    bk backup - --threads 1 2>"$T/stdout.err" | throttle >"$T/stdout.tar.zst"
+    echo "${PIPESTATUS[0]}" >"$T/stdout.rc"
+) &
+SLOW=$!
+sleep 0.5
+bk gc --blob-grace 0 >"$T/gc-during.out" 2>&1
+still=0
+kill -0 "$SLOW" 2>/dev/null && still=1
+wait "$SLOW"
+is "(self-check) the backup was still running when the collection ended" "$still" 1
+like "berth gc during the backup removed the loose blobs' rows" "$(tail -n 1 "$T/gc-during.out")" \
+    "removed .* ([2-9][0-9]|[0-9]{3,}) blobs"
+is "berth backup - (standard output) exits 0 beside the collection" "$(cat "$T/stdout.rc")" 0
 touch "$T/stop"
 wait "$PUSHER"
 diag "pushes acknowledged: $(wc -l <"$T/acked.before") before the backup, $ACK_AFTER_START when it ended, $(wc -l <"$ACKED") in all"
@@ -171,6 +206,23 @@ last_tag=$(jq -r '.tags | map(ltrimstr("t") | tonumber) | max' "$BODY")
 check "the newest tag pushed meanwhile (busy/img1:t$last_tag) pulls whole" \
     sko copy "${NOTLS[@]}" "docker://$REG/busy/img1:t$last_tag" "oci:$T/busy:x"
 stop_berth
+
+# the backup the collection ran beside: whole, with the loose blobs it removed meanwhile
+R0=$T/from-slow
+check "berth restore of the backup taken beside the collection (exit 0)" restore_into "$R0" "$T/stdout.tar.zst"
+check "  fsck --verify: no error, no orphan" env BERTH_STORAGE_ROOT="$R0" "$BERTH" fsck --verify --grace 0
+n=0
+for ((i = 0; i < 20; i++)); do
+    f=$R0/blobs/sha256/$(sha256_of "$T/loose$i" | cut -c8-9)/$(sha256_of "$T/loose$i" | cut -c8-)
+    [[ -f $f ]] && cmp -s "$f" "$T/loose$i" && n=$((n + 1))
+done
+is "  it holds the 20 blobs the collection removed while it ran" "$n" 20
+missing=0
+while read -r repo tag digest; do
+    [[ $(sqlite3 "$R0/berth.db" "SELECT m.digest FROM tag t JOIN manifest m ON m.id = t.manifest_id JOIN repository r
+        ON r.id = t.repository_id WHERE r.name = '$repo' AND t.name = '$tag'") == "$digest" ]] || missing=$((missing + 1))
+done <"$T/acked.before2"
+is "  and every push acknowledged before it began ($(wc -l <"$T/acked.before2"))" "$missing" 0
 
 # ------------------------------------------------------------ incremental
 BERTH_ENV=()
