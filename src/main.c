@@ -11,6 +11,7 @@
 #include "http/gate.h"
 #include "http/server.h"
 #include "mirror/mirror.h"
+#include "mirror/upstream.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -40,6 +41,16 @@ static int ensure_admin(store_t *store, const config_t *cfg)
     return 0;
 }
 
+/* auth.external_keys at a URL: fetched with the mirrors' HTTP client (libcurl, opened on first use). */
+static int fetch_keys(const char *url, char **data, size_t *len, char *err, size_t errlen)
+{
+    if (upstream_global_init() != 0) {
+        snprintf(err, errlen, "libcurl cannot be loaded");
+        return -1;
+    }
+    return upstream_get_url(url, 10000, data, len, err, errlen);
+}
+
 /* berth serve: open the store, set up accounts, tokens and mirrors, serve until a signal; then undo it all. */
 static int serve(const config_t *cfg)
 {
@@ -51,6 +62,7 @@ static int serve(const config_t *cfg)
         return 1;
     if (ensure_admin(&store, cfg) != 0)
         goto Exit;
+    auth_set_fetcher(fetch_keys);
     if (auth_init(cfg, mirror_creates, &err) != 0) {
         log_error("auth: %s", err);
         free(err);

@@ -26,7 +26,23 @@ static struct {
     unsigned char hmac_key[32]; /* keys the caches and the limiter: an HMAC of the credentials, never the password */
     auth_cache_t *shared;       /* passwords verified on any loop, behind the per-loop caches; under shared_lock */
     pthread_mutex_t shared_lock;
-} auth = {.shared_lock = PTHREAD_MUTEX_INITIALIZER};
+    /* the external issuer's keys, read again every auth.external_keys_refresh by the refresher thread */
+    pthread_rwlock_t keys_lock; /* verifiers read auth.keys under it; the refresher swaps the external keys */
+    uint64_t keys_epoch;        /* moves when the external keys change: a stamp of the caches (atomic) */
+    auth_fetch_fn fetch;        /* gets an http(s) URL (set by auth_set_fetcher) */
+    struct {
+        char *source, *issuer;
+        uint64_t every_ms;
+        char *last; /* what was read last time, to skip an unchanged document */
+        size_t last_len;
+        int running, stop, first_done;
+        pthread_t thread;
+        pthread_mutex_t mu;
+        pthread_cond_t cond;
+    } ext;
+} auth = {.shared_lock = PTHREAD_MUTEX_INITIALIZER,
+          .keys_lock = PTHREAD_RWLOCK_INITIALIZER,
+          .ext = {.mu = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER}};
 
 struct auth_cache {
     cache_t *entries; /* 'c' passwords and 't' Bearer tokens, keyed by an HMAC of them, stamped with the auth generation
@@ -41,6 +57,124 @@ struct auth_check {
     uint64_t cache_gen; /* the cache's stamp when the check began */
     auth_principal_t who;
 };
+
+void auth_set_fetcher(auth_fetch_fn fn)
+{
+    auth.fetch = fn;
+}
+
+static int is_url(const char *s)
+{
+    return strncmp(s, "http://", 7) == 0 || strncmp(s, "https://", 8) == 0;
+}
+
+/* Read the external keys' source again; swap the keys in if the document changed and is good (else keep them). */
+static void ext_reload(void)
+{
+    char *data = NULL, *err = NULL, why[256] = "";
+    size_t len = 0;
+    if (is_url(auth.ext.source)) {
+        if (auth.fetch == NULL || auth.fetch(auth.ext.source, &data, &len, why, sizeof(why)) != 0) {
+            log_warn("auth.external_keys %s: cannot fetch it (%s); the keys read before stay", auth.ext.source,
+                     auth.fetch == NULL ? "no HTTP client" : why);
+            return;
+        }
+    } else {
+        FILE *f = fopen(auth.ext.source, "rb");
+        data = malloc(1024 * 1024 + 1);
+        if (f == NULL || (len = fread(data, 1, 1024 * 1024 + 1, f)) == 0 || ferror(f) || len > 1024 * 1024) {
+            log_warn("auth.external_keys %s: cannot read it; the keys read before stay", auth.ext.source);
+            if (f != NULL)
+                fclose(f);
+            free(data);
+            return;
+        }
+        fclose(f);
+    }
+    if (auth.ext.last != NULL && len == auth.ext.last_len && memcmp(data, auth.ext.last, len) == 0) {
+        free(data);
+        return; /* unchanged */
+    }
+    pthread_rwlock_wrlock(&auth.keys_lock);
+    int rc = token_keys_replace_external(&auth.keys, data, len, auth.ext.source, auth.ext.issuer, &err);
+    size_t n = auth.keys.nexternal;
+    pthread_rwlock_unlock(&auth.keys_lock);
+    if (rc != 0) {
+        log_warn("auth.external_keys: %s; the keys read before stay", err);
+        free(err);
+        free(data);
+        return;
+    }
+    __atomic_add_fetch(&auth.keys_epoch, 1, __ATOMIC_RELEASE); /* what the caches verified with the old keys goes */
+    log_info("auth.external_keys %s: %zu key%s of issuer %s", auth.ext.source, n, n == 1 ? "" : "s", auth.ext.issuer);
+    free(auth.ext.last);
+    auth.ext.last = data;
+    auth.ext.last_len = len;
+}
+
+static void *ext_refresher(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&auth.ext.mu);
+    for (int first = 1; !auth.ext.stop; first = 0) {
+        if (!first) {
+            struct timespec until = time_mono_ts(time_mono_ms() + auth.ext.every_ms);
+            pthread_cond_timedwait(&auth.ext.cond, &auth.ext.mu, &until);
+            if (auth.ext.stop)
+                break;
+        }
+        pthread_mutex_unlock(&auth.ext.mu);
+        ext_reload();
+        pthread_mutex_lock(&auth.ext.mu);
+        if (first) {
+            auth.ext.first_done = 1;
+            pthread_cond_broadcast(&auth.ext.cond);
+        }
+    }
+    pthread_mutex_unlock(&auth.ext.mu);
+    return NULL;
+}
+
+/* The refresher thread: its first read (an URL's first fetch) done before this returns. */
+static void ext_start(const config_t *cfg, const char *issuer)
+{
+    auth.ext.source = strdup(cfg->auth_external_keys);
+    auth.ext.issuer = strdup(issuer);
+    auth.ext.every_ms = cfg->auth_external_keys_refresh_ms ? cfg->auth_external_keys_refresh_ms : 300000;
+    auth.ext.stop = auth.ext.first_done = 0;
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_destroy(&auth.ext.cond);
+    pthread_cond_init(&auth.ext.cond, &ca);
+    pthread_condattr_destroy(&ca);
+    if (pthread_create(&auth.ext.thread, NULL, ext_refresher, NULL) != 0) {
+        log_error("auth.external_keys: cannot start the thread that reads it again");
+        return;
+    }
+    auth.ext.running = 1;
+    pthread_mutex_lock(&auth.ext.mu);
+    while (!auth.ext.first_done)
+        pthread_cond_wait(&auth.ext.cond, &auth.ext.mu);
+    pthread_mutex_unlock(&auth.ext.mu);
+}
+
+static void ext_stop(void)
+{
+    if (auth.ext.running) {
+        pthread_mutex_lock(&auth.ext.mu);
+        auth.ext.stop = 1;
+        pthread_cond_broadcast(&auth.ext.cond);
+        pthread_mutex_unlock(&auth.ext.mu);
+        pthread_join(auth.ext.thread, NULL);
+        auth.ext.running = 0;
+    }
+    free(auth.ext.source);
+    free(auth.ext.issuer);
+    free(auth.ext.last);
+    auth.ext.source = auth.ext.issuer = auth.ext.last = NULL;
+    auth.ext.last_len = 0;
+}
 
 int auth_init(const config_t *cfg, int (*mirror_creates)(const char *repo), char **err)
 {
@@ -59,12 +193,15 @@ int auth_init(const config_t *cfg, int (*mirror_creates)(const char *repo), char
         snprintf(path, sizeof(path), "%s/keys/token.pem", cfg->storage_root);
     if (token_keys_init(&auth.keys, path, cfg->auth_issuer, cfg->auth_service, err) != 0)
         return -1;
-    if (cfg->auth_external_keys != NULL &&
-        token_keys_add_external(&auth.keys, cfg->auth_external_keys,
-                                cfg->auth_external_issuer ? cfg->auth_external_issuer : cfg->auth_issuer, err) != 0) {
+    const char *ext_issuer = cfg->auth_external_issuer ? cfg->auth_external_issuer : cfg->auth_issuer;
+    /* a file must be good at start; a URL's issuer may be down for now (its keys come with a later fetch) */
+    if (cfg->auth_external_keys != NULL && !is_url(cfg->auth_external_keys) &&
+        token_keys_add_external(&auth.keys, cfg->auth_external_keys, ext_issuer, err) != 0) {
         auth_dispose();
         return -1;
     }
+    if (cfg->auth_external_keys != NULL)
+        ext_start(cfg, ext_issuer);
     auth.shared = auth_cache_new();
     auth.limiter = limiter_new(cfg->auth_login_failures, cfg->auth_login_backoff_ms);
     auth.addr_limiter = limiter_new(cfg->auth_login_failures_per_address, cfg->auth_login_backoff_ms);
@@ -73,6 +210,7 @@ int auth_init(const config_t *cfg, int (*mirror_creates)(const char *repo), char
 
 void auth_dispose(void)
 {
+    ext_stop();
     token_keys_dispose(&auth.keys);
     limiter_free(auth.limiter);
     limiter_free(auth.addr_limiter);
@@ -125,7 +263,8 @@ static void hmac(unsigned char *out, const void *a, size_t alen, const void *b, 
 static uint64_t cache_gen(metastore_t *db)
 {
     int64_t g = accounts_generation(db); /* no query while nothing was written */
-    return g < 0 ? 0 : (uint64_t)g + 1;
+    /* and the external keys' epoch above: a token verified with a key rotated out is verified again */
+    return g < 0 ? 0 : ((uint64_t)g + 1) + (__atomic_load_n(&auth.keys_epoch, __ATOMIC_ACQUIRE) << 40);
 }
 
 /* 1 with *who filled (and *until, the second it expires, unless NULL) if `key` of `kind` is cached at `gen` and
@@ -305,7 +444,7 @@ int auth_check_finish(auth_check_t *check, auth_cache_t *cache, auth_principal_t
 
 /*
  * berth's own token for an account: the account must still be enabled, at the generation it was issued at, and the
- * access token it came from still usable. 0 with *who completed, or -1.
+ * access token or refresh token it came from still usable. 0 with *who completed, or -1.
  */
 static int bearer_account(metastore_t *db, int64_t now, auth_principal_t *who)
 {
@@ -317,6 +456,9 @@ static int bearer_account(metastore_t *db, int64_t now, auth_principal_t *who)
         usable = accounts_token_get(db, who->claims.token_id, now, &who->token) == 0 && who->token.account_id == a.id;
         who->via_token = usable;
     }
+    /* minted from a refresh token: that one must not have been revoked (berth token revoke rID) */
+    if (usable && who->claims.refresh_id != 0)
+        usable = accounts_refresh_usable(db, who->claims.refresh_id, now);
     if (usable)
         fill_principal(who, &a);
     account_dispose(&a);
@@ -337,7 +479,10 @@ int auth_bearer(auth_cache_t *cache, metastore_t *db, const char *jwt, size_t le
     if (cached(cache, 't', key, gen, now, who, NULL))
         return 0;
     memset(who, 0, sizeof(*who));
-    if (token_verify(&auth.keys, jwt, len, now, &who->claims, err, sizeof(err)) != 0) {
+    pthread_rwlock_rdlock(&auth.keys_lock);
+    int bad = token_verify(&auth.keys, jwt, len, now, &who->claims, err, sizeof(err)) != 0;
+    pthread_rwlock_unlock(&auth.keys_lock);
+    if (bad) {
         log_debug("bearer token refused: %s", err);
         return -1;
     }

@@ -40,6 +40,14 @@ typedef struct auth_principal {
  */
 int auth_init(const config_t *cfg, int (*mirror_creates)(const char *repo), char **err);
 
+/**
+ * How auth.external_keys at an http(s):// URL is fetched (berth serve gives the mirrors' HTTP client; without one
+ * a URL cannot be read): 0 with the malloc'd document in *data (*len bytes), or -1 with the reason in `err`. Set it
+ * before auth_init(). It runs on the thread that reads the keys again every auth.external_keys_refresh.
+ */
+typedef int (*auth_fetch_fn)(const char *url, char **data, size_t *len, char *err, size_t errlen);
+void auth_set_fetcher(auth_fetch_fn fn);
+
 /** Free what auth_init() set up (keys, rate limiter); after the loops have stopped. auth_init() may follow. */
 void auth_dispose(void);
 

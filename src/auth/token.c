@@ -488,8 +488,40 @@ static const token_key_t *key_by_kid(const token_keys_t *keys, const char *kid, 
 
 int token_keys_add_external(token_keys_t *keys, const char *file, const char *issuer, char **err)
 {
+    size_t len = 0;
+    char *data;
+    if (err != NULL)
+        *err = NULL;
+    if (issuer == NULL || *issuer == '\0')
+        return fail(err, "%s: an external issuer needs its `iss`", file);
+    if ((data = read_small_file(file, KEY_FILE_MAX, &len)) == NULL)
+        return fail(err, "cannot read %s: %s", file, strerror(errno));
+    int ret = token_keys_add_external_data(keys, data, len, file, issuer, err);
+    free(data);
+    return ret;
+}
+
+int token_keys_replace_external(token_keys_t *keys, const char *data, size_t len, const char *source,
+                                const char *issuer, char **err)
+{
+    token_keys_t fresh;
+    memset(&fresh, 0, sizeof(fresh));
+    memcpy(fresh.own.kid, keys->own.kid, sizeof(fresh.own.kid)); /* a kid must not be berth's own either */
+    if (token_keys_add_external_data(&fresh, data, len, source, issuer, err) != 0)
+        return -1;
+    for (size_t i = 0; i < keys->nexternal; ++i)
+        key_dispose(&keys->external[i]);
+    free(keys->external);
+    keys->external = fresh.external;
+    keys->nexternal = fresh.nexternal;
+    return 0;
+}
+
+int token_keys_add_external_data(token_keys_t *keys, const char *text, size_t len, const char *file, const char *issuer,
+                                 char **err)
+{
     token_key_t *added = NULL;
-    size_t nadded = 0, len = 0, i, j;
+    size_t nadded = 0, i, j;
     char *data = NULL, *inner = NULL;
     json_t *doc = NULL;
     BIO *bio = NULL;
@@ -502,10 +534,13 @@ int token_keys_add_external(token_keys_t *keys, const char *file, const char *is
         fail(err, "%s: an external issuer needs its `iss`", file);
         goto Exit;
     }
-    if ((data = read_small_file(file, KEY_FILE_MAX, &len)) == NULL) {
-        fail(err, "cannot read %s: %s", file, strerror(errno));
+    if (len > KEY_FILE_MAX) {
+        fail(err, "%s: larger than %d bytes", file, KEY_FILE_MAX);
         goto Exit;
     }
+    data = malloc(len + 1); /* NUL-terminated for strstr */
+    memcpy(data, text, len);
+    data[len] = '\0';
 
     if (strstr(data, "-----BEGIN") != NULL) {
         added = calloc(1, sizeof(*added));
@@ -660,6 +695,7 @@ char *token_issue(const token_keys_t *keys, token_claims_t *c, int64_t now, int6
         jwt_add_grant_int(jwt, "iat", (long)c->iat) != 0 || jwt_add_grant(jwt, "jti", c->jti) != 0 ||
         jwt_add_grant_int(jwt, "gen", (long)c->generation) != 0 ||
         (c->token_id != 0 && jwt_add_grant_int(jwt, "tid", (long)c->token_id) != 0) ||
+        (c->refresh_id != 0 && jwt_add_grant_int(jwt, "rid", (long)c->refresh_id) != 0) ||
         jwt_add_grants_json(jwt, access_json) != 0 || jwt_add_header(jwt, "kid", keys->own.kid) != 0 ||
         jwt_set_alg(jwt, JWT_ALG_ES256, (const unsigned char *)keys->own.private_pem,
                     (int)strlen(keys->own.private_pem)) != 0)
@@ -904,8 +940,8 @@ int token_verify(const token_keys_t *keys, const char *jwt, size_t len, int64_t 
     }
     if (claim_str(claims, "sub", out->sub, sizeof(out->sub)) < 0 ||
         claim_str(claims, "jti", out->jti, sizeof(out->jti)) < 0 || claim_int(claims, "tid", &out->token_id) < 0 ||
-        claim_int(claims, "gen", &out->generation) < 0) {
-        reason = "malformed sub, jti, tid or gen";
+        claim_int(claims, "gen", &out->generation) < 0 || claim_int(claims, "rid", &out->refresh_id) < 0) {
+        reason = "malformed sub, jti, tid, gen or rid";
         goto Exit;
     }
     if ((v = json_object_get(claims, "access")) != NULL) {

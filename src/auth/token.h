@@ -49,6 +49,15 @@ int token_keys_init(token_keys_t *keys, const char *path, const char *issuer, co
  * 0, or -1 with a malloc'd message in *err and nothing added.
  */
 int token_keys_add_external(token_keys_t *keys, const char *file, const char *issuer, char **err);
+/** As token_keys_add_external, from `len` bytes at `data` that came from `source` (named in messages). */
+int token_keys_add_external_data(token_keys_t *keys, const char *data, size_t len, const char *source,
+                                 const char *issuer, char **err);
+/**
+ * Replace every external key by those of `data` (as token_keys_add_external_data): the issuer's key rotation. On
+ * failure (-1, *err) the keys are left as they were. Not thread-safe: the caller keeps verifiers out meanwhile.
+ */
+int token_keys_replace_external(token_keys_t *keys, const char *data, size_t len, const char *source,
+                                const char *issuer, char **err);
 void token_keys_dispose(token_keys_t *keys);
 
 /** The JWKS document ({"keys":[…]}) of berth's own public key; malloc'd. */
@@ -61,6 +70,7 @@ typedef struct {
     int64_t iat, nbf, exp;
     int64_t token_id;   /* the access token (robot/personal) it was issued from, 0 if from a password */
     int64_t generation; /* the account's generation number when issued (a disabled account bumps it) */
+    int64_t refresh_id; /* the refresh token it was minted from (refresh_token grant), 0 if none */
     int external;       /* verified with an external issuer's key */
     size_t naccess;
     scope_t access[TOKEN_MAX_ACCESS];
@@ -69,7 +79,7 @@ typedef struct {
 /**
  * Sign a token for `c` (sub, access, token_id, generation; iat/nbf/exp/jti are set here from `now` and `ttl`
  * seconds, nbf = iat; jti is 16 random bytes in hex) with berth's own key: iss = own.issuer, aud = service (a
- * string), header kid; `tid` only when token_id is non-zero. Returns the malloc'd compact JWT, or NULL (also for an
+ * string), header kid; `tid` only when token_id is non-zero, `rid` only when refresh_id is. Returns the malloc'd compact JWT, or NULL (also for an
  * invalid access entry, more than TOKEN_MAX_ACCESS of them, or ttl <= 0).
  */
 char *token_issue(const token_keys_t *keys, token_claims_t *c, int64_t now, int64_t ttl);

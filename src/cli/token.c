@@ -1,4 +1,5 @@
-/* `berth token …`: access tokens of users and robots. The secret is printed once, at creation, and never stored. */
+/* `berth token …`: access tokens of users and robots (the secret is printed once, at creation, and never stored),
+ * and the refresh tokens the token service issued (listed and revoked by id "r<N>"). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,24 @@ static void list_one(void *ctx, const access_token_t *t, const char *owner)
            t->expires_at != 0 && t->expires_at <= now ? " (expired)" : "", t->revoked ? "yes" : "no");
 }
 
+typedef struct {
+    int64_t now;
+    int header; /* printed */
+} refresh_list_t;
+
+static void refresh_one(void *ctx, const refresh_token_t *t, const char *owner)
+{
+    refresh_list_t *l = ctx;
+    char created[32], used[32], expires[32];
+    if (!l->header) {
+        printf("\nREFRESH\tOWNER\tCLIENT\tCREATED\tLAST USED\tEXPIRES\n");
+        l->header = 1;
+    }
+    printf("r%lld\t%s\t%s\t%s\t%s\t%s%s\n", (long long)t->id, owner, t->client[0] ? t->client : "-",
+           time_format(t->created_at, created, sizeof(created)), time_format(t->last_used_at, used, sizeof(used)),
+           time_format(t->expires_at, expires, sizeof(expires)), t->expires_at <= l->now ? " (expired)" : "");
+}
+
 static int token_list(cli_t *c, int argc, char **argv)
 {
     char *pos[1];
@@ -83,6 +102,10 @@ static int token_list(cli_t *c, int argc, char **argv)
         return rc;
     printf("ID\tOWNER\tNAME\tSCOPE\tEXPIRES\tREVOKED\n");
     rc = accounts_token_list(c->m, n ? pos[0] : NULL, list_one, &now);
+    /* then the refresh tokens, in a table of their own, if there are any */
+    refresh_list_t rl = {now, 0};
+    if (rc >= 0)
+        rc = accounts_refresh_list(c->m, n ? pos[0] : NULL, refresh_one, &rl);
     if (rc == BERTH_ENOTFOUND)
         return cli_rollback(c, cli_fail("no account %s", pos[0]));
     if (rc < 0)
@@ -96,19 +119,24 @@ static int token_revoke(cli_t *c, int argc, char **argv)
     int n, rc;
     if ((rc = cli_args(argc, argv, NULL, pos, 1, 1, &n)) != 0)
         return rc;
+    /* "r<N>": a refresh token; "<N>": an access token */
+    int refresh = pos[0][0] == 'r';
+    const char *digits = pos[0] + refresh, *kind = refresh ? "refresh token r" : "token ";
     errno = 0;
-    long long id = strtoll(pos[0], &end, 10);
-    if (errno != 0 || *end != '\0' || end == pos[0] || id <= 0)
-        return cli_usage_error("invalid token id %s (see berth token list)", pos[0]);
+    long long id = strtoll(digits, &end, 10);
+    if (errno != 0 || *end != '\0' || end == digits || id <= 0 || !(*digits >= '1' && *digits <= '9'))
+        return cli_usage_error("invalid token id %s: N for an access token, rN for a refresh token (see berth token "
+                               "list)",
+                               pos[0]);
     if ((rc = cli_open(c, 1)) != 0)
         return rc;
-    rc = accounts_token_revoke(c->m, id);
+    rc = refresh ? accounts_refresh_revoke(c->m, id) : accounts_token_revoke(c->m, id);
     if (rc == BERTH_ENOTFOUND)
-        return cli_rollback(c, cli_fail("no token %lld", id));
+        return cli_rollback(c, cli_fail("no %s%lld", kind, id));
     if (rc != 0)
-        return cli_rollback(c, cli_fail("cannot revoke token %lld", id));
+        return cli_rollback(c, cli_fail("cannot revoke %s%lld", kind, id));
     if ((rc = cli_commit(c)) == 0)
-        printf("revoked token %lld\n", id);
+        printf("revoked %s%lld\n", kind, id);
     return rc;
 }
 

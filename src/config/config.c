@@ -32,6 +32,7 @@ struct config_key {
 
 static const char *check_nonempty(const char *s);
 static const char *check_addr(const char *s);
+static const char *check_external_keys(const char *s);
 static const char *check_level(const char *s);
 static const char *check_mode(const char *s);
 
@@ -40,7 +41,7 @@ static const char *check_mode(const char *s);
 
 static const struct config_key keys[] = {
     {"http.addr", CONFIG_STRING, F(http_addr), "127.0.0.1:5000", 0, 0, check_addr,
-     "listen address, host:port or [v6]:port"},
+     "listen address, host:port, [v6]:port, or :port for every address (IPv4 and IPv6)"},
     {"http.tls.certificate", CONFIG_STRING, F(http_tls_certificate), NULL, 0, 0, NULL,
      "PEM certificate chain; TLS is on when this and http.tls.key are set"},
     {"http.tls.key", CONFIG_STRING, F(http_tls_key), NULL, 0, 0, NULL, "PEM private key of http.tls.certificate"},
@@ -60,6 +61,8 @@ static const struct config_key keys[] = {
      "a connection with no request for this long is closed (HTTP/1 and HTTP/2)"},
     {"http.shutdown_timeout", CONFIG_DURATION, F(http_shutdown_timeout_ms), "30s", 0, 0, NULL,
      "grace for in-flight requests on SIGTERM"},
+    {"http.shutdown_delay", CONFIG_DURATION, F(http_shutdown_delay_ms), "0", 0, 0, NULL,
+     "on SIGTERM, /readyz answers 503 while berth still accepts and serves for this long, then it stops accepting"},
     {"http.max_body_size", CONFIG_SIZE, F(http_max_body_size), "10GiB", 0, 0, NULL,
      "largest request body, i.e. largest single upload"},
     {"storage.root", CONFIG_STRING, F(storage_root), "./data", 0, 0, check_nonempty,
@@ -103,8 +106,10 @@ static const struct config_key keys[] = {
      "mode private: every account may pull every repository"},
     {"auth.external_issuer", CONFIG_STRING, F(auth_external_issuer), NULL, 0, 0, NULL,
      "also trust tokens whose iss is this, signed by auth.external_keys"},
-    {"auth.external_keys", CONFIG_STRING, F(auth_external_keys), NULL, 0, 0, NULL,
-     "PEM public key or JWKS file of auth.external_issuer"},
+    {"auth.external_keys", CONFIG_STRING, F(auth_external_keys), NULL, 0, 0, check_external_keys,
+     "PEM public key or JWKS of auth.external_issuer: a file, or an http(s):// URL of a JWKS"},
+    {"auth.external_keys_refresh", CONFIG_DURATION, F(auth_external_keys_refresh_ms), "5m", 1000, 0, NULL,
+     "how often auth.external_keys is read again (the issuer's key rotations), at least 1s"},
     {"auth.login_failures", CONFIG_UINT, F(auth_login_failures), "5", 1, 0, NULL,
      "failed logins per account and client address before backoff (429 + Retry-After)"},
     {"auth.login_failures_per_address", CONFIG_UINT, F(auth_login_failures_per_address), "30", 1, 0, NULL,
@@ -128,10 +133,10 @@ static const char *check_nonempty(const char *s)
     return *s != '\0' ? NULL : "must not be empty";
 }
 
-/* host:port or [v6]:port, port 1-65535. Only the syntax: resolving is the server's business. */
+/* host:port, [v6]:port or :port (every address), port 1-65535. Only the syntax: resolving is the server's business. */
 static const char *check_addr(const char *s)
 {
-    static const char *const expected = "expected host:port or [v6]:port, port 1-65535";
+    static const char *const expected = "expected host:port, [v6]:port or :port, port 1-65535";
     const char *p = s, *host;
     int v6 = *p == '[';
 
@@ -139,13 +144,29 @@ static const char *check_addr(const char *s)
     for (host = p += v6;
          isalnum((unsigned char)*p) || *p == '.' || *p == '-' || *p == '_' || (v6 && (*p == ':' || *p == '%')); ++p)
         ;
-    if (p == host || (v6 && *p++ != ']') || *p++ != ':')
+    if ((p == host && v6) || (v6 && *p++ != ']') || *p++ != ':')
         return expected;
     unsigned port = 0;
     const char *digits = p;
     for (; isdigit((unsigned char)*p) && p - digits < 5; ++p)
         port = port * 10 + (*p - '0');
     return p != digits && *p == '\0' && port >= 1 && port <= 65535 ? NULL : expected;
+}
+
+/* A file path, or an http:// or https:// URL with a host. */
+static const char *check_external_keys(const char *s)
+{
+    if (*s == '\0')
+        return "must not be empty";
+    const char *host = strncmp(s, "https://", 8) == 0 ? s + 8 : strncmp(s, "http://", 7) == 0 ? s + 7 : NULL;
+    if (strstr(s, "://") != NULL && host == NULL)
+        return "expected a file, or an http:// or https:// URL";
+    if (host != NULL && (*host == '\0' || *host == '/'))
+        return "a URL needs a host";
+    for (const char *p = s; *p; ++p)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f)
+            return host != NULL ? "a URL may not contain blanks or control characters" : NULL;
+    return NULL;
 }
 
 /* NULL if `s` is one of the NULL-terminated `names`, else `expected`. */

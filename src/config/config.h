@@ -42,7 +42,7 @@ typedef struct {
 
 typedef struct {
     /* http */
-    char *http_addr;                           /* http.addr            "127.0.0.1:5000" (host:port; [v6]:port) */
+    char *http_addr;                           /* http.addr            "127.0.0.1:5000" (host:port; [v6]:port; :port) */
     char *http_tls_certificate;                /* http.tls.certificate NULL (PEM file; TLS on when both are set) */
     char *http_tls_key;                        /* http.tls.key         NULL */
     unsigned http_threads;                     /* http.threads         0 = one event loop per core */
@@ -53,6 +53,7 @@ typedef struct {
     uint64_t http_request_timeout_ms;  /* http.request_timeout 1h (h2o's http1 req_timeout: headers + whole body) */
     uint64_t http_idle_timeout_ms;     /* http.idle_timeout    60s (between requests, HTTP/1 and HTTP/2) */
     uint64_t http_shutdown_timeout_ms; /* http.shutdown_timeout 30s (grace for in-flight requests on SIGTERM) */
+    uint64_t http_shutdown_delay_ms;   /* http.shutdown_delay  0 (on SIGTERM: /readyz 503, still serving, this long) */
     uint64_t http_max_body_size; /* http.max_body_size   10GiB (largest request body, i.e. largest single upload) */
     /* storage */
     char *storage_root;                 /* storage.root         "./data" */
@@ -81,8 +82,9 @@ typedef struct {
     uint64_t auth_refresh_ttl_ms;  /* auth.refresh_ttl     30d */
     int auth_private_default_pull; /* auth.private_default_pull true */
     char *auth_external_issuer;    /* auth.external_issuer NULL */
-    char *auth_external_keys;      /* auth.external_keys   NULL (PEM public key or JWKS file) */
-    unsigned auth_login_failures;  /* auth.login_failures  5 */
+    char *auth_external_keys;      /* auth.external_keys   NULL (PEM public key or JWKS: file or http(s) URL) */
+    uint64_t auth_external_keys_refresh_ms;   /* auth.external_keys_refresh 5m */
+    unsigned auth_login_failures;             /* auth.login_failures  5 */
     unsigned auth_login_failures_per_address; /* auth.login_failures_per_address 30 */
     uint64_t auth_login_backoff_ms;           /* auth.login_backoff   1s */
     char *auth_trusted_proxies;               /* auth.trusted_proxies "" */

@@ -19,6 +19,7 @@ typedef struct {
     struct auth_principal *who;    /* the caller, once authenticated (auth/principal.h, by http/gate.c) */
     const struct mirror_s *mirror; /* the pull-through mirror serving `name`, or NULL (api_mirror.c) */
     const char *upstream_name;     /* with a mirror: the upstream's name for the repository */
+    int push;                      /* the request writes to the repository (a mirrored one refuses it) */
 } route_t;
 
 /** 1 if the request's method is `m`. */
@@ -67,11 +68,14 @@ extern const server_hooks_t api_tags_hooks;
 
 /* api_mirror.c: pull-through mirrors (the routing and fetching are mirror/route.h's and mirror/fetch.h's) */
 /**
- * Decide whether a mirror serves the request's repository; if so set r->mirror, r->upstream_name and r->name (berth's
- * name for it, e.g. with "library/" added). A `push` to a mirrored repository is answered 403 DENIED, and a request
- * whose ?ns= no mirror serves for a mirrored repository 404 NAME_UNKNOWN: returns -1 when it answered, else 0.
+ * Decide, once the caller is authenticated (never before: which names are mirrored is not for anonymous callers of a
+ * private registry to learn), whether a mirror serves the request's repository; if so set r->mirror,
+ * r->upstream_name and r->name (berth's name for it, e.g. with "library/" added). Returns 0 to go on, or 1 with
+ * *refuse set to the handler that refuses the request, to be called as any handler once the caller was found allowed
+ * on r->name: a push (r->push) to a mirrored repository is refused 403 DENIED, and a request whose ?ns= no mirror
+ * serves for a mirrored copy 404 NAME_UNKNOWN. -1 when it answered (500: the database failed).
  */
-int api_mirror_route(route_t *r, int push);
+int api_mirror_route(route_t *r, void (**refuse)(route_t *r));
 void api_mirror_manifest_get(route_t *r); /* GET and HEAD, fetching from the upstream what is missing or stale */
 void api_mirror_blob_get(route_t *r);
 /** Each loop's receiver of fetch progress; the fetch engine set up at start and told to stop at shutdown. */

@@ -19,13 +19,14 @@ void api_healthz(h2o_req_t *req)
 }
 
 /* Ready when the database answers and the storage root is a writable folder. A volume below storage.min_free is
- * still ready (pulls are served) and says that pushes are refused. */
+ * still ready (pulls are served) and says that pushes are refused. Not ready from the moment SIGTERM arrives, while
+ * berth still serves (http.shutdown_delay: load balancers and Kubernetes stop sending before it stops accepting). */
 void api_readyz(h2o_req_t *req)
 {
     thread_ctx_t *tc = thread_ctx_of(req);
     struct statvfs st;
     uint64_t avail;
-    if (tc->stopping) {
+    if (tc->stopping || atomic_load(&berth.terminating)) {
         res_bytes(req, 503, "text/plain", H2O_STRLIT("shutting down\n"));
     } else if (metastore_ping(tc->db) != 0) {
         res_bytes(req, 503, "text/plain", H2O_STRLIT("database unavailable\n"));

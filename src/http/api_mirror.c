@@ -20,11 +20,13 @@
 #include "mirror/mirror.h"
 #include "mirror/pulled.h"
 #include "mirror/route.h"
+#include "mirror/tags.h"
 #include "oci/name.h"
 #include "util/log.h"
 #include "util/status.h"
 
 #define CHUNK (256 * 1024)
+#define TAG_LISTS_BUDGET (32u << 20) /* the upstreams' tag lists kept (mirror/tags.h), in all */
 
 typedef struct {
     h2o_generator_t super;
@@ -88,6 +90,7 @@ static void on_server_start(void)
         .spawn = spawn_fetch,
     };
     mirror_fetch_init(&env);
+    mirror_tags_init(NULL, TAG_LISTS_BUDGET);
     mirror_pulled_init(berth.store->writer, spawn_record);
 }
 
@@ -95,6 +98,7 @@ static void on_server_stop(void)
 {
     mirror_pulled_init(NULL, NULL);
     mirror_fetch_stop();
+    mirror_tags_stop();
 }
 
 /* ---- followers (on the request's loop) ---- */
@@ -318,14 +322,30 @@ void api_mirror_blob_get(route_t *r)
 }
 
 /* Which mirror, if any, serves this request's repository; see api.h. */
-int api_mirror_route(route_t *r, int push)
+/* A push to mirrored repository r->name (r->mirror's), from a caller allowed to push there. */
+static void refuse_push(route_t *r)
+{
+    char msg[512];
+    snprintf(msg, sizeof(msg), "%s mirrors %s: pushes to it are not accepted", r->name, r->mirror->cfg->upstream);
+    res_error(r->req, ERR_DENIED, msg, json_pack("{s:s}", "name", r->name));
+}
+
+/* ?ns= names a registry no mirror here serves, and r->name is a mirrored copy. */
+static void refuse_ns(route_t *r)
+{
+    const char *ns = req_query(r->req, "ns", 0);
+    res_error(r->req, ERR_NAME_UNKNOWN, "no mirror here serves that registry",
+              json_pack("{s:s,s:s}", "name", r->name, "ns", ns != NULL ? ns : ""));
+}
+
+int api_mirror_route(route_t *r, void (**refuse)(route_t *r))
 {
     if (nmirrors == 0)
         return 0;
     h2o_req_t *req = r->req;
     const char *ns = req_query(req, "ns", 0);
     mirror_route_t *rt = h2o_mem_alloc_pool(&req->pool, sizeof(*rt)); /* r->name and r->upstream_name point into it */
-    switch (mirror_route(r->tc->db, r->name, ns, push, rt)) {
+    switch (mirror_route(r->tc->db, r->name, ns, r->push, rt)) {
     case MIRROR_ROUTE_HOSTED:
         if (rt->local[0] != '\0')
             r->name = rt->local;
@@ -335,16 +355,14 @@ int api_mirror_route(route_t *r, int push)
         r->name = rt->local;
         r->upstream_name = rt->up;
         return 0;
-    case MIRROR_ROUTE_DENY_PUSH: {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "%s mirrors %s: pushes to it are not accepted", rt->local, rt->m->cfg->upstream);
-        res_error(req, ERR_DENIED, msg, json_pack("{s:s}", "name", rt->local));
-        return -1;
-    }
+    case MIRROR_ROUTE_DENY_PUSH:
+        r->mirror = rt->m;
+        r->name = rt->local;
+        *refuse = refuse_push;
+        return 1;
     case MIRROR_ROUTE_NO_MIRROR:
-        res_error(req, ERR_NAME_UNKNOWN, "no mirror here serves that registry",
-                  json_pack("{s:s,s:s}", "name", r->name, "ns", ns));
-        return -1;
+        *refuse = refuse_ns;
+        return 1;
     case MIRROR_ROUTE_ERROR:
         break;
     }

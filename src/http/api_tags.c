@@ -1,8 +1,12 @@
-/* GET /v2/<name>/tags/list and GET /v2/_catalog, with ?n= and ?last= paging and a Link header. */
+/* GET /v2/<name>/tags/list and GET /v2/_catalog, with ?n= and ?last= paging and a Link header; a mirrored
+ * repository's tags are the upstream's (mirror/tags.h), paged here the same way. */
 #include <stdlib.h>
 #include <string.h>
 #include "http/api.h"
 #include "http/gate.h"
+#include "http/work.h"
+#include "mirror/tags.h"
+#include "util/log.h"
 #include "util/status.h"
 #include "util/cache.h"
 
@@ -161,8 +165,92 @@ static void list(route_t *r, const char *name, const char *path)
     free(text);
 }
 
+/* A mirrored repository's tags: the upstream's list, fetched (or taken from the kept copy) on a fetch thread. */
+typedef struct {
+    work_t super;
+    route_t *r;
+    const mirror_t *m;
+    char *up;
+    int rc;
+    mirror_tags_t *tags;
+} mirror_list_t;
+
+static void mirror_list_run(work_t *w)
+{
+    mirror_list_t *ml = (mirror_list_t *)w;
+    ml->rc = mirror_tags_get(ml->m, ml->up, &ml->tags);
+}
+
+/* The page of `t` that ?n= and ?last= ask for, as list() pages berth's own tags. */
+static void mirror_list_send(route_t *r, const mirror_tags_t *t)
+{
+    h2o_req_t *req = r->req;
+    long n = parse_n(req);
+    if (n == -2)
+        return;
+    const char *last = req_query(req, "last", 0);
+    long limit = n < 0 || n > LIST_MAX ? LIST_MAX : n;
+    size_t lo = 0, hi = t->n; /* the first tag after `last` */
+    while (last != NULL && lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(t->tags[mid], last) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t end = limit > 0 && (size_t)limit < t->n - lo ? lo + (size_t)limit : t->n;
+    if (limit == 0)
+        end = lo;
+    json_t *arr = json_array();
+    for (size_t i = lo; i < end; ++i)
+        json_array_append_new(arr, json_string(t->tags[i]));
+    if (end < t->n && end > lo) {
+        char path[512];
+        snprintf(path, sizeof(path), "/v2/%s/tags/list", r->name);
+        add_link(req, path, n < 0 ? limit : n, t->tags[end - 1]);
+    }
+    json_t *body = json_pack("{s:s,s:o}", "name", r->name, "tags", arr);
+    char *text = json_dumps(body, JSON_COMPACT);
+    json_decref(body);
+    if (text == NULL) {
+        res_error(req, ERR_INTERNAL, NULL, NULL);
+        return;
+    }
+    res_bytes(req, 200, "application/json", text, strlen(text));
+    free(text);
+}
+
+static void mirror_list_done(work_t *w)
+{
+    mirror_list_t *ml = (mirror_list_t *)w;
+    if (w->req != NULL) {
+        if (ml->rc == MIRROR_TAGS_FRESH || ml->rc == MIRROR_TAGS_STALE) {
+            mirror_list_send(ml->r, ml->tags);
+        } else if (ml->rc == BERTH_ENOTFOUND) {
+            res_error(w->req, ERR_NAME_UNKNOWN, NULL, json_pack("{s:s}", "name", ml->r->name));
+        } else {
+            /* the upstream failed and no list of it is kept: the tags stored here, as without a mirror */
+            char path[512];
+            snprintf(path, sizeof(path), "/v2/%s/tags/list", ml->r->name);
+            list(ml->r, ml->r->name, path);
+        }
+    }
+    if (ml->tags != NULL)
+        mirror_tags_release(ml->tags);
+    free(ml->up);
+    free(ml);
+}
+
 void api_tags_list(route_t *r)
 {
+    if (r->mirror != NULL) {
+        mirror_list_t *ml = calloc(1, sizeof(*ml));
+        ml->r = r;
+        ml->m = r->mirror;
+        ml->up = strdup(r->upstream_name);
+        work_submit_to(WORK_FETCH, r->req, &ml->super, mirror_list_run, mirror_list_done);
+        return;
+    }
     char path[512];
     snprintf(path, sizeof(path), "/v2/%s/tags/list", r->name);
     list(r, r->name, path);

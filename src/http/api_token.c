@@ -1,7 +1,10 @@
 /*
  * The token service of the Docker registry token protocol:
- *   GET  /token?service=&scope=…&scope=…[&offline_token=true]   Basic credentials or anonymous
- *   POST /token  grant_type=password|refresh_token, username, password, refresh_token, scope ("a b"), access_type
+ *   GET  /token?service=&scope=…&scope=…[&offline_token=true][&client_id=]   Basic credentials or anonymous
+ *   POST /token  grant_type=password|refresh_token, username, password, refresh_token, scope ("a b"), access_type,
+ *                client_id
+ * A refresh token remembers its client (client_id, else the first word of the User-Agent) for berth token list; an
+ * access token minted from one with the refresh grant names it ("rid"), so that revoking it ends them too.
  * It grants the intersection of what was asked and what the policy allows (an empty grant is a valid answer),
  * and publishes berth's key as a JWKS at /token/jwks and /.well-known/jwks.json.
  */
@@ -21,17 +24,49 @@
 typedef struct {
     scope_t scopes[MAX_SCOPES];
     size_t nscopes;
-    int offline;   /* also issue a refresh token */
-    int post;      /* the OAuth2 form: the answer carries `scope` */
-    char *refresh; /* the refresh token presented (refresh grant), answered back unchanged */
+    int offline;        /* also issue a refresh token */
+    int post;           /* the OAuth2 form: the answer carries `scope` */
+    char *refresh;      /* the refresh token presented (refresh grant), answered back unchanged */
+    int64_t refresh_id; /* its id */
+    char client[65];    /* who asks: client_id, else the User-Agent's first word (for a new refresh token) */
+    auth_principal_t *who;
 } token_req_t;
 
 typedef struct {
     write_work_t super;
     int64_t account_id, expires;
     char *secret;
+    char *client;
     char *body;
 } refresh_t;
+
+typedef struct {
+    write_work_t super;
+    int64_t id, now;
+    token_req_t *t;
+} used_t;
+
+/* The client of a token request, as the token list shows it: `client_id` if it is a plain word, else the
+ * User-Agent's first word ("docker/27.0.3" of "docker/27.0.3 go/go1.21 …"), else "". Only [A-Za-z0-9._/:-]. */
+static void client_of(h2o_req_t *req, const char *client_id, char *out, size_t len)
+{
+    static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._/:-";
+    out[0] = '\0';
+    size_t n;
+    if (client_id != NULL && *client_id != '\0' && strlen(client_id) < len &&
+        strspn(client_id, ok) == strlen(client_id)) {
+        snprintf(out, len, "%s", client_id);
+        return;
+    }
+    const char *ua = req_header(req, "user-agent", &n);
+    if (ua == NULL)
+        return;
+    size_t w = 0;
+    while (w < n && w + 1 < len && strchr(ok, ua[w]) != NULL && ua[w] != '\0')
+        ++w;
+    memcpy(out, ua, w);
+    out[w] = '\0';
+}
 
 static void add_scopes(token_req_t *t, const char *s)
 {
@@ -62,6 +97,7 @@ static void issue(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
     snprintf(c.sub, sizeof(c.sub), "%s", who->authenticated ? who->name : "");
     c.generation = who->generation;
     c.token_id = who->via_token ? who->token.id : 0;
+    c.refresh_id = t->refresh_id;
     json_t *granted_scopes = json_array();
     for (size_t i = 0; i < t->nscopes; ++i) {
         const scope_t *s = &t->scopes[i];
@@ -115,6 +151,7 @@ static void issue(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
         r->account_id = who->account_id;
         r->expires = now + (int64_t)(berth.cfg.auth_refresh_ttl_ms / 1000);
         r->secret = secret_random(32);
+        r->client = strdup(t->client);
         json_object_set_new(body, "refresh_token", json_string(r->secret));
         r->body = json_dumps(body, JSON_COMPACT);
         json_decref(body);
@@ -128,7 +165,7 @@ static void issue(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
 static int refresh_write(metastore_t *m, void *arg)
 {
     refresh_t *r = arg;
-    return accounts_refresh_add(m, r->account_id, r->secret, r->expires);
+    return accounts_refresh_add(m, r->account_id, r->secret, r->client, r->expires);
 }
 
 static void refresh_done(work_t *w)
@@ -144,8 +181,28 @@ static void refresh_done(work_t *w)
     }
     OPENSSL_cleanse(r->secret, strlen(r->secret));
     free(r->secret);
+    free(r->client);
     free(r->body);
     free(r);
+}
+
+/* A refresh grant: when the refresh token was last used is recorded (berth token list), then the token issued. */
+static int used_write(metastore_t *m, void *arg)
+{
+    used_t *u = arg;
+    return accounts_refresh_used(m, u->id, u->now);
+}
+
+static void used_done(work_t *w)
+{
+    used_t *u = (used_t *)w;
+    if (w->req != NULL) {
+        if (u->super.rc == 0)
+            issue(w->req, u->t->who, u->t, 0);
+        else
+            res_error(w->req, ERR_INTERNAL, "cannot record the refresh token's use", NULL);
+    }
+    free(u);
 }
 
 static void token_get(h2o_req_t *req, token_req_t *t)
@@ -158,6 +215,7 @@ static void token_get(h2o_req_t *req, token_req_t *t)
     }
     const char *off = req_query(req, "offline_token", 0);
     t->offline = off != NULL && strcmp(off, "true") == 0;
+    client_of(req, req_query(req, "client_id", 0), t->client, sizeof(t->client));
     size_t len;
     const char *az = req_header(req, "authorization", &len);
     if (az == NULL) {
@@ -184,6 +242,7 @@ static void token_post(h2o_req_t *req, token_req_t *t)
     const char *access_type = form_value(pool, body, len, "access_type", 0);
     t->offline = access_type != NULL && strcmp(access_type, "offline") == 0;
     t->post = 1;
+    client_of(req, form_value(pool, body, len, "client_id", 0), t->client, sizeof(t->client));
     if (grant != NULL && strcmp(grant, "password") == 0) {
         const char *user = form_value(pool, body, len, "username", 0),
                    *pass = form_value(pool, body, len, "password", 0);
@@ -197,7 +256,7 @@ static void token_post(h2o_req_t *req, token_req_t *t)
         int64_t account_id;
         account_t a = {0};
         thread_ctx_t *tc = thread_ctx_of(req);
-        if (rt == NULL || accounts_refresh_check(tc->db, rt, (int64_t)time(NULL), &account_id) != 0 ||
+        if (rt == NULL || accounts_refresh_check(tc->db, rt, (int64_t)time(NULL), &account_id, &t->refresh_id) != 0 ||
             accounts_get_by_id(tc->db, account_id, &a) != 0 || a.disabled) {
             account_dispose(&a);
             res_error(req, ERR_UNAUTHORIZED, "invalid refresh token", NULL);
@@ -212,7 +271,12 @@ static void token_post(h2o_req_t *req, token_req_t *t)
         snprintf(who->name, sizeof(who->name), "%s", a.name);
         account_dispose(&a);
         t->refresh = (char *)rt; /* a refresh grant answers the same refresh token */
-        issue(req, who, t, 0);
+        t->who = who;
+        used_t *u = calloc(1, sizeof(*u));
+        u->id = t->refresh_id;
+        u->now = (int64_t)time(NULL);
+        u->t = t;
+        work_write(req, &u->super, used_write, used_done);
     } else {
         res_error(req, ERR_UNSUPPORTED, "grant_type must be password or refresh_token", NULL);
     }

@@ -120,15 +120,25 @@ static void on_sock_close(void *data)
     conn_unref(c);
 }
 
+void conns_addr_format(const struct sockaddr *sa, socklen_t sl, char *buf, size_t len)
+{
+    buf[0] = '\0';
+    if (sl != 0 && sa->sa_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)len);
+    } else if (sl != 0 && sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a)) /* an IPv4 client of a dual-stack listener (http.addr ":port") */
+            inet_ntop(AF_INET, &a->s6_addr[12], buf, (socklen_t)len);
+        else
+            inet_ntop(AF_INET6, a, buf, (socklen_t)len);
+    }
+}
+
 static void peer_of(h2o_socket_t *sock, char *buf, size_t len)
 {
     struct sockaddr_storage ss;
-    buf[0] = '\0';
     socklen_t sl = h2o_socket_getpeername(sock, (struct sockaddr *)&ss);
-    if (sl != 0 && ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)len);
-    else if (sl != 0 && ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)len);
+    conns_addr_format((struct sockaddr *)&ss, sl, buf, len);
 }
 
 /* Bytes the connection received in all (h2o's sock->bytes_read is only its last read's). */

@@ -17,6 +17,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <h2o.h>
 #include "http/server.h"
 #include "http/stream.h"
@@ -104,6 +105,13 @@ typedef struct {
     uint64_t idle, slow_head, slow_body, anonymous, refused_total, refused_address;
 } conns_stats_t;
 void conns_stats(conns_stats_t *out);
+
+/**
+ * A peer's address as text into `buf` (`len` bytes; "" if `sl` is 0 or the family is neither IPv4 nor IPv6). An
+ * IPv4 client of a dual-stack listener (::ffff:a.b.c.d) is written a.b.c.d, as on an IPv4 listener, so that
+ * the per-address caps, the login limiter and auth.trusted_proxies see one address whatever http.addr is.
+ */
+void conns_addr_format(const struct sockaddr *sa, socklen_t sl, char *buf, size_t len);
 
 /**
  * Process-wide set-up before the loops start: the limits, and the descriptor limit raised to its hard limit.

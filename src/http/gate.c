@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "auth/limiter.h"
+#include "http/conns.h"
 #include "http/gate.h"
 #include "http/parse.h"
 #include "oci/name.h"
@@ -19,12 +20,9 @@ static void client_addr(void *ctx, char *buf, size_t len)
 {
     h2o_req_t *req = ctx;
     struct sockaddr_storage ss;
-    char peer[INET6_ADDRSTRLEN] = "";
+    char peer[INET6_ADDRSTRLEN];
     socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (sl != 0 && ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, peer, sizeof(peer));
-    else if (sl != 0 && ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, peer, sizeof(peer));
+    conns_addr_format((struct sockaddr *)&ss, sl, peer, sizeof(peer));
     size_t xl = 0;
     const char *xff = req_header(req, "x-forwarded-for", &xl);
     limiter_client_addr(buf, len, peer, xff, xl, berth.cfg.auth_trusted_proxies);
@@ -136,7 +134,8 @@ typedef struct {
     unsigned actions;
     int catalog;
     int presented; /* credentials were presented */
-    void (*then)(route_t *r);
+    gate_then_t then;
+    gate_then_t (*route)(route_t *r, gate_then_t then); /* NULL, or the step before authorization */
 } pending_t;
 
 static void decide(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
@@ -146,6 +145,8 @@ static void decide(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
     if (status != 0)
         return; /* already answered */
     r->who = who;
+    if (p->route != NULL && (p->then = p->route(r, p->then)) == NULL)
+        return; /* answered */
     char scope[512] = "";
     if (r->name != NULL) {
         char acts[64];
@@ -161,17 +162,19 @@ static void decide(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
     p->then(r);
 }
 
-void gate_require(route_t *r, unsigned actions, int catalog, void (*then)(route_t *r))
+static void require(route_t *r, unsigned actions, int catalog, gate_then_t (*route)(route_t *r, gate_then_t then),
+                    gate_then_t then)
 {
     h2o_req_t *req = r->req;
     static auth_principal_t open_principal;
     if (auth_mode() == MODE_OPEN) {
         r->who = &open_principal;
-        then(r);
+        if (route == NULL || (then = route(r, then)) != NULL)
+            then(r);
         return;
     }
     pending_t *p = h2o_mem_alloc_pool(&req->pool, sizeof(*p));
-    *p = (pending_t){r, actions, catalog, 0, then};
+    *p = (pending_t){r, actions, catalog, 0, then, route};
     size_t len;
     const char *az = req_header(req, "authorization", &len);
     if (az == NULL) {
@@ -196,6 +199,17 @@ void gate_require(route_t *r, unsigned actions, int catalog, void (*then)(route_
         return;
     }
     gate_challenge(req, NULL, 0);
+}
+
+void gate_require(route_t *r, unsigned actions, int catalog, void (*then)(route_t *r))
+{
+    require(r, actions, catalog, NULL, then);
+}
+
+void gate_require_routed(route_t *r, unsigned actions, gate_then_t (*route)(route_t *r, gate_then_t then),
+                         gate_then_t then)
+{
+    require(r, actions, 0, route, then);
 }
 
 int gate_head_authenticated(thread_ctx_t *tc, const char *head, size_t len)

@@ -25,6 +25,18 @@
  */
 void gate_require(route_t *r, unsigned actions, int catalog, void (*then)(route_t *r));
 
+/** What gate_require calls once the caller may go on. */
+typedef void (*gate_then_t)(route_t *r);
+
+/**
+ * As gate_require for repository `r->name`, with a step between authentication and authorization:
+ * `route(r, then)` (r->who set) may change r->name to the repository the request reaches, and returns the handler
+ * to call once the caller is found allowed there (`then`, or another), or NULL when it answered itself. So a name
+ * tells an unauthenticated caller nothing that the routing knows (in mode private, every name is challenged alike).
+ */
+void gate_require_routed(route_t *r, unsigned actions, gate_then_t (*route)(route_t *r, gate_then_t then),
+                         gate_then_t then);
+
 /** Answer 401 UNAUTHORIZED with a Bearer challenge for `scope` (NULL: none); `insufficient` adds error=. */
 void gate_challenge(h2o_req_t *req, const char *scope, int insufficient);
 

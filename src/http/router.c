@@ -75,26 +75,39 @@ static void route_registry(h2o_req_t *req, const parse_route_t *pr)
     gate_require(r, 0, pr->ep == PARSE_EP_CATALOG, handlers[pr->ep]);
 }
 
-/* A mirror decides first, even before a refused method or upload id: a push to a mirrored repository is refused
- * as a push. */
+/* Between authentication and authorization: the repository the name reaches under the mirrors, and its handler. */
+static gate_then_t mirror_then(route_t *r, gate_then_t then)
+{
+    gate_then_t refuse = NULL;
+    switch (api_mirror_route(r, &refuse)) {
+    case 0:
+        break;
+    case 1:
+        return refuse;
+    default:
+        return NULL;
+    }
+    if (r->mirror != NULL && then == api_blob_get)
+        return api_mirror_blob_get;
+    if (r->mirror != NULL && then == api_manifest_get)
+        return api_mirror_manifest_get;
+    return then;
+}
+
+/* A refused method or upload id is answered at once, whatever the name; the mirrors route the rest once the caller
+ * is authenticated (a push to a mirrored repository is then refused as a push). */
 static void route_repository(h2o_req_t *req, const parse_route_t *pr)
 {
     route_t *r = route_new(req);
     r->name = h2o_strdup(&req->pool, pr->name, pr->name_len).base;
     if (pr->ref != NULL)
         r->ref = h2o_strdup(&req->pool, pr->ref, pr->ref_len).base;
-    if (api_mirror_route(r, pr->push) != 0)
-        return;
     if (pr->ep == PARSE_EP_NONE) {
         route_error(req, pr);
         return;
     }
-    void (*handler)(route_t *) = handlers[pr->ep];
-    if (r->mirror != NULL && pr->ep == PARSE_EP_BLOB_GET)
-        handler = api_mirror_blob_get;
-    else if (r->mirror != NULL && pr->ep == PARSE_EP_MANIFEST_GET)
-        handler = api_mirror_manifest_get;
-    gate_require(r, pr->actions, 0, handler);
+    r->push = pr->push;
+    gate_require_routed(r, pr->actions, mirror_then, handlers[pr->ep]);
 }
 
 /* A namespace's facts are for those who may push in it: authorization as for a repository ns/... (the name "ns/"

@@ -9,6 +9,7 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +63,10 @@ static void loops_wait(const unsigned *phase)
     pthread_mutex_unlock(&loops.mu);
 }
 
+/* ":port" (no host): every address, IPv4 and IPv6, on one IPv6 socket that also takes IPv4 (IPV6_V6ONLY off).
+ * "[::]:port" and "0.0.0.0:port" are left to the system as they always were. */
+static int listen_any;
+
 static int parse_addr(const char *addr, struct addrinfo **out)
 {
     char host[256];
@@ -76,9 +81,12 @@ static int parse_addr(const char *addr, struct addrinfo **out)
     }
     memcpy(host, h, hlen);
     host[hlen] = '\0';
+    listen_any = hlen == 0 && colon == addr;
     struct addrinfo hints = {
         .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    int rc = getaddrinfo(hlen ? host : NULL, colon + 1, &hints, out);
+    if (listen_any)
+        hints.ai_flags |= AI_NUMERICHOST;
+    int rc = getaddrinfo(listen_any ? "::" : hlen ? host : NULL, colon + 1, &hints, out);
     if (rc != 0) {
         log_error("http.addr %s: %s", addr, gai_strerror(rc));
         return -1;
@@ -86,18 +94,45 @@ static int parse_addr(const char *addr, struct addrinfo **out)
     return 0;
 }
 
-static int open_listener(void)
+/* A listening socket on `ai`; *err_out the errno on failure. */
+static int listen_on(const struct addrinfo *ai, int dual, int *err_out)
 {
-    int fd = socket(listen_addr->ai_family, listen_addr->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), on = 1;
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), on = 1, off = 0;
     if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 ||
-        bind(fd, listen_addr->ai_addr, listen_addr->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-        log_error("cannot listen on %s: %s", berth.cfg.http_addr, strerror(errno));
+        (dual && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off)) != 0) ||
+        bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+        *err_out = errno;
         if (fd >= 0)
             close(fd);
         return -1;
     }
+    return fd;
+}
+
+static int open_listener(void)
+{
+    int err = 0, fd = listen_on(listen_addr, listen_any, &err);
+    if (fd < 0 && listen_any && (err == EAFNOSUPPORT || err == EADDRNOTAVAIL || err == EPROTONOSUPPORT)) {
+        /* no IPv6 on this machine: every IPv4 address, then */
+        struct addrinfo hints = {.ai_family = AF_INET,
+                                 .ai_socktype = SOCK_STREAM,
+                                 .ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_NUMERICHOST},
+                        *v4;
+        char port[8];
+        snprintf(port, sizeof(port), "%u", ntohs(((const struct sockaddr_in6 *)listen_addr->ai_addr)->sin6_port));
+        if (getaddrinfo("0.0.0.0", port, &hints, &v4) == 0) {
+            log_warn("http.addr %s: no IPv6 here (%s): listening on every IPv4 address only", berth.cfg.http_addr,
+                     strerror(err));
+            freeaddrinfo(listen_addr);
+            listen_addr = v4;
+            listen_any = 0;
+            fd = listen_on(listen_addr, 0, &err);
+        }
+    }
+    if (fd < 0)
+        log_error("cannot listen on %s: %s", berth.cfg.http_addr, strerror(err));
     return fd;
 }
 
@@ -317,6 +352,19 @@ static void stop_hooks(void)
             (*h)->stop();
 }
 
+/* http.shutdown_delay: /readyz already answers 503, but the listeners stay open and requests are served as before,
+ * until the delay is over or a second signal cuts it short. A load balancer (a Kubernetes Service, an ingress) takes
+ * a moment to see that readiness is gone; what it sends meanwhile is served rather than refused. */
+static void shutdown_delay(const sigset_t *set, int sig)
+{
+    uint64_t ms = berth.cfg.http_shutdown_delay_ms;
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    log_info("received %s: not ready, still serving for %llu ms (http.shutdown_delay)",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)ms);
+    while (sigtimedwait(set, NULL, &ts) < 0 && errno == EINTR)
+        ; /* an unrelated signal: wait again (for the whole delay; rare enough) */
+}
+
 int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const *modules)
 {
     berth.cfg = *cfg;
@@ -347,8 +395,9 @@ int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const 
         conns_stop();
         return 1;
     }
-    log_info("berth listening on %s%s (mode %s, %u threads, storage %s)", berth.cfg.http_addr,
-             berth.ssl_ctx ? " with TLS" : "", berth.cfg.mode, nthreads, berth.cfg.storage_root);
+    log_info("berth listening on %s%s%s (mode %s, %u threads, storage %s)", berth.cfg.http_addr,
+             listen_any ? " (every IPv4 and IPv6 address)" : "", berth.ssl_ctx ? " with TLS" : "", berth.cfg.mode,
+             nthreads, berth.cfg.storage_root);
 
     sigset_t set;
     int sig;
@@ -356,6 +405,9 @@ int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const 
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigwait(&set, &sig);
+    atomic_store(&berth.terminating, 1);
+    if (berth.cfg.http_shutdown_delay_ms > 0)
+        shutdown_delay(&set, sig);
     log_info("received %s: finishing in-flight requests (up to %llu ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
              (unsigned long long)berth.cfg.http_shutdown_timeout_ms);
     for (unsigned i = 0; i < nthreads; ++i)

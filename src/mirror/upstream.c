@@ -202,7 +202,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *p)
     if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
         /* a new response (after a redirect or a 100): forget the previous one's headers */
         upstream_resp_t *r = x->resp;
-        r->content_type[0] = r->digest[0] = r->retry_after[0] = x->challenge[0] = '\0';
+        r->content_type[0] = r->digest[0] = r->retry_after[0] = r->link[0] = x->challenge[0] = '\0';
         r->length = -1;
         return len;
     }
@@ -218,6 +218,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *p)
         header_value(colon + 1, vlen, x->resp->digest, sizeof(x->resp->digest));
     else if (IS("retry-after"))
         header_value(colon + 1, vlen, x->resp->retry_after, sizeof(x->resp->retry_after));
+    else if (IS("link") && vlen < sizeof(x->resp->link))
+        header_value(colon + 1, vlen, x->resp->link, sizeof(x->resp->link));
     else if (IS("www-authenticate"))
         header_value(colon + 1, vlen, x->challenge, sizeof(x->challenge));
     else if (IS("content-length")) {
@@ -283,8 +285,8 @@ static int perform(upstream_t *u, xfer_t *x, const char *method, const char *url
     x->state = 0;
     x->errlen = 0;
     x->resp->status = 0;
-    x->resp->error[0] = x->resp->content_type[0] = x->resp->digest[0] = x->resp->retry_after[0] = x->challenge[0] =
-        '\0';
+    x->resp->error[0] = x->resp->content_type[0] = x->resp->digest[0] = x->resp->retry_after[0] = x->resp->link[0] =
+        x->challenge[0] = '\0';
     x->resp->length = -1;
 
     C.easy_setopt(c, CURLOPT_URL, url);
@@ -404,6 +406,27 @@ static int fetch_token(upstream_t *u, const char *challenge, const char *scope, 
     }
     json_decref(j);
     return rc;
+}
+
+int upstream_get_url(const char *url, long timeout_ms, char **data, size_t *len, char *err, size_t errlen)
+{
+    upstream_t u = {.timeout_ms = timeout_ms}; /* no credentials, no tokens */
+    upstream_resp_t resp;
+    membuf_t m = {malloc(TOKEN_MAX), 0};
+    upstream_sink_t sink = {NULL, mem_data, &m};
+    xfer_t x = {.sink = &sink, .resp = &resp};
+    int rc = perform(&u, &x, "GET", url, "application/json", NULL, 0, 1);
+    if (rc != 0 || resp.status != 200) {
+        if (rc != 0)
+            snprintf(err, errlen, "%s", resp.error[0] ? resp.error : "no answer");
+        else
+            snprintf(err, errlen, "status %ld", resp.status);
+        free(m.buf);
+        return -1;
+    }
+    *data = m.buf;
+    *len = m.len;
+    return 0;
 }
 
 int upstream_fetch(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref,

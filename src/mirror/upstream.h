@@ -21,6 +21,7 @@ typedef struct {
     char digest[160];     /* Docker-Content-Digest, "" if absent */
     int64_t length;       /* Content-Length, -1 if absent */
     char retry_after[32]; /* Retry-After, "" if absent */
+    char link[512];       /* Link (the next page of a tag list), "" if absent or longer */
 } upstream_resp_t;
 
 /** Where a 2xx body goes: `start` once the status and headers are known, then `data` for each piece; either
@@ -38,7 +39,8 @@ upstream_t *upstream_new(const config_mirror_t *cfg);
 void upstream_free(upstream_t *u);
 
 /**
- * `method` ("GET" or "HEAD") /v2/<name>/<kind>/<ref> of the upstream (`kind` "manifests" or "blobs"), with
+ * `method` ("GET" or "HEAD") /v2/<name>/<kind>/<ref> of the upstream (`kind` "manifests", "blobs" or "tags", whose
+ * `ref` is "list" with its query), with
  * `accept` as the Accept header (NULL: none). A 401 is answered once by fetching a token (or sending Basic
  * credentials) and retrying. `whole_timeout`: the mirror's timeout bounds the whole transfer (manifests); else
  * only connecting and a stalled transfer (blobs). Returns 0 if the upstream answered (status in resp->status; the
@@ -46,5 +48,12 @@ void upstream_free(upstream_t *u);
  */
 int upstream_fetch(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref,
                    const char *accept, int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp);
+
+/**
+ * GET `url` (no credentials; redirects followed; `timeout_ms` for the whole transfer, at most 64 KiB): 0 with the
+ * malloc'd body in *data (*len bytes) when the answer is 200, else -1 with the reason in `err`. Blocking. For
+ * documents other than an upstream registry's, such as an external token issuer's JWKS.
+ */
+int upstream_get_url(const char *url, long timeout_ms, char **data, size_t *len, char *err, size_t errlen);
 
 #endif

@@ -63,6 +63,10 @@ enum {
     Q_TOKEN_LIST,
     Q_REFRESH_DELETE_EXPIRED,
     Q_REFRESH_INSERT,
+    Q_REFRESH_USABLE,
+    Q_REFRESH_USED,
+    Q_REFRESH_LIST,
+    Q_REFRESH_REVOKE,
     Q__COUNT
 };
 
@@ -87,7 +91,7 @@ static db_query_t queries[Q__COUNT] = {
     [Q_TOKEN_USABLE] = {"SELECT 1 FROM access_token t JOIN account a ON a.id = t.account_id WHERE t.id = ?1 "
                         "AND t.revoked = 0 AND (t.expires_at = 0 OR t.expires_at > ?2) AND a.disabled = 0"},
     /* looked up by the hash of a 256-bit secret: timing reveals nothing about a secret that matches */
-    [Q_REFRESH] = {"SELECT r.account_id FROM refresh_token r JOIN account a ON a.id = r.account_id "
+    [Q_REFRESH] = {"SELECT r.account_id, r.id FROM refresh_token r JOIN account a ON a.id = r.account_id "
                    "WHERE r.secret_sha256 = ?1 AND r.expires_at > ?2 AND a.disabled = 0"},
     [Q_BUMP_GENERATION] = {"UPDATE auth_generation SET value = value + 1 WHERE id = 1"},
     [Q_BUMP_ACCOUNT] = {"UPDATE account SET generation = generation + 1 WHERE id = ?1"},
@@ -122,8 +126,14 @@ static db_query_t queries[Q__COUNT] = {
     /* the account's expired refresh tokens go when it gets a new one, so that the table does not grow with
      * every login */
     [Q_REFRESH_DELETE_EXPIRED] = {"DELETE FROM refresh_token WHERE account_id = ?1 AND expires_at <= ?2"},
-    [Q_REFRESH_INSERT] =
-        {"INSERT INTO refresh_token(secret_sha256, account_id, expires_at, created_at) VALUES (?1, ?2, ?3, ?4)"},
+    [Q_REFRESH_INSERT] = {"INSERT INTO refresh_token(secret_sha256, account_id, expires_at, created_at, client) "
+                          "VALUES (?1, ?2, ?3, ?4, ?5)"},
+    [Q_REFRESH_USABLE] = {"SELECT 1 FROM refresh_token WHERE id = ?1 AND expires_at > ?2"},
+    [Q_REFRESH_USED] = {"UPDATE refresh_token SET last_used_at = ?2 WHERE id = ?1"},
+    [Q_REFRESH_LIST] = {"SELECT r.id, r.account_id, r.client, r.created_at, r.last_used_at, r.expires_at, a.name "
+                        "FROM refresh_token r JOIN account a ON a.id = r.account_id "
+                        "WHERE ?1 = 0 OR r.account_id = ?1 ORDER BY r.id"},
+    [Q_REFRESH_REVOKE] = {"DELETE FROM refresh_token WHERE id = ?1"},
 };
 
 static sqlite3_stmt *stmt(metastore_t *m, int q)
@@ -958,7 +968,7 @@ int accounts_token_list(metastore_t *m, const char *owner,
 
 /* ---- refresh tokens ---- */
 
-int accounts_refresh_add(metastore_t *m, int64_t account_id, const char *secret, int64_t expires_at)
+int accounts_refresh_add(metastore_t *m, int64_t account_id, const char *secret, const char *client, int64_t expires_at)
 {
     db_atomic_t t;
     char hex[65];
@@ -982,12 +992,13 @@ int accounts_refresh_add(metastore_t *m, int64_t account_id, const char *secret,
     sqlite3_bind_int64(s, 2, account_id);
     sqlite3_bind_int64(s, 3, expires_at);
     sqlite3_bind_int64(s, 4, now);
+    sqlite3_bind_text(s, 5, client != NULL ? client : "", -1, SQLITE_STATIC);
     rc = db_run(m, s);
 Exit:
     return db_atomic_end(&t, rc);
 }
 
-int accounts_refresh_check(metastore_t *m, const char *secret, int64_t now, int64_t *account_id)
+int accounts_refresh_check(metastore_t *m, const char *secret, int64_t now, int64_t *account_id, int64_t *refresh_id)
 {
     char hex[65];
     if (secret == NULL || secret[0] == '\0')
@@ -1001,10 +1012,73 @@ int accounts_refresh_check(metastore_t *m, const char *secret, int64_t now, int6
     int rc = db_step(m, s);
     if (rc == 1) {
         *account_id = sqlite3_column_int64(s, 0);
+        if (refresh_id != NULL)
+            *refresh_id = sqlite3_column_int64(s, 1);
         rc = 0;
     } else if (rc == 0) {
         rc = BERTH_ENOTFOUND;
     }
     db_done(m, s);
     return rc;
+}
+
+int accounts_refresh_usable(metastore_t *m, int64_t id, int64_t now)
+{
+    sqlite3_stmt *s = stmt(m, Q_REFRESH_USABLE);
+    if (s == NULL)
+        return 0;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now);
+    int rc = db_step(m, s);
+    db_done(m, s);
+    return rc == 1;
+}
+
+int accounts_refresh_used(metastore_t *m, int64_t id, int64_t now)
+{
+    sqlite3_stmt *s = stmt(m, Q_REFRESH_USED);
+    if (s == NULL)
+        return BERTH_ERROR;
+    sqlite3_bind_int64(s, 1, id);
+    sqlite3_bind_int64(s, 2, now);
+    return db_run(m, s);
+}
+
+int accounts_refresh_list(metastore_t *m, const char *owner,
+                          void (*cb)(void *ctx, const refresh_token_t *t, const char *owner_name), void *ctx)
+{
+    int64_t owner_id = 0;
+    int kind, n = 0, rc;
+    if (owner != NULL && (rc = account_lookup(m, owner, &owner_id, &kind)) != 0)
+        return rc;
+    sqlite3_stmt *s = stmt(m, Q_REFRESH_LIST);
+    if (s == NULL)
+        return BERTH_ERROR;
+    sqlite3_bind_int64(s, 1, owner_id);
+    while ((rc = db_step(m, s)) == 1) {
+        refresh_token_t t = {.id = sqlite3_column_int64(s, 0),
+                             .account_id = sqlite3_column_int64(s, 1),
+                             .created_at = sqlite3_column_int64(s, 3),
+                             .last_used_at = sqlite3_column_int64(s, 4),
+                             .expires_at = sqlite3_column_int64(s, 5)};
+        const char *client = (const char *)sqlite3_column_text(s, 2);
+        snprintf(t.client, sizeof(t.client), "%s", client != NULL ? client : "");
+        cb(ctx, &t, (const char *)sqlite3_column_text(s, 6));
+        ++n;
+    }
+    db_done(m, s);
+    return rc < 0 ? rc : n;
+}
+
+int accounts_refresh_revoke(metastore_t *m, int64_t id)
+{
+    db_atomic_t t;
+    if (db_atomic_begin(&t, m) != 0)
+        return BERTH_ERROR;
+    int rc = run_id(m, Q_REFRESH_REVOKE, id);
+    /* the generation moves: every process's credential caches drop what they verified, and the next request with
+     * an access token minted from this refresh token looks it up again (auth/principal.c) */
+    if (rc == 0)
+        rc = db_changes(m) == 0 ? BERTH_ENOTFOUND : bump_generation(m);
+    return db_atomic_end(&t, rc);
 }

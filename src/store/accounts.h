@@ -99,11 +99,30 @@ int accounts_repo_facts(metastore_t *m, int64_t account_id, const char *repo, ac
 
 /* ---- refresh tokens (offline_token / OAuth2 refresh_token grant): opaque secrets, stored as SHA-256 ---- */
 
-/** write: store refresh token `secret` for the account, valid until `expires_at`. */
-int accounts_refresh_add(metastore_t *m, int64_t account_id, const char *secret, int64_t expires_at);
-/** The account of a valid refresh token at `now` (not expired, account not disabled): 0 with *account_id, or
- * BERTH_ENOTFOUND. A password change deletes the account's refresh tokens. */
-int accounts_refresh_check(metastore_t *m, const char *secret, int64_t now, int64_t *account_id);
+typedef struct {
+    int64_t id;
+    int64_t account_id;
+    char client[65]; /* who it was issued to (the token request's client_id or User-Agent), "" if unknown */
+    int64_t created_at, last_used_at, expires_at; /* last_used_at 0: never used */
+} refresh_token_t;
+
+/** write: store refresh token `secret` for the account, issued to `client` (NULL: ""), valid until `expires_at`. */
+int accounts_refresh_add(metastore_t *m, int64_t account_id, const char *secret, const char *client,
+                         int64_t expires_at);
+/** The account of a valid refresh token at `now` (not expired, not revoked, account not disabled): 0 with
+ * *account_id and its id in *refresh_id (unless NULL), or BERTH_ENOTFOUND. A password change deletes the account's
+ * refresh tokens. */
+int accounts_refresh_check(metastore_t *m, const char *secret, int64_t now, int64_t *account_id, int64_t *refresh_id);
+/** 1 if refresh token `id` exists (not revoked) and is unexpired at `now`, else 0. */
+int accounts_refresh_usable(metastore_t *m, int64_t id, int64_t now);
+/** write: refresh token `id` was used at `now`. */
+int accounts_refresh_used(metastore_t *m, int64_t id, int64_t now);
+/** Call `cb` for every refresh token (of account `owner` unless NULL), by id: the count, BERTH_ENOTFOUND (no such
+ * account) or BERTH_ERROR. */
+int accounts_refresh_list(metastore_t *m, const char *owner,
+                          void (*cb)(void *ctx, const refresh_token_t *t, const char *owner_name), void *ctx);
+/** write: revoke (delete) refresh token `id` and bump the global generation; BERTH_ENOTFOUND if there is none. */
+int accounts_refresh_revoke(metastore_t *m, int64_t id);
 
 /* ---- administration (all writes; used by the CLI, and by serve for the first admin) ---- */
 

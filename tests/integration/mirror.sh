@@ -306,7 +306,8 @@ is "... the misses left library/app:v1 alone (200, digest)" "$STATUS $(hdr Docke
 # ================================================================ 7. pushes
 section "7. pushes"
 api POST "$MR_URL/v2/flaky/foo/blobs/uploads/" -H 'Content-Length: 0'
-is_error "anonymous: POST /v2/flaky/foo/blobs/uploads/ (a mirrored prefix) -> 403 DENIED" 403 DENIED
+is_error "anonymous: POST /v2/flaky/foo/blobs/uploads/ (a mirrored prefix) -> 401 UNAUTHORIZED: challenged first" \
+    401 UNAUTHORIZED
 api POST "$MR_URL/v2/flaky/foo/blobs/uploads/" -H 'Content-Length: 0' -u "admin:$MR_PW"
 is_error "the mirror's admin: POST /v2/flaky/foo/blobs/uploads/ -> 403 DENIED" 403 DENIED
 api PUT "$MR_URL/v2/library/app/manifests/x" -u "admin:$MR_PW" -H "Content-Type: $MT_OCI_MANIFEST" \
@@ -671,6 +672,59 @@ is "... every digest as upstream" "$(cat "$T/tree.out")" "$(cat "$T/tree.src")"
 check "... the mirror logged that it served the cached copies" test "$(stale_count)" -ge $((n_stale + 2))
 sko inspect --raw "${TLS[@]}" "docker://$MR_REG/solo:1" >"$T/solo2.raw" 2>"$T/err"
 check "upstream down, stale: skopeo inspect --raw MIRROR/solo:1 (one word) -> the same bytes" same_bytes "$T/solo2.raw" "$T/solo.raw"
+
+# ================================================================ mode private: the caller is authenticated first
+# Which names are mirrored (and which repositories are mirrored copies) is not for anonymous callers of a private
+# registry: each name is challenged alike, before any mirror is asked about it.
+section "mode private: authentication before the mirrors"
+stop_berth
+BERTH_ENV+=(BERTH_MODE=private)
+MR_ENV=("${BERTH_ENV[@]}")
+start_berth_again
+# anon_same DESC METHOD PATH [curl args] : anonymous METHOD PATH is answered as the same request for a name no
+# mirror and no repository knows (hosted/never/seen): 401 UNAUTHORIZED, the same body, the same challenge but for
+# the name in its scope.
+anon_same() {
+    local desc=$1 method=$2 path=$3 other= name=
+    shift 3
+    if [[ $path =~ ^/v2/(.+)/(blobs/uploads/.*)$ || $path =~ ^/v2/(.+)/((manifests|blobs|tags)/.*)$ ]]; then
+        name=${BASH_REMATCH[1]}
+        other=/v2/hosted/never/seen/${BASH_REMATCH[2]}
+    fi
+    api "$method" "$MR_URL$other" "$@"
+    local want_status=$STATUS want_body want_chal
+    want_body=$(cat "$BODY")
+    [[ $method == HEAD ]] && want_body=$(hdr Content-Length) # curl --head writes the head as the body
+    want_chal=$(hdr WWW-Authenticate)
+    api "$method" "$MR_URL$path" "$@"
+    if [[ $method == HEAD ]]; then
+        is "$desc -> 401" "$STATUS" 401
+    else
+        is "$desc -> 401 UNAUTHORIZED" "$STATUS $(err_code)" "401 UNAUTHORIZED"
+    fi
+    local got_body
+    got_body=$(cat "$BODY")
+    [[ $method == HEAD ]] && got_body=$(hdr Content-Length)
+    is "... as for a name nothing knows: the same status and body" "$STATUS $got_body" "$want_status $want_body"
+    is "... and the same challenge, but for the name" "$(hdr WWW-Authenticate)" "${want_chal//hosted\/never\/seen/$name}"
+}
+anon_same "anonymous GET library/app:v1?ns=quay.io (a mirrored copy; no mirror for quay.io)" \
+    GET "/v2/library/app/manifests/v1?ns=quay.io"
+anon_same "anonymous GET a blob of it ?ns=quay.io" GET "/v2/library/app/blobs/${APP_ALL[1]}?ns=quay.io"
+anon_same "anonymous HEAD library/app:v1?ns=quay.io" HEAD "/v2/library/app/manifests/v1?ns=quay.io"
+anon_same "anonymous GET library/app:v1 (mirrored, cached)" GET "/v2/library/app/manifests/v1"
+anon_same "anonymous POST flaky/foo/blobs/uploads/ (a mirrored prefix)" POST "/v2/flaky/foo/blobs/uploads/" \
+    -H 'Content-Length: 0'
+anon_same "anonymous PUT library/app:x (mirrored under the catch-all)" PUT "/v2/library/app/manifests/x" \
+    -H "Content-Type: $MT_OCI_MANIFEST" --data-binary "@$(layout_blob "$SRC" "$APP")"
+# once authenticated, the mirrors answer as before
+api GET "$MR_URL/v2/library/app/manifests/v1?ns=quay.io" -u "admin:$MR_PW"
+is_error "admin: GET library/app:v1?ns=quay.io -> 404 NAME_UNKNOWN (no mirror for quay.io)" 404 NAME_UNKNOWN
+api GET "$MR_URL/v2/library/app/manifests/v1" -u "admin:$MR_PW"
+is "admin: GET library/app:v1 -> 200, the cached copy" "$STATUS $(hdr Docker-Content-Digest)" "200 $APP"
+api POST "$MR_URL/v2/flaky/foo/blobs/uploads/" -H 'Content-Length: 0' -u "admin:$MR_PW"
+is_error "admin: POST flaky/foo/blobs/uploads/ -> 403 DENIED" 403 DENIED
+like "... saying which upstream it mirrors" "$(jq -r '.errors[0].message' "$BODY")" "^flaky/foo mirrors http://"
 
 kill -TERM "$PROXY_PID" 2>/dev/null
 wait "$PROXY_PID" 2>/dev/null

@@ -6,6 +6,8 @@
 #   empty or absent  forward
 #   429              answer 429 TOOMANYREQUESTS with Retry-After: 7
 #   500              answer 500 with an error body
+#   page2            forward, asking for tag lists in pages of 2 (n=2 added to a GET .../tags/list without n), so
+#                    that the upstream pages them with Link headers
 # Each request is logged to LOG_FILE as "METHOD PATH STATUS" (STATUS as sent to the client).
 import http.client
 import http.server
@@ -61,9 +63,12 @@ class Proxy(http.server.BaseHTTPRequestHandler):
             self.answer(500, [("Content-Type", "text/plain")], b"injected failure\n")
             return
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP}
+        path = self.path
+        if f == "page2" and self.command == "GET" and "/tags/list" in path and "n=" not in path:
+            path += ("&" if "?" in path else "?") + "n=2"
         try:
             c = http.client.HTTPConnection(up_host, int(up_port), timeout=60)
-            c.request(self.command, self.path, body=body, headers=headers)
+            c.request(self.command, path, body=body, headers=headers)
             r = c.getresponse()
         except OSError as e:
             self.answer(502, [("Content-Type", "text/plain")], ("upstream: %s\n" % e).encode())

@@ -267,6 +267,68 @@ is "bob's old password -> 401" "$STATUS" 401
 api GET /v2/ -u bob:bob-pw2
 is "bob's new password -> 200" "$STATUS" 200
 
+# ------------------------------------------------------------ refresh tokens: listed, and revoked one by one
+check "berth user add dave" adduser dave dave-pw1
+api GET "$REALM?service=berth&offline_token=true&client_id=docker" -u dave:dave-pw1
+DRT1=$(jq -r '.refresh_token // empty' "$BODY")
+like "dave: GET /token&offline_token=true&client_id=docker -> a refresh token" "$STATUS $DRT1" '^200 [A-Za-z0-9_-]{20,}$'
+api POST "$REALM" -A 'skopeo/1.13.3 containers/image' --data-urlencode grant_type=password \
+    --data-urlencode username=dave --data-urlencode password=dave-pw1 --data-urlencode service=berth \
+    --data-urlencode access_type=offline
+DRT2=$(jq -r '.refresh_token // empty' "$BODY")
+like "dave: POST grant_type=password, access_type=offline, no client_id -> a second one" "$STATUS $DRT2" \
+    '^200 [A-Za-z0-9_-]{20,}$'
+run_list() { b token list "$@" 2>&1; }
+run() { # run CMD... : OUT (stdout and stderr) and RC
+    OUT=$("$@" 2>&1)
+    RC=$?
+}
+LIST=$(run_list dave)
+refresh_rows() { awk -F'\t' '$1 ~ /^r[0-9]+$/' <<<"$LIST"; }
+is "berth token list dave: the REFRESH table's header" "$(grep '^REFRESH' <<<"$LIST")" \
+    $'REFRESH\tOWNER\tCLIENT\tCREATED\tLAST USED\tEXPIRES'
+is "... two refresh tokens, owner dave, clients docker and skopeo/1.13.3 (its User-Agent)" \
+    "$(refresh_rows | cut -f2,3 | tr '\t\n' ': ')" "dave:docker dave:skopeo/1.13.3 "
+like "... created now, never used, expiring in 30 days" "$(refresh_rows | head -n 1 | cut -f4-6)" \
+    "^$(date -u +%Y-%m-%d)T[0-9:]{8}Z"$'\t'"never"$'\t'"$(date -u -d '+30 days' +%Y-%m-%d)T[0-9:]{8}Z$"
+R1=$(refresh_rows | awk -F'\t' '$3 == "docker" { print $1 }')
+R2=$(refresh_rows | awk -F'\t' '$3 != "docker" { print $1 }')
+like "berth token list (everyone's) lists them too" "$(run_list)" "(^|"$'\n'")$R1"$'\t'"dave"$'\t'"docker"
+refresh_grant() { # REFRESH_TOKEN : POST the refresh_token grant for pull on x/y; TOKEN is the access token, or ""
+    api POST "$REALM" --data-urlencode grant_type=refresh_token --data-urlencode "refresh_token=$1" \
+        --data-urlencode service=berth --data-urlencode scope=repository:x/y:pull
+    TOKEN=$(jq -r '.access_token // empty' "$BODY" 2>/dev/null)
+}
+refresh_grant "$DRT1"
+DJ1=$TOKEN
+is "dave's refresh token $R1: grant_type=refresh_token -> 200" "$STATUS" 200
+like "... the access token minted from it names it (rid)" "$(jwt_part "$DJ1" 1 | jq -c .rid)" "^${R1#r}$"
+refresh_grant "$DRT2"
+DJ2=$TOKEN
+try "the access token minted from $R1" 200 "$DJ1"
+try "the access token minted from $R2" 200 "$DJ2"
+LIST=$(run_list dave)
+like "berth token list: $R1 was used now" "$(refresh_rows | awk -F'\t' -v r="$R1" '$1 == r { print $5 }')" \
+    "^$(date -u +%Y-%m-%d)T[0-9:]{8}Z$"
+run b token revoke "$R1"
+is "berth token revoke $R1 (while serve runs): exit 0" "$RC" 0
+is "... says so" "$OUT" "revoked refresh token $R1"
+refresh_grant "$DRT1"
+is_error "$R1 revoked: grant_type=refresh_token with it -> 401 UNAUTHORIZED" 401 UNAUTHORIZED
+refuse "$R1 revoked: the access token minted from it before (and cached) is refused at once" "$DJ1"
+refresh_grant "$DRT2"
+is "$R2: grant_type=refresh_token -> 200" "$STATUS" 200
+try "the access token minted from $R2 still works" 200 "$DJ2"
+LIST=$(run_list dave)
+is "berth token list dave: only $R2 left" "$(refresh_rows | cut -f1)" "$R2"
+run b token revoke "$R1"
+is "berth token revoke $R1 again: exit 1" "$RC" 1
+like "... no refresh token $R1" "$OUT" "no refresh token $R1"
+for bad in r0 rx r-1 r 1r r01; do
+    run b token revoke "$bad"
+    is "berth token revoke $bad: a usage error (exit 2)" "$RC" 2
+done
+
 # ------------------------------------------------------------ access tokens, revoked
 AT=$(mktoken alice ci 'repository:x/*:pull registry:catalog:*')
 like "berth token create alice ci --scope 'repository:x/*:pull registry:catalog:*'" "$AT" '^berth_[0-9]+_'

@@ -422,28 +422,65 @@ static void test_tokens(void)
     free(s4);
 }
 
+struct refresh_seen_ctx {
+    refresh_token_t *seen;
+    size_t *n;
+};
+
+static void refresh_seen(void *ctx, const refresh_token_t *t, const char *owner)
+{
+    struct refresh_seen_ctx *c = ctx;
+    if (*c->n < 4 && strcmp(owner, "alice") == 0)
+        c->seen[(*c->n)++] = *t;
+}
+
 static void test_refresh(void)
 {
     int64_t now = (int64_t)time(NULL), id = 0, alice = id_of("alice");
-    ok(accounts_refresh_add(m, alice, "refresh-secret-1", now + 100) == 0, "store a refresh token");
+    ok(accounts_refresh_add(m, alice, "refresh-secret-1", "docker", now + 100) == 0, "store a refresh token");
     ok(count("SELECT count(*) FROM refresh_token WHERE secret_sha256 = 'refresh-secret-1'") == 0, "as its hash");
-    ok(accounts_refresh_check(m, "refresh-secret-1", now, &id) == 0 && id == alice, "it checks, for alice");
-    ok(accounts_refresh_check(m, "refresh-secret-2", now, &id) == BERTH_ENOTFOUND, "another secret does not");
-    ok(accounts_refresh_check(m, "", now, &id) == BERTH_ENOTFOUND &&
-           accounts_refresh_check(m, NULL, now, &id) == BERTH_ENOTFOUND,
+    ok(accounts_refresh_check(m, "refresh-secret-1", now, &id, NULL) == 0 && id == alice, "it checks, for alice");
+    ok(accounts_refresh_check(m, "refresh-secret-2", now, &id, NULL) == BERTH_ENOTFOUND, "another secret does not");
+    ok(accounts_refresh_check(m, "", now, &id, NULL) == BERTH_ENOTFOUND &&
+           accounts_refresh_check(m, NULL, now, &id, NULL) == BERTH_ENOTFOUND,
        "nor empty or NULL");
-    ok(accounts_refresh_check(m, "refresh-secret-1", now + 100, &id) == BERTH_ENOTFOUND, "expired at expires_at");
+    ok(accounts_refresh_check(m, "refresh-secret-1", now + 100, &id, NULL) == BERTH_ENOTFOUND, "expired at expires_at");
     accounts_user_set_disabled(m, "alice", 1);
-    ok(accounts_refresh_check(m, "refresh-secret-1", now, &id) == BERTH_ENOTFOUND, "refused while alice is disabled");
+    ok(accounts_refresh_check(m, "refresh-secret-1", now, &id, NULL) == BERTH_ENOTFOUND,
+       "refused while alice is disabled");
     accounts_user_set_disabled(m, "alice", 0);
-    ok(accounts_refresh_check(m, "refresh-secret-1", now, &id) == 0, "accepted once enabled");
-    ok(accounts_refresh_add(m, alice, "refresh-old", now - 1) == 0, "store an already expired one");
-    ok(accounts_refresh_add(m, alice, "refresh-secret-3", now + 100) == 0, "store another");
+    ok(accounts_refresh_check(m, "refresh-secret-1", now, &id, NULL) == 0, "accepted once enabled");
+    int64_t rid = 0;
+    ok(accounts_refresh_check(m, "refresh-secret-1", now, &id, &rid) == 0 && rid > 0, "... with its id");
+    ok(accounts_refresh_usable(m, rid, now) && !accounts_refresh_usable(m, rid, now + 100) &&
+           !accounts_refresh_usable(m, rid + 1000, now),
+       "usable by id while unexpired; an unknown id is not");
+    ok(accounts_refresh_used(m, rid, now - 5) == 0 &&
+           count("SELECT count(*) FROM refresh_token WHERE last_used_at = strftime('%s','now') - 5 OR "
+                 "last_used_at BETWEEN strftime('%s','now') - 7 AND strftime('%s','now') - 3") == 1,
+       "its use is recorded");
+    ok(accounts_refresh_add(m, alice, "refresh-other", NULL, now + 100) == 0, "store a second one");
+    refresh_token_t seen[4];
+    size_t nseen = 0;
+    ok(accounts_refresh_list(m, "alice", refresh_seen, &(struct refresh_seen_ctx){seen, &nseen}) == 2 && nseen == 2 &&
+           seen[0].id == rid && strcmp(seen[0].client, "docker") == 0 && seen[0].created_at >= now - 1 &&
+           seen[0].expires_at == now + 100 && seen[1].client[0] == '\0' && seen[1].last_used_at == 0,
+       "listed for alice: id, client, created, last used, expiry");
+    ok(accounts_refresh_list(m, "nobody", refresh_seen, &(struct refresh_seen_ctx){seen, &nseen}) == BERTH_ENOTFOUND,
+       "listing a missing account: BERTH_ENOTFOUND");
+    int64_t g0 = accounts_generation(m);
+    ok(accounts_refresh_revoke(m, seen[1].id) == 0 && accounts_generation(m) > g0, "revoke one: the generation moves");
+    ok(accounts_refresh_check(m, "refresh-other", now, &id, NULL) == BERTH_ENOTFOUND &&
+           !accounts_refresh_usable(m, seen[1].id, now) && accounts_refresh_usable(m, rid, now),
+       "it no longer checks, the other still does");
+    ok(accounts_refresh_revoke(m, seen[1].id) == BERTH_ENOTFOUND, "revoking it again: BERTH_ENOTFOUND");
+    ok(accounts_refresh_add(m, alice, "refresh-old", NULL, now - 1) == 0, "store an already expired one");
+    ok(accounts_refresh_add(m, alice, "refresh-secret-3", NULL, now + 100) == 0, "store another");
     ok(count("SELECT count(*) FROM refresh_token") == 2, "adding removed the expired one");
     char *h = password_hash("alice-new");
     ok(accounts_user_set_password(m, "alice", h) == 0, "change alice's password");
     free(h);
-    ok(accounts_refresh_check(m, "refresh-secret-1", now, &id) == BERTH_ENOTFOUND &&
+    ok(accounts_refresh_check(m, "refresh-secret-1", now, &id, NULL) == BERTH_ENOTFOUND &&
            count("SELECT count(*) FROM refresh_token") == 0,
        "her refresh tokens are gone");
 }

@@ -75,7 +75,7 @@ static int is_default(const config_t *c)
            c->http_threads == 0 && c->http_max_connections == 10000 && c->http_request_timeout_ms == 3600000 &&
            c->http_idle_timeout_ms == 60000 && c->http_max_connections_per_address == 128 &&
            c->http_header_timeout_ms == 20000 && c->http_min_rate == 16384 && c->http_shutdown_timeout_ms == 30000 &&
-           c->http_max_body_size == 10ull << 30 && streq(c->storage_root, "./data") &&
+           c->http_shutdown_delay_ms == 0 && c->http_max_body_size == 10ull << 30 && streq(c->storage_root, "./data") &&
            c->storage_manifest_max_size == 4 << 20 && c->storage_upload_ttl_ms == 86400000 && c->workers == 16 &&
            streq(c->log_access, "-") && streq(c->log_level, "info");
 }
@@ -118,6 +118,7 @@ static void test_defaults(void)
     ok(cfg.http_request_timeout_ms == 3600000, "default http.request_timeout 1h");
     ok(cfg.http_idle_timeout_ms == 60000, "default http.idle_timeout 60s");
     ok(cfg.http_shutdown_timeout_ms == 30000, "default http.shutdown_timeout 30s");
+    ok(cfg.http_shutdown_delay_ms == 0, "default http.shutdown_delay 0");
     ok(cfg.http_max_body_size == 10737418240ull, "default http.max_body_size 10GiB");
     ok(streq(cfg.storage_root, "./data"), "default storage.root");
     ok(cfg.storage_manifest_max_size == 4194304, "default storage.manifest_max_size 4MiB");
@@ -158,6 +159,7 @@ static void test_yaml(void)
                       "  request_timeout: 90m\n"
                       "  idle_timeout: 45s\n"
                       "  shutdown_timeout: 1500ms\n"
+                      "  shutdown_delay: 5s\n"
                       "  max_body_size: 2GiB\n"
                       "storage:\n"
                       "  root: /var/lib/berth\n"
@@ -174,7 +176,7 @@ static void test_yaml(void)
        "nested http.tls.*");
     ok(cfg.http_threads == 4 && cfg.http_max_connections == 100, "nested http.threads, http.max_connections");
     ok(cfg.http_request_timeout_ms == 5400000 && cfg.http_idle_timeout_ms == 45000 &&
-           cfg.http_shutdown_timeout_ms == 1500,
+           cfg.http_shutdown_timeout_ms == 1500 && cfg.http_shutdown_delay_ms == 5000,
        "nested durations");
     ok(cfg.http_max_body_size == 2ull << 30, "nested http.max_body_size");
     ok(streq(cfg.storage_root, "/var/lib/berth") && cfg.storage_manifest_max_size == 8 << 20 &&
@@ -420,6 +422,17 @@ static void test_errors(void)
     ok(fails_with("\nhttp:\n  addr: localhost\n", "http.addr", "localhost", ":3", "host:port", NULL),
        "addr without a port");
     ok(fails_with("log.level: INFO\n", "log.level", NULL), "log.level is case-sensitive");
+    ok(loads("auth.external_keys: /etc/idp/jwks.json\n") && loads("auth.external_keys: https://idp.example/jwks\n") &&
+           loads("auth.external_keys: http://127.0.0.1:8080/token/jwks\n"),
+       "auth.external_keys: a file or an http(s) URL");
+    ok(fails_with("auth.external_keys: ftp://idp/jwks\n", "auth.external_keys", "URL", NULL) &&
+           fails_with("auth.external_keys: https://\n", "auth.external_keys", "host", NULL) &&
+           fails_with("auth.external_keys: https:///jwks\n", "auth.external_keys", "host", NULL) &&
+           fails_with("auth.external_keys: \"https://idp/a b\"\n", "auth.external_keys", "blanks", NULL),
+       "auth.external_keys: another scheme, a URL without a host or with a blank");
+    ok(fails_with("auth.external_keys_refresh: 500ms\n", "auth.external_keys_refresh", NULL) &&
+           loads("auth.external_keys_refresh: 1s\n"),
+       "auth.external_keys_refresh: at least 1s");
     ok(loads("log.level: error\n") && loads("log.level: warn\n") && loads("log.level: debug\n"), "every log level");
 
     ok(fails_with("storage:\n  manifest_max_size: 1MiB\n", "storage.manifest_max_size", "4MiB", NULL),
@@ -436,12 +449,31 @@ static void test_errors(void)
        "certificate without key");
     ok(fails_with("http.tls.key: k.pem\n", "http.tls.certificate", "http.tls.key", NULL), "key without certificate");
 
-    const char *good_addr[] = {"127.0.0.1:5000", "0.0.0.0:1", "localhost:65535",    "my-host.example.com:443",
-                               "[::]:5000",      "[::1]:80",  "[fe80::1%eth0]:8080"};
-    const char *bad_addr[] = {"127.0.0.1",       "127.0.0.1:",      ":5000",    "127.0.0.1:0", "127.0.0.1:65536",
-                              "127.0.0.1:99999", "127.0.0.1:http",  "::1:5000", "[::1]5000",   "[]:80",
-                              "[::1:80",         "host :80",        "host:80x", "host:-1",     "host:+80",
-                              "a b:1",           "127.0.0.1:5000/", "[::1]:"};
+    const char *good_addr[] = {"127.0.0.1:5000",          "0.0.0.0:1", "localhost:65535",
+                               "my-host.example.com:443", "[::]:5000", "[::1]:80",
+                               "[fe80::1%eth0]:8080",     ":5000",     ":1"};
+    const char *bad_addr[] = {"127.0.0.1",
+                              "127.0.0.1:",
+                              ":",
+                              ":0",
+                              ":65536",
+                              ":http",
+                              "::5000",
+                              "127.0.0.1:0",
+                              "127.0.0.1:65536",
+                              "127.0.0.1:99999",
+                              "127.0.0.1:http",
+                              "::1:5000",
+                              "[::1]5000",
+                              "[]:80",
+                              "[::1:80",
+                              "host :80",
+                              "host:80x",
+                              "host:-1",
+                              "host:+80",
+                              "a b:1",
+                              "127.0.0.1:5000/",
+                              "[::1]:"};
     int all = 1;
     for (size_t i = 0; i < sizeof(good_addr) / sizeof(good_addr[0]); ++i) {
         char yaml[128];
@@ -530,10 +562,15 @@ static void test_print(void)
            strstr(buf, " 1d ") != NULL,
        "print: durations in units");
     ok(strstr(buf, " 12 ") != NULL && strstr(buf, " \"\" ") != NULL, "print: numbers and empty strings");
-    int lines = 0;
-    for (const char *p = buf; (p = strchr(p, '\n')) != NULL; ++p)
+    /* a header, then one line per key, each naming its variable (no magic count: keys come with features) */
+    int lines = 0, keyed = 0;
+    for (const char *p = buf, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
         ++lines;
-    ok(lines == 41, "print: a header and one line per key (%d)", lines);
+        const char *v = strstr(p, " BERTH_");
+        keyed += v != NULL && v < nl;
+    }
+    ok(lines > 40 && keyed == lines - 1, "print: a header and one line per key (%d lines, %d with a variable)", lines,
+       keyed);
     unlink(out);
     config_dispose(&cfg);
     free(err);

@@ -8,6 +8,7 @@
 #include "mirror/challenge.h"
 #include "mirror/mirror.h"
 #include "mirror/route.h"
+#include "mirror/tags.h"
 #include "oci/name.h"
 #include "config/config.h"
 #include "store/metastore.h"
@@ -190,6 +191,70 @@ static void test_challenge(void)
     ok(param("", "realm", 64, NULL), "nothing");
 }
 
+/* The upstream's tag list pages (mirror/tags.h): their JSON, and the Link to the next one. */
+static void test_tag_pages(void)
+{
+    char **tags = NULL, why[256] = "";
+    size_t n = 0, cap = 0;
+    const char *p1 = "{\"name\":\"library/alpine\",\"tags\":[\"3.19\",\"latest\"]}";
+    ok(mirror_tags_parse_page(p1, strlen(p1), &tags, &n, &cap, why, sizeof(why)) == 0 && n == 2 &&
+           strcmp(tags[0], "3.19") == 0 && strcmp(tags[1], "latest") == 0,
+       "a page's tags are appended");
+    const char *p2 = "{\"name\":\"x\",\"tags\":null}";
+    ok(mirror_tags_parse_page(p2, strlen(p2), &tags, &n, &cap, why, sizeof(why)) == 0 && n == 2,
+       "\"tags\": null is a repository without tags");
+    const char *bad[] = {"[]",
+                         "{\"tags\":\"a\"}",
+                         "{\"tags\":[\"a b\"]}",
+                         "{\"tags\":[\".x\"]}",
+                         "{\"tags\":[1]}",
+                         "{\"tags\":[\"a\\u0000b\"]}",
+                         "{\"tags\":[\"a\"],\"tags\":[]}",
+                         "not json"};
+    int all = 1;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); ++i) {
+        size_t before = n;
+        if (mirror_tags_parse_page(bad[i], strlen(bad[i]), &tags, &n, &cap, why, sizeof(why)) != -1 || why[0] == '\0') {
+            printf("# accepted %s\n", bad[i]);
+            all = 0;
+        }
+        for (size_t j = before; j < n; ++j) /* what a refused page appended before its bad tag */
+            free(tags[j]);
+        n = before;
+    }
+    ok(all, "pages that are not tag lists, or hold a non-tag, are refused with a reason");
+    for (size_t i = 0; i < n; ++i)
+        free(tags[i]);
+    free(tags);
+
+    char next[256], last[TAG_MAX_LEN + 1];
+    ok(mirror_tags_next("</v2/library/alpine/tags/list?last=3.19&n=100>; rel=\"next\"", next, sizeof(next), last,
+                        sizeof(last)) == 1 &&
+           strcmp(next, "list?n=100&last=3.19") == 0 && strcmp(last, "3.19") == 0,
+       "Docker Hub's Link: the next page's request");
+    ok(mirror_tags_next("<https://other.example/v2/x/tags/list?n=2&last=b&evil=1>; rel=\"next\"", next, sizeof(next),
+                        last, sizeof(last)) == 1 &&
+           strcmp(next, "list?n=2&last=b") == 0,
+       "only n and last are taken from it, never its host or other parameters");
+    ok(mirror_tags_next("", next, sizeof(next), last, sizeof(last)) == 0 &&
+           mirror_tags_next("</v2/x/tags/list?last=a>; rel=\"prev\"", next, sizeof(next), last, sizeof(last)) == 0,
+       "no Link, or none with rel=next: the last page");
+    const char *badlink[] = {"</v2/x/tags/list?n=2>; rel=\"next\"",
+                             "</v2/x/tags/list?last=a%2Fb>; rel=\"next\"",
+                             "</v2/x/tags/list?last=a&n=-1>; rel=\"next\"",
+                             "</v2/x/tags/list?last=a&n=>; rel=\"next\"",
+                             "</v2/x/tags/list?last=../x>; rel=\"next\"",
+                             "<no-end; rel=\"next\"",
+                             "junk"};
+    all = 1;
+    for (size_t i = 0; i < sizeof(badlink) / sizeof(badlink[0]); ++i)
+        if (mirror_tags_next(badlink[i], next, sizeof(next), last, sizeof(last)) != -1) {
+            printf("# accepted %s\n", badlink[i]);
+            all = 0;
+        }
+    ok(all, "a next Link without a valid last tag, or with a bad n, is refused");
+}
+
 int main(void)
 {
     config_t cfg;
@@ -289,5 +354,6 @@ int main(void)
     test_route();
     test_challenge();
     unlink(path);
+    test_tag_pages();
     return tap_done();
 }

@@ -497,6 +497,7 @@ static void test_round_trip(const token_keys_t *keys)
     strcpy(c.sub, "alice");
     c.token_id = 42;
     c.generation = 7;
+    c.refresh_id = 9;
     c.naccess = 2;
     c.access[0] = (scope_t){SCOPE_REPOSITORY, "a/b", ACTION_PULL | ACTION_PUSH};
     c.access[1] = (scope_t){SCOPE_REGISTRY, "catalog", ACTION_ALL};
@@ -507,7 +508,7 @@ static void test_round_trip(const token_keys_t *keys)
     ok(verify(keys, tok, &v, err, sizeof(err)) == 0, "round trip verifies (%s)", err);
     ok(strcmp(v.sub, "alice") == 0 && strcmp(v.jti, c.jti) == 0 && v.iat == c.iat && v.nbf == c.nbf && v.exp == c.exp,
        "sub, jti, iat, nbf, exp equal");
-    ok(v.token_id == 42 && v.generation == 7 && v.external == 0, "tid, gen, external equal");
+    ok(v.token_id == 42 && v.generation == 7 && v.refresh_id == 9 && v.external == 0, "tid, gen, rid, external equal");
     ok(v.naccess == 2 && v.access[0].type == SCOPE_REPOSITORY && strcmp(v.access[0].name, "a/b") == 0 &&
            v.access[0].actions == (ACTION_PULL | ACTION_PUSH) && v.access[1].type == SCOPE_REGISTRY &&
            strcmp(v.access[1].name, "catalog") == 0 && v.access[1].actions == ACTION_ALL,
@@ -683,7 +684,12 @@ static void test_claims_checks(const token_keys_t *keys)
 
     cl = claims_json(ISSUER, "\"" SERVICE "\"", now + 300, now, now, "\"tid\":\"5\"");
     tok = sign_own(keys, cl, keys->own.kid);
-    ok(rejects(keys, tok, "malformed sub, jti, tid or gen"), "tid as a string rejected");
+    ok(rejects(keys, tok, "malformed sub, jti, tid, gen or rid"), "tid as a string rejected");
+    free(tok);
+    free(cl);
+    cl = claims_json(ISSUER, "\"" SERVICE "\"", now + 300, now, now, "\"rid\":\"5\"");
+    tok = sign_own(keys, cl, keys->own.kid);
+    ok(rejects(keys, tok, "malformed sub, jti, tid, gen or rid"), "rid as a string rejected");
     free(tok);
     free(cl);
     cl = claims_json(ISSUER, "\"" SERVICE "\"", now + 300, now, now, "\"access\":{}");
@@ -741,7 +747,7 @@ static void test_claims_checks(const token_keys_t *keys)
         xasprintf(&cl, "{\"iss\":\"" ISSUER "\",\"aud\":\"" SERVICE "\",\"exp\":%lld,\"sub\":\"%s\"}",
                   (long long)now + 300, longsub);
         tok = sign_own(keys, cl, keys->own.kid);
-        ok(rejects(keys, tok, "malformed sub, jti, tid or gen"), "sub longer than the claims buffer rejected");
+        ok(rejects(keys, tok, "malformed sub, jti, tid, gen or rid"), "sub longer than the claims buffer rejected");
         free(tok);
         free(cl);
     }
