@@ -13,12 +13,13 @@ apt-get update
 # build: compilers, autotools, the libraries berth links (libcurl's headers: berth opens libcurl at run time)
 # tests: the clients (skopeo, podman, containerd's ctr, curl, nghttp), umoci, sqlite3, clang-format (the format
 # check), strace, xfsprogs (xfs_io cuts power in powerloss_fs.sh), clang and its sanitizer runtimes (the fuzzers),
-# jq, python3-seccomp (sandbox.sh: the systemd unit's system call filter)
+# jq, python3-seccomp (sandbox.sh: the systemd unit's system call filter), zstd (backup.sh reads the archives with
+# plain zstd and tar)
 install build-essential autoconf automake pkg-config \
     libh2o-evloop-dev libssl-dev libsqlite3-dev libjansson-dev libjwt-dev libzstd-dev libyaml-dev libcrypt-dev \
     libcurl4-openssl-dev libpcre2-dev \
     ca-certificates curl openssl python3 skopeo umoci sqlite3 podman containerd clang-format strace nghttp2-client \
-    xfsprogs clang libclang-rt-dev jq python3-seccomp
+    xfsprogs clang libclang-rt-dev jq python3-seccomp zstd
 # kubernetes.sh renders deploy/kubernetes/ with kubectl and validates it with node (npm ci of tests/deploy/);
 # install.sh checks the systemd unit with systemd-analyze and the man page with man and groff. A machine's own
 # kubectl or node, packaged elsewhere, stays: Debian's packages would conflict with it.
