@@ -947,6 +947,17 @@ static int restore_one(restore_t *rs, const char *file, int i, int n, char *prev
              prev ? "builds on backup " : "is a full backup", prev ? prev : "", prev_id);
         goto Exit;
     }
+    int known = 0;
+    for (const db_migration_t *mg = db_migrations; mg->sql != NULL; ++mg)
+        known = mg->version > known ? mg->version : known;
+    json_int_t schema = json_integer_value(json_object_get(meta, "schema"));
+    if (last && schema > known) {
+        errf(rs->err, rs->errlen,
+             "%s holds a database of schema version %lld, made by a newer berth; this one knows up to %d: restore it "
+             "with that berth",
+             file, (long long)schema, known);
+        goto Exit;
+    }
     snprintf(prev_id, 32, "%s", id);
     if (last)
         snprintf(rs->st->id, sizeof(rs->st->id), "%s", id);

@@ -166,6 +166,13 @@ mkdir "$T/bad2"
 restore_into "$T/bad2" "$T/bad.tar.zst"
 is "  into an empty folder: exit 1 too, the folder left empty" "$? $(ls -A "$T/bad2" | wc -l)" "1 0"
 
+# an archive of a newer berth (a schema this one does not know)
+jq '.schema = 999' "$T/unpacked/berth-backup.json" >"$T/meta999" && cp "$T/meta999" "$T/unpacked/berth-backup.json"
+(cd "$T/unpacked" && tar -cf - berth-backup.json berth-blobs.txt berth.db keys blobs) | zstd -q -T0 >"$T/newer.tar.zst"
+restore_into "$T/newer" "$T/newer.tar.zst"
+like "restore of an archive whose database is of a newer schema: refused" "$? $(cat "$T/restore.err")" \
+    "^1 .*schema version 999, made by a newer berth"
+
 head -c $(($(size_of "$T/full.tar.zst") / 2)) "$T/full.tar.zst" >"$T/cut.tar.zst"
 restore_into "$T/cut" "$T/cut.tar.zst"
 like "restore of a cut archive: exit 1, says so" "$? $(cat "$T/restore.err")" "^1 .*cut short"
