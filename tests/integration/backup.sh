@@ -143,6 +143,18 @@ echo "not a backup" | zstd -q >"$T/junk.tar.zst"
 bk backup "$T/none.tar.zst" --since "$T/junk.tar.zst" 2>"$T/since.err"
 like "--since an archive that is no berth backup: refused" "$? $(cat "$T/since.err")" "^1 .*not a berth backup"
 
+# progress: on a terminal only (script(1) gives the command one)
+if command -v script >/dev/null; then
+    script -qec "env BERTH_STORAGE_ROOT='$ORIG' '$BERTH' backup '$T/tty.tar.zst'" /dev/null >"$T/tty.out" 2>&1
+    is "berth backup on a terminal: exit 0" "$?" 0
+    like "  shows its progress: bytes, percentage, rate" "$(tr '\r' '\n' <"$T/tty.out" | grep '^backup: ' | tail -n 1)" \
+        "^backup: [0-9.]+ MiB of [0-9.]+ MiB \(100%\), [0-9.]+ [KMG]?i?B/s"
+    like "  and the time left while it runs" "$(tr '\r' '\n' <"$T/tty.out" | grep '^backup: ' | head -n 1)" ", [0-9]+:[0-9]{2} left"
+    bk backup "$T/notty.tar.zst" 2>"$T/notty.err"
+    is "  but not when standard error is no terminal (one summary line)" "$(tr -d '\n' <"$T/notty.err" | grep -c $'\r')" 0
+    rm -f "$T/tty.tar.zst" "$T/notty.tar.zst"
+fi
+
 # ------------------------------------------------------------ restore refusals
 mkdir -p "$T/nonempty"
 echo keep >"$T/nonempty/precious"
