@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -158,6 +159,58 @@ int blobstore_has(const blobstore_t *bs, const digest_t *d)
     char path[BLOBSTORE_PATH_MAX];
     blobstore_path(bs, d, path, sizeof(path));
     return access(path, F_OK) == 0;
+}
+
+/* The lock file, made if missing (any user may open it to read: flock needs no more). */
+static int lock_open(const char *root)
+{
+    char path[BLOBSTORE_PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s/" BLOBSTORE_LOCK, root) >= (int)sizeof(path)) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == EACCES) /* made by another user, without read access for us: never by berth */
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    return fd;
+}
+
+int blobstore_hold(const char *root)
+{
+    int fd = lock_open(root);
+    if (fd < 0)
+        return -1;
+    while (flock(fd, LOCK_SH) != 0) {
+        if (errno != EINTR) {
+            int e = errno;
+            close(fd);
+            errno = e;
+            return -1;
+        }
+    }
+    return fd;
+}
+
+int blobstore_removal_begin(const char *root)
+{
+    int fd = lock_open(root);
+    if (fd < 0) {
+        log_error("cannot open %s/" BLOBSTORE_LOCK ": %s (blob files are left in place)", root, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}
+
+void blobstore_unlock(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* releases the flock */
 }
 
 /* ---- adopting another store's file (berth import) ---- */

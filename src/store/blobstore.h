@@ -85,4 +85,22 @@ int mkdir_p(const char *path);
 /** fsync a directory by path. */
 int fsync_dir(const char *path);
 
+/*
+ * The hold on blob files (<root>/blobs.lock, an flock): a backup holds it shared from before its database snapshot
+ * until it has read its last blob file, so that no file the snapshot names disappears meanwhile; whatever removes blob
+ * files (the garbage collector, fsck --repair) takes it exclusively, without waiting, and when it cannot, leaves its
+ * files for a later run. Removals stay correct without it: it only keeps the files a backup is reading.
+ */
+#define BLOBSTORE_LOCK "blobs.lock"
+
+/** Hold the blob files of `root` (shared; waits for a removal in progress). The lock's fd, or -1 (errno). */
+int blobstore_hold(const char *root);
+/**
+ * The right to remove blob files of `root` now (exclusive, without waiting): the lock's fd, or -1 when a backup holds
+ * them (errno EWOULDBLOCK) or the lock file cannot be opened (logged).
+ */
+int blobstore_removal_begin(const char *root);
+/** Give back a lock from blobstore_hold or blobstore_removal_begin (-1 is ignored). */
+void blobstore_unlock(int fd);
+
 #endif

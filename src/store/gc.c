@@ -49,9 +49,9 @@ static db_query_t q_blob = {
 static db_query_t q_blob_delete = {"DELETE FROM blob WHERE digest = ?1", 0};
 static db_query_t q_unqueue_blob = {"DELETE FROM gc_blob WHERE digest = ?1", 0};
 static db_query_t q_to_unlink = {"INSERT INTO gc_unlink VALUES (?1) ON CONFLICT DO NOTHING", 0};
-static db_query_t q_unlinks = {"SELECT u.digest, EXISTS(SELECT 1 FROM blob WHERE digest = u.digest) FROM gc_unlink u",
-                               0};
-static db_query_t q_unlinked = {"DELETE FROM gc_unlink", 0};
+static db_query_t q_unlinks = {
+    "SELECT u.digest, EXISTS(SELECT 1 FROM blob WHERE digest = u.digest) FROM gc_unlink u LIMIT ?1", 0};
+static db_query_t q_unlinked = {"DELETE FROM gc_unlink WHERE digest = ?1", 0};
 
 typedef struct {
     db_t *db;
@@ -75,12 +75,6 @@ static void report(run_t *r, const char *kind, const char *repo, const char *dig
 static int run1(db_t *db, db_query_t *q, int64_t i1, const char *t2)
 {
     return db_run_keyed(db, q, i1, t2) < 0 ? BERTH_ERROR : 0;
-}
-
-static int run0(db_t *db, db_query_t *q)
-{
-    sqlite3_stmt *s = db_stmt(db, q);
-    return s != NULL && db_run(db, s) == 0 ? 0 : BERTH_ERROR;
 }
 
 static int run_text(db_t *db, db_query_t *q, const char *t1)
@@ -198,9 +192,11 @@ typedef struct {
     int nth;
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    char (*digests)[DIGEST_MAX_STR + 1]; /* the files to unlink: [0, n), handed out from `next` */
-    size_t cap, n, next, finished;
+    char (*digests)[DIGEST_MAX_STR + 1]; /* the files to unlink: [0, n), handed out from `next`; listed rows kept
+                                            because pushed again: [cap - kept, cap) */
+    size_t cap, n, next, finished, kept;
     int stop;
+    int lock; /* the right to remove blob files (blobstore_removal_begin) while unlinking, or -1 */
 } unlinkers_t;
 
 static void *unlinker_main(void *arg)
@@ -240,6 +236,7 @@ static void unlinkers_start(unlinkers_t *u, const char *root, size_t cap)
     memset(u, 0, sizeof(*u));
     u->root = root;
     u->cap = cap;
+    u->lock = -1;
     pthread_mutex_init(&u->mu, NULL);
     pthread_cond_init(&u->go, NULL);
     pthread_cond_init(&u->done, NULL);
@@ -264,6 +261,8 @@ static void unlinkers_wait(unlinkers_t *u)
         pthread_cond_wait(&u->done, &u->mu);
     u->n = u->next = u->finished = 0;
     pthread_mutex_unlock(&u->mu);
+    blobstore_unlock(u->lock);
+    u->lock = -1;
 }
 
 static void unlinkers_stop(unlinkers_t *u)
@@ -274,6 +273,7 @@ static void unlinkers_stop(unlinkers_t *u)
     pthread_mutex_unlock(&u->mu);
     for (int i = 0; i < u->nth; ++i)
         pthread_join(u->th[i], NULL);
+    blobstore_unlock(u->lock); /* a failed transaction's, not waited for */
     pthread_mutex_destroy(&u->mu);
     pthread_cond_destroy(&u->go);
     pthread_cond_destroy(&u->done);
@@ -281,32 +281,45 @@ static void unlinkers_stop(unlinkers_t *u)
 }
 
 /*
- * Hand the files gc_unlink lists (whose digest no row names again) to the unlinkers and empty the list, in the
- * caller's write transaction; the caller waits for them (unlinkers_wait) before it commits. 0 or BERTH_ERROR.
+ * Hand the files gc_unlink lists (whose digest no row names again) to the unlinkers and take them off the list, in the
+ * caller's write transaction; the caller waits for them (unlinkers_wait) before it commits. While a backup holds the
+ * blob files (store/blobstore.h), nothing is handed out: the list waits for a later transaction. At most `cap` rows a
+ * time; the rest stay listed for the next. 0 or BERTH_ERROR.
  */
 static int unlink_pending(db_t *db, unlinkers_t *u)
 {
+    if (u->cap == 0)
+        return 0;
+    u->lock = blobstore_removal_begin(u->root);
+    if (u->lock < 0)
+        return 0; /* a backup is reading blob files */
     sqlite3_stmt *s = db_stmt(db, &q_unlinks);
     if (s == NULL)
         return BERTH_ERROR;
-    int rc, listed = 0;
-    size_t n = 0;
-    while ((rc = db_step(db, s)) == 1) {
+    sqlite3_bind_int64(s, 1, (int64_t)u->cap);
+    int rc;
+    size_t n = 0, kept = 0;
+    while ((rc = db_step(db, s)) == 1 && n + kept < u->cap) {
         const char *str = (const char *)sqlite3_column_text(s, 0);
-        listed = 1;
-        if (sqlite3_column_int(s, 1) || str == NULL || n == u->cap)
-            continue; /* pushed again since: it stays (a list longer than a batch: the rest is orphaned, fsck) */
-        snprintf(u->digests[n++], sizeof(u->digests[0]), "%s", str);
+        if (str == NULL)
+            continue;
+        /* pushed again since: the file stays, the row goes */
+        size_t i = sqlite3_column_int(s, 1) ? u->cap - ++kept : n++;
+        snprintf(u->digests[i], sizeof(u->digests[0]), "%s", str);
     }
     db_done(db, s);
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&u->mu);
     u->n = n;
+    u->kept = kept;
     u->next = u->finished = 0;
     pthread_cond_broadcast(&u->go);
     pthread_mutex_unlock(&u->mu);
-    return listed ? run0(db, &q_unlinked) : 0;
+    for (size_t i = 0; i < n + kept; ++i)
+        if (run_text(db, &q_unlinked, u->digests[i < n ? i : u->cap - (i - n) - 1]) != 0)
+            return BERTH_ERROR;
+    return 0;
 }
 
 typedef enum { PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS } phase_t;
