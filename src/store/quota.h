@@ -65,4 +65,10 @@ int quota_usage_namespaces(metastore_t *m, const char *ns, void (*cb)(void *ctx,
 int quota_usage_repositories(metastore_t *m, const char *ns, const char *repo,
                              void (*cb)(void *ctx, const quota_usage_t *u), void *ctx);
 
+/**
+ * The blobs the database records, and their bytes, in all (one row that triggers keep: schema/007_totals.sql; no
+ * count over the blobs): 0 with *blobs and *bytes set, or BERTH_ERROR.
+ */
+int quota_totals(metastore_t *m, uint64_t *blobs, uint64_t *bytes);
+
 #endif

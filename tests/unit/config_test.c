@@ -125,7 +125,11 @@ static void test_defaults(void)
     ok(cfg.workers == 16, "default workers 16");
     ok(streq(cfg.log_access, "-"), "default log.access -");
     ok(streq(cfg.log_level, "info"), "default log.level info");
+    ok(streq(cfg.log_format, "text"), "default log.format text");
     config_dispose(&cfg);
+    ok(load_text(&cfg, "log:\n  format: json\n", &err) == 0 && streq(cfg.log_format, "json"), "log.format json");
+    config_dispose(&cfg);
+    ok(fails_with("log.format: xml\n", "log.format", "text or json", NULL), "log.format: only text or json");
     ok(cfg.http_addr == NULL && cfg.log_level == NULL, "dispose clears the strings");
     config_dispose(&cfg); /* twice is harmless */
 
@@ -533,7 +537,7 @@ static void test_print(void)
     int lines = 0;
     for (const char *p = buf; (p = strchr(p, '\n')) != NULL; ++p)
         ++lines;
-    ok(lines == 41, "print: a header and one line per key (%d)", lines);
+    ok(lines == 42, "print: a header and one line per key (%d)", lines);
     unlink(out);
     config_dispose(&cfg);
     free(err);
