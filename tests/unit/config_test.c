@@ -77,7 +77,7 @@ static int is_default(const config_t *c)
            c->http_header_timeout_ms == 20000 && c->http_min_rate == 16384 && c->http_shutdown_timeout_ms == 30000 &&
            c->http_max_body_size == 10ull << 30 && streq(c->storage_root, "./data") &&
            c->storage_manifest_max_size == 4 << 20 && c->storage_upload_ttl_ms == 86400000 && c->workers == 16 &&
-           streq(c->log_access, "-") && streq(c->log_level, "info");
+           streq(c->log_access, "-") && streq(c->log_level, "info") && streq(c->log_format, "text");
 }
 
 static int size_is(const char *s, uint64_t want)
