@@ -275,14 +275,22 @@ static void http_metrics(FILE *fp)
 
 static void store_metrics(FILE *fp, thread_ctx_t *tc)
 {
-    uint64_t blobs = 0, bytes = 0, avail = 0;
-    int ok = quota_totals(tc->db, &blobs, &bytes) == 0;
+    quota_totals_t qt;
+    uint64_t avail = 0;
+    int ok = quota_totals(tc->db, &qt) == 0;
     header(fp, "berth_storage_blobs", "gauge", "Blobs the database records (each stored once).");
     if (ok)
-        fprintf(fp, "berth_storage_blobs %llu\n", (unsigned long long)blobs);
+        fprintf(fp, "berth_storage_blobs %llu\n", (unsigned long long)qt.blobs);
     header(fp, "berth_storage_blob_bytes", "gauge", "Bytes of those blobs.");
     if (ok)
-        fprintf(fp, "berth_storage_blob_bytes %llu\n", (unsigned long long)bytes);
+        fprintf(fp, "berth_storage_blob_bytes %llu\n", (unsigned long long)qt.bytes);
+    header(fp, "berth_storage_gc_runs_total", "counter",
+           "Garbage collections run to the end on this database, by the server and by berth gc, since it was made.");
+    if (ok)
+        fprintf(fp, "berth_storage_gc_runs_total %llu\n", (unsigned long long)qt.gc_runs);
+    header(fp, "berth_storage_gc_freed_bytes_total", "counter", "Bytes of blob files those collections gave back.");
+    if (ok)
+        fprintf(fp, "berth_storage_gc_freed_bytes_total %llu\n", (unsigned long long)qt.gc_freed_bytes);
     int low = store_space(berth.store, &avail);
     fprintf(fp,
             "# HELP berth_storage_free_bytes Free space on the storage volume.\n"

@@ -359,7 +359,7 @@ static int batch(run_t *r, phase_t phase)
     return n;
 }
 
-static int recover(db_t *db, unlinkers_t *u);
+static int recover(db_t *db, unlinkers_t *u, const gc_stats_t *st);
 
 int gc_run(metastore_t *db, const char *root, const gc_options_t *o, gc_stats_t *st)
 {
@@ -415,7 +415,7 @@ int gc_run(metastore_t *db, const char *root, const gc_options_t *o, gc_stats_t 
             }
         }
     }
-    if (!o->dry_run && recover(db, &u) != 0) /* the files of a last batch (stopped early) */
+    if (!o->dry_run && recover(db, &u, st) != 0) /* the files of a last batch (stopped early); the run counted */
         goto Failed;
     if (o->dry_run)
         db_rollback(db);
@@ -433,7 +433,12 @@ Exit:
     return rc;
 }
 
-static int recover(db_t *db, unlinkers_t *u)
+static db_query_t q_record = {
+    "UPDATE store_totals SET gc_runs = gc_runs + 1, gc_freed_bytes = gc_freed_bytes + ?1 WHERE id = 1", 0};
+
+/* Unlink the files of the rows a collection deleted; with `st` (the end of a run), count the run and what it freed in
+ * the database, for /metrics (the server's runs and berth gc's alike), in the same transaction. */
+static int recover(db_t *db, unlinkers_t *u, const gc_stats_t *st)
 {
     const char *err;
     if (db_begin(db, 1, &err) != 0) {
@@ -441,6 +446,8 @@ static int recover(db_t *db, unlinkers_t *u)
         return BERTH_ERROR;
     }
     int rc = unlink_pending(db, u);
+    if (rc == 0 && st != NULL)
+        rc = run1(db, &q_record, (int64_t)st->bytes_freed, NULL);
     unlinkers_wait(u);
     if (rc != 0 || db_commit(db, &err) != 0) {
         log_error("gc: cannot finish the removal of collected files: %s", rc != 0 ? "a query failed" : err);
@@ -454,7 +461,7 @@ int gc_recover(metastore_t *db, const char *root)
 {
     unlinkers_t u;
     unlinkers_start(&u, root, GC_UNLINK_MAX);
-    int rc = recover(db, &u);
+    int rc = recover(db, &u, NULL);
     unlinkers_stop(&u);
     return rc;
 }

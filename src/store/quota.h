@@ -65,10 +65,14 @@ int quota_usage_namespaces(metastore_t *m, const char *ns, void (*cb)(void *ctx,
 int quota_usage_repositories(metastore_t *m, const char *ns, const char *repo,
                              void (*cb)(void *ctx, const quota_usage_t *u), void *ctx);
 
-/**
- * The blobs the database records, and their bytes, in all (one row that triggers keep: schema/007_totals.sql; no
- * count over the blobs): 0 with *blobs and *bytes set, or BERTH_ERROR.
- */
-int quota_totals(metastore_t *m, uint64_t *blobs, uint64_t *bytes);
+/** The store's totals (schema/007_totals.sql). */
+typedef struct {
+    uint64_t blobs, bytes;            /* the blobs the database records and their bytes (kept by triggers) */
+    uint64_t gc_runs, gc_freed_bytes; /* garbage collections run to the end, the server's and berth gc's, and what
+                                         they freed */
+} quota_totals_t;
+
+/** Read the totals: one row, no count over the blobs. 0, or BERTH_ERROR. */
+int quota_totals(metastore_t *m, quota_totals_t *out);
 
 #endif

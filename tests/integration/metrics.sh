@@ -3,7 +3,7 @@
 # what this test sent (pushes monolithic and chunked, pulls, 404s, 401s, a 429 of the login rate limiter); latency
 # histograms consistent with the request counts; body bytes in and out at least the blobs' sizes; an upload in flight
 # while a chunked PATCH is open, none after; connections; cache hits; failed logins; the store's blob totals, also
-# after a restart and a garbage collection that freed a blob; skopeo's push and pull; `promtool check metrics` on
+# after a restart and a garbage collection that freed a blob, the collections the database counts (berth gc's too); skopeo's push and pull; `promtool check metrics` on
 # every scrape. /metrics itself answers without credentials, as before.
 . "$(dirname "$0")/lib.sh"
 
@@ -204,5 +204,11 @@ is "... bytes back too" "$(m berth_storage_blob_bytes)" "$BYTES"
 check "... berth_gc_runs_total > 0" ge "$(m berth_gc_runs_total)" 1
 check "... berth_gc_freed_bytes_total >= C's size" ge "$(m berth_gc_freed_bytes_total)" 200000
 is "... a blob removed" "$(m 'berth_gc_removed_total{kind="blob"}')" 1
+check "... the database counts the runs too" ge "$(m berth_storage_gc_runs_total)" "$(m berth_gc_runs_total)"
+check "... and what they freed" ge "$(m berth_storage_gc_freed_bytes_total)" 200000
+check "berth gc beside the server" env BERTH_STORAGE_ROOT="$DATA" "$BERTH" gc
+check "a scrape after it" scrape
+check "the database counts berth gc's run beside the server's" ge "$(m berth_storage_gc_runs_total)" \
+    $(($(m berth_gc_runs_total) + 1))
 
 done_testing
