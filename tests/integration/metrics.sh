@@ -4,7 +4,8 @@
 # histograms consistent with the request counts; body bytes in and out at least the blobs' sizes; an upload in flight
 # while a chunked PATCH is open, none after; connections; cache hits; failed logins; the store's blob totals, also
 # after a restart and a garbage collection that freed a blob, the collections the database counts (berth gc's too); skopeo's push and pull; `promtool check metrics` on
-# every scrape. /metrics itself answers without credentials, as before.
+# every scrape; the Grafana dashboard's queries checked by promtool against what berth serves. /metrics itself answers
+# without credentials, as before.
 . "$(dirname "$0")/lib.sh"
 
 command -v promtool >/dev/null || skip_all "promtool not installed (Debian package prometheus)"
@@ -210,5 +211,20 @@ check "berth gc beside the server" env BERTH_STORAGE_ROOT="$DATA" "$BERTH" gc
 check "a scrape after it" scrape
 check "the database counts berth gc's run beside the server's" ge "$(m berth_storage_gc_runs_total)" \
     $(($(m berth_gc_runs_total) + 1))
+
+# --- the Grafana dashboard (deploy/grafana/berth.json): every query is PromQL promtool accepts (its variables
+# replaced), and every metric it names is one berth serves
+DASH=$SRCDIR/deploy/grafana/berth.json
+"$PYTHON" - "$DASH" >"$T/rules.yml" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+exprs = [t["expr"] for p in d["panels"] for t in p["targets"]]
+exprs = [e.replace("$__rate_interval", "5m").replace("$job", ".*").replace("$instance", ".*") for e in exprs]
+print(json.dumps({"groups": [{"name": "dashboard", "rules": [{"record": "dashboard:q%d" % i, "expr": e} for i, e in enumerate(exprs)]}]}))
+PY
+check "the dashboard's queries are valid PromQL (promtool check rules)" promtool check rules "$T/rules.yml"
+served=$(awk '$1 == "#" && $2 == "TYPE" { print $3 }' "$T/m.txt" | sort -u)
+missing=$(grep -o 'berth_[a-z_]*' "$DASH" | sed -E 's/_(bucket|sum|count)$//' | sort -u | comm -23 - <(echo "$served"))
+is "every metric the dashboard names is served" "$missing" ""
 
 done_testing
