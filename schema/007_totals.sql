@@ -1,7 +1,8 @@
 -- berth metadata, version 7: the store's totals for /metrics (store/quota.c: quota_totals), so that a scrape reads one
--- row instead of counting every blob: the blobs the database records and their bytes, kept by triggers; and the
--- garbage collections that ran to the end (the server's and berth gc's) with the bytes they freed, counted by
--- store/gc.c in the transaction that ends each run.
+-- row instead of counting every blob: the blobs the database records and their bytes, raised by a trigger as blobs
+-- are recorded and lowered by store/gc.c (which alone deletes blob rows) once a batch, in the batch's transaction
+-- (a trigger would cost an update a row); and the garbage collections (the server's and berth gc's) with the bytes
+-- they freed, counted by store/gc.c in the transaction that ends each run.
 CREATE TABLE store_totals (
     id INTEGER PRIMARY KEY CHECK (id = 1),
     blobs INTEGER NOT NULL,
@@ -13,8 +14,4 @@ INSERT INTO store_totals(id, blobs, bytes) SELECT 1, count(*), coalesce(sum(size
 
 CREATE TRIGGER totals_blob_added AFTER INSERT ON blob BEGIN
     UPDATE store_totals SET blobs = blobs + 1, bytes = bytes + new.size WHERE id = 1;
-END;
-
-CREATE TRIGGER totals_blob_removed AFTER DELETE ON blob BEGIN
-    UPDATE store_totals SET blobs = blobs - 1, bytes = bytes - old.size WHERE id = 1;
 END;

@@ -61,6 +61,7 @@ typedef struct {
     int64_t now;
     int64_t *ids; /* a batch's queue items */
     char (*digests)[DIGEST_MAX_STR + 1];
+    uint64_t gone_blobs, gone_bytes; /* the blob rows the batch deleted, for the store's totals */
 } run_t;
 
 static void report(run_t *r, const char *kind, const char *repo, const char *digest, uint64_t size)
@@ -179,6 +180,8 @@ static int blob_one(run_t *r, const char *digest)
         return BERTH_ERROR;
     r->st->blobs++;
     r->st->bytes_freed += size;
+    r->gone_blobs++;
+    r->gone_bytes += size;
     report(r, "blob", NULL, digest, size);
     return 1;
 }
@@ -312,7 +315,29 @@ static int unlink_pending(db_t *db, unlinkers_t *u)
 typedef enum { PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS } phase_t;
 
 /* One batch of `phase`: the number of queued items looked at (0: the phase is done), or BERTH_ERROR. */
+static db_query_t q_totals = {"UPDATE store_totals SET blobs = blobs - ?1, bytes = bytes - ?2 WHERE id = 1", 0};
+
+static int batch_items(run_t *r, phase_t phase);
+
+/* A batch, and the store's totals (schema/007_totals.sql) lowered by the blob rows it deleted: one update a batch,
+ * not a trigger a row. */
 static int batch(run_t *r, phase_t phase)
+{
+    r->gone_blobs = r->gone_bytes = 0;
+    int n = batch_items(r, phase);
+    if (n >= 0 && r->gone_blobs > 0) {
+        sqlite3_stmt *s = db_stmt(r->db, &q_totals);
+        if (s == NULL)
+            return BERTH_ERROR;
+        sqlite3_bind_int64(s, 1, (int64_t)r->gone_blobs);
+        sqlite3_bind_int64(s, 2, (int64_t)r->gone_bytes);
+        if (db_run(r->db, s) != 0)
+            return BERTH_ERROR;
+    }
+    return n;
+}
+
+static int batch_items(run_t *r, phase_t phase)
 {
     int64_t *ids = r->ids;
     char(*digests)[DIGEST_MAX_STR + 1] = r->digests;

@@ -67,7 +67,7 @@ int quota_usage_repositories(metastore_t *m, const char *ns, const char *repo,
 
 /** The store's totals (schema/007_totals.sql). */
 typedef struct {
-    uint64_t blobs, bytes;            /* the blobs the database records and their bytes (kept by triggers) */
+    uint64_t blobs, bytes; /* the blobs the database records and their bytes (a trigger and gc.c keep them) */
     uint64_t gc_runs, gc_freed_bytes; /* garbage collections run to the end, the server's and berth gc's, and what
                                          they freed */
 } quota_totals_t;

@@ -211,6 +211,10 @@ check "berth gc beside the server" env BERTH_STORAGE_ROOT="$DATA" "$BERTH" gc
 check "a scrape after it" scrape
 check "the database counts berth gc's run beside the server's" ge "$(m berth_storage_gc_runs_total)" \
     $(($(m berth_gc_runs_total) + 1))
+is "the totals are what counting the blob rows gives" "$(m berth_storage_blobs) $(m berth_storage_blob_bytes)" \
+    "$("$PYTHON" -c 'import sqlite3, sys
+print(*sqlite3.connect(sys.argv[1]).execute("SELECT count(*), coalesce(sum(size), 0) FROM blob").fetchone())' \
+        "$DATA/berth.db")"
 
 # --- the Grafana dashboard (deploy/grafana/berth.json): every query is PromQL promtool accepts (its variables
 # replaced), and every metric it names is one berth serves
