@@ -35,6 +35,7 @@ static const char *check_addr(const char *s);
 static const char *check_external_keys(const char *s);
 static const char *check_level(const char *s);
 static const char *check_mode(const char *s);
+static const char *check_format(const char *s);
 
 #define MIB (1024 * 1024)
 #define F(field) offsetof(config_t, field)
@@ -88,6 +89,8 @@ static const struct config_key keys[] = {
     {"log.access", CONFIG_STRING, F(log_access), "-", 0, 0, NULL,
      "access log: \"-\" = stdout, \"\" = off, else a file"},
     {"log.level", CONFIG_STRING, F(log_level), "info", 0, 0, check_level, "error, warn, info or debug"},
+    {"log.format", CONFIG_STRING, F(log_format), "text", 0, 0, check_format,
+     "text, or json: one JSON object a line, for the diagnostics and the access log"},
     {"mode", CONFIG_STRING, F(mode), "private", 0, 0, check_mode,
      "who may do what: private (credentials for everything), public, cloud, open (no authentication)"},
     {"admin_password", CONFIG_STRING, F(admin_password), NULL, 0, 0, NULL,
@@ -182,6 +185,12 @@ static const char *check_level(const char *s)
 {
     static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
     return check_one_of(s, levels, "expected error, warn, info or debug");
+}
+
+static const char *check_format(const char *s)
+{
+    static const char *const formats[] = {"text", "json", NULL};
+    return check_one_of(s, formats, "expected text or json");
 }
 
 static const char *check_mode(const char *s)

@@ -71,6 +71,7 @@ typedef struct {
     /* log */
     char *log_access; /* log.access           "-" (stdout), "" = off, else a file path */
     char *log_level;  /* log.level            "info" (error, warn, info, debug) */
+    char *log_format; /* log.format           "text" (text, json) */
     /* who may do what */
     char *mode;                    /* mode                 "private" (private, public, cloud, open) */
     char *admin_password;          /* admin_password       NULL (the admin account's password when created) */

@@ -276,10 +276,17 @@ static int setup_h2o(void)
     handler->on_req = router_on_req;
     const char *log = berth.cfg.log_access;
     if (log != NULL && *log != '\0') {
+        /* the request id is the X-Request-Id the router adds to every answer (its error lines carry it too) */
         h2o_access_log_filehandle_t *fh = h2o_access_log_open_handle(
             strcmp(log, "-") == 0 ? "/dev/stdout" : log,
-            "%h %l %u %t \"%r\" %s %b %{duration}x \"%{user-agent}i\" %{docker-content-digest}o",
-            H2O_LOGCONF_ESCAPE_APACHE);
+            log_json()
+                ? "{\"time\":\"%{%Y-%m-%dT%H:%M:%S%z}t\",\"level\":\"info\",\"type\":\"access\","
+                  "\"request_id\":\"%{x-request-id}o\",\"remote\":\"%h\",\"method\":\"%m\",\"path\":\"%U\","
+                  "\"query\":\"%q\",\"protocol\":\"%H\",\"status\":%s,\"bytes_sent\":%b,\"duration\":%{duration}x,"
+                  "\"user_agent\":\"%{user-agent}i\",\"digest\":\"%{docker-content-digest}o\",\"route\":\"%{route}e\"}"
+                : "%h %l %u %t \"%r\" %s %b %{duration}x \"%{user-agent}i\" %{docker-content-digest}o "
+                  "%{x-request-id}o",
+            log_json() ? H2O_LOGCONF_ESCAPE_JSON : H2O_LOGCONF_ESCAPE_APACHE);
         if (fh == NULL) {
             log_error("cannot open the access log %s", log);
             return -1;

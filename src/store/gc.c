@@ -61,6 +61,7 @@ typedef struct {
     int64_t now;
     int64_t *ids; /* a batch's queue items */
     char (*digests)[DIGEST_MAX_STR + 1];
+    uint64_t gone_blobs, gone_bytes; /* the blob rows the batch deleted, for the store's totals */
 } run_t;
 
 static void report(run_t *r, const char *kind, const char *repo, const char *digest, uint64_t size)
@@ -173,6 +174,8 @@ static int blob_one(run_t *r, const char *digest)
         return BERTH_ERROR;
     r->st->blobs++;
     r->st->bytes_freed += size;
+    r->gone_blobs++;
+    r->gone_bytes += size;
     report(r, "blob", NULL, digest, size);
     return 1;
 }
@@ -325,7 +328,29 @@ static int unlink_pending(db_t *db, unlinkers_t *u)
 typedef enum { PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS } phase_t;
 
 /* One batch of `phase`: the number of queued items looked at (0: the phase is done), or BERTH_ERROR. */
+static db_query_t q_totals = {"UPDATE store_totals SET blobs = blobs - ?1, bytes = bytes - ?2 WHERE id = 1", 0};
+
+static int batch_items(run_t *r, phase_t phase);
+
+/* A batch, and the store's totals (schema/008_totals.sql) lowered by the blob rows it deleted: one update a batch,
+ * not a trigger a row. */
 static int batch(run_t *r, phase_t phase)
+{
+    r->gone_blobs = r->gone_bytes = 0;
+    int n = batch_items(r, phase);
+    if (n >= 0 && r->gone_blobs > 0) {
+        sqlite3_stmt *s = db_stmt(r->db, &q_totals);
+        if (s == NULL)
+            return BERTH_ERROR;
+        sqlite3_bind_int64(s, 1, (int64_t)r->gone_blobs);
+        sqlite3_bind_int64(s, 2, (int64_t)r->gone_bytes);
+        if (db_run(r->db, s) != 0)
+            return BERTH_ERROR;
+    }
+    return n;
+}
+
+static int batch_items(run_t *r, phase_t phase)
 {
     int64_t *ids = r->ids;
     char(*digests)[DIGEST_MAX_STR + 1] = r->digests;
@@ -372,7 +397,7 @@ static int batch(run_t *r, phase_t phase)
     return n;
 }
 
-static int recover(db_t *db, unlinkers_t *u);
+static int recover(db_t *db, unlinkers_t *u, const gc_stats_t *st);
 
 int gc_run(metastore_t *db, const char *root, const gc_options_t *o, gc_stats_t *st)
 {
@@ -428,7 +453,7 @@ int gc_run(metastore_t *db, const char *root, const gc_options_t *o, gc_stats_t 
             }
         }
     }
-    if (!o->dry_run && recover(db, &u) != 0) /* the files of a last batch (stopped early) */
+    if (!o->dry_run && recover(db, &u, st) != 0) /* the files of a last batch (stopped early); the run counted */
         goto Failed;
     if (o->dry_run)
         db_rollback(db);
@@ -446,7 +471,12 @@ Exit:
     return rc;
 }
 
-static int recover(db_t *db, unlinkers_t *u)
+static db_query_t q_record = {
+    "UPDATE store_totals SET gc_runs = gc_runs + 1, gc_freed_bytes = gc_freed_bytes + ?1 WHERE id = 1", 0};
+
+/* Unlink the files of the rows a collection deleted; with `st` (the end of a run), count the run and what it freed in
+ * the database, for /metrics (the server's runs and berth gc's alike), in the same transaction. */
+static int recover(db_t *db, unlinkers_t *u, const gc_stats_t *st)
 {
     const char *err;
     if (db_begin(db, 1, &err) != 0) {
@@ -454,6 +484,8 @@ static int recover(db_t *db, unlinkers_t *u)
         return BERTH_ERROR;
     }
     int rc = unlink_pending(db, u);
+    if (rc == 0 && st != NULL)
+        rc = run1(db, &q_record, (int64_t)st->bytes_freed, NULL);
     unlinkers_wait(u);
     if (rc != 0 || db_commit(db, &err) != 0) {
         log_error("gc: cannot finish the removal of collected files: %s", rc != 0 ? "a query failed" : err);
@@ -467,7 +499,7 @@ int gc_recover(metastore_t *db, const char *root)
 {
     unlinkers_t u;
     unlinkers_start(&u, root, GC_UNLINK_MAX);
-    int rc = recover(db, &u);
+    int rc = recover(db, &u, NULL);
     unlinkers_stop(&u);
     return rc;
 }

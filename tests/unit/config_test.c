@@ -77,7 +77,7 @@ static int is_default(const config_t *c)
            c->http_header_timeout_ms == 20000 && c->http_min_rate == 16384 && c->http_shutdown_timeout_ms == 30000 &&
            c->http_shutdown_delay_ms == 0 && c->http_max_body_size == 10ull << 30 && streq(c->storage_root, "./data") &&
            c->storage_manifest_max_size == 4 << 20 && c->storage_upload_ttl_ms == 86400000 && c->workers == 16 &&
-           streq(c->log_access, "-") && streq(c->log_level, "info");
+           streq(c->log_access, "-") && streq(c->log_level, "info") && streq(c->log_format, "text");
 }
 
 static int size_is(const char *s, uint64_t want)
@@ -126,7 +126,11 @@ static void test_defaults(void)
     ok(cfg.workers == 16, "default workers 16");
     ok(streq(cfg.log_access, "-"), "default log.access -");
     ok(streq(cfg.log_level, "info"), "default log.level info");
+    ok(streq(cfg.log_format, "text"), "default log.format text");
     config_dispose(&cfg);
+    ok(load_text(&cfg, "log:\n  format: json\n", &err) == 0 && streq(cfg.log_format, "json"), "log.format json");
+    config_dispose(&cfg);
+    ok(fails_with("log.format: xml\n", "log.format", "text or json", NULL), "log.format: only text or json");
     ok(cfg.http_addr == NULL && cfg.log_level == NULL, "dispose clears the strings");
     config_dispose(&cfg); /* twice is harmless */
 
