@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "http/conns.h"
@@ -255,6 +256,24 @@ static SSL_CTX *tls_setup(void)
     return ctx;
 }
 
+/* h2o 2.2.5's access-log handle (lib/handler/access_log.c; opaque in h2o.h): the descriptor it writes to */
+struct h2o225_access_log_filehandle {
+    h2o_logconf_t *logconf;
+    int fd;
+};
+
+/* log.access "-": standard output as berth got it. h2o opens a path, and reopening /dev/stdout fails where standard
+ * output is a socket (journald's: ENXIO) or another user's pipe; so the handle, opened on /dev/null, gets a duplicate
+ * of descriptor 1 instead (after checking that its descriptor is that /dev/null, should h2o's layout differ). */
+static int access_log_to_stdout(h2o_access_log_filehandle_t *fh)
+{
+    int *fd = &((struct h2o225_access_log_filehandle *)fh)->fd;
+    struct stat null, got;
+    if (stat("/dev/null", &null) != 0 || fstat(*fd, &got) != 0 || got.st_rdev != null.st_rdev || !S_ISCHR(got.st_mode))
+        return -1;
+    return dup3(STDOUT_FILENO, *fd, O_CLOEXEC) < 0 ? -1 : 0;
+}
+
 static int setup_h2o(void)
 {
     h2o_globalconf_t *g = &berth.globalconf;
@@ -277,8 +296,9 @@ static int setup_h2o(void)
     const char *log = berth.cfg.log_access;
     if (log != NULL && *log != '\0') {
         /* the request id is the X-Request-Id the router adds to every answer (its error lines carry it too) */
+        int to_stdout = strcmp(log, "-") == 0;
         h2o_access_log_filehandle_t *fh = h2o_access_log_open_handle(
-            strcmp(log, "-") == 0 ? "/dev/stdout" : log,
+            to_stdout ? "/dev/null" : log,
             log_json()
                 ? "{\"time\":\"%{%Y-%m-%dT%H:%M:%S%z}t\",\"level\":\"info\",\"type\":\"access\","
                   "\"request_id\":\"%{x-request-id}o\",\"remote\":\"%h\",\"method\":\"%m\",\"path\":\"%U\","
@@ -287,7 +307,7 @@ static int setup_h2o(void)
                 : "%h %l %u %t \"%r\" %s %b %{duration}x \"%{user-agent}i\" %{docker-content-digest}o "
                   "%{x-request-id}o",
             log_json() ? H2O_LOGCONF_ESCAPE_JSON : H2O_LOGCONF_ESCAPE_APACHE);
-        if (fh == NULL) {
+        if (fh == NULL || (to_stdout && access_log_to_stdout(fh) != 0)) {
             log_error("cannot open the access log %s", log);
             return -1;
         }
