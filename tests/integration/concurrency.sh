@@ -257,6 +257,11 @@ start_berth_again
 api GET "/v2/library/big/blobs/$BIG2"
 is "... after that, the blob is fetched again and served whole" "$STATUS $(size_of "$BODY") $(sha256_of "$BODY")" \
     "200 $((16 * 1024 * 1024)) $BIG2"
+# (the fetch that served the GET renames its temporary file into blobs/ just after the answer ends: a moment's wait)
+for _ in $(seq 50); do
+    [[ -z $(find "$DATA/tmp" -name 'mirror.*') ]] && break
+    sleep 0.1
+done
 is "... and no half-fetched temporary file was left" "$(find "$DATA/tmp" -name 'mirror.*' | wc -l)" 0
 stop_berth
 
