@@ -27,7 +27,7 @@ static const struct {
 } commands[] = {
     {"user", cli_user, 0},           {"org", cli_org, 0},     {"robot", cli_robot, 0}, {"team", cli_team, 0},
     {"repo", cli_repo, 0},           {"token", cli_token, 0}, {"fsck", cli_fsck, 1},   {"gc", cli_gc, 1},
-    {"retention", cli_retention, 0}, {"quota", cli_quota, 0}, {"du", cli_du, 1},
+    {"retention", cli_retention, 0}, {"quota", cli_quota, 0}, {"du", cli_du, 1},       {"replicate", cli_replicate, 1},
 };
 
 static const char *cur_cmd = "berth"; /* for messages: "user add: …" */
@@ -55,6 +55,7 @@ static const char *const synopsis[] = {
     "berth quota list                    (namespaces' quotas and usage)",
     "berth quota set NAMESPACE SIZE      (50GiB, 500MB...; 0 or none removes the quota)",
     "berth du [NAMESPACE|REPOSITORY]     (bytes used: unique and shared)",
+    "berth replicate [RULE] [--dry-run]  (run the replication rules once: push to or pull from other registries)",
 };
 
 /* The synopsis lines of command `cmd` (all of them when NULL). */

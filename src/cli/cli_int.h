@@ -59,6 +59,7 @@ int cli_fsck(cli_t *c, int argc, char **argv); /* argv[0] is "fsck" */
 int cli_gc(cli_t *c, int argc, char **argv);   /* argv[0] is "gc" */
 int cli_retention(cli_t *c, int argc, char **argv);
 int cli_quota(cli_t *c, int argc, char **argv);
-int cli_du(cli_t *c, int argc, char **argv); /* argv[0] is "du" */
+int cli_du(cli_t *c, int argc, char **argv);        /* argv[0] is "du" */
+int cli_replicate(cli_t *c, int argc, char **argv); /* argv[0] is "replicate" */
 
 #endif
