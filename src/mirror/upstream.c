@@ -24,6 +24,7 @@ struct upstream {
     long timeout_ms;
     int tls_verify;
     char *ca_file; /* NULL: the system's */
+    char *agent;   /* User-Agent */
     pthread_mutex_t mu;
     struct {
         char *scope; /* "repository:library/alpine:pull" */
@@ -117,13 +118,15 @@ upstream_t *upstream_open(const upstream_opts_t *o)
     u->timeout_ms = (long)o->timeout_ms;
     u->tls_verify = o->tls_verify;
     u->ca_file = o->ca_file != NULL && *o->ca_file != '\0' ? strdup(o->ca_file) : NULL;
+    if (asprintf(&u->agent, "%s/%s", o->agent ? o->agent : "berth", PACKAGE_VERSION) < 0)
+        u->agent = NULL;
     pthread_mutex_init(&u->mu, NULL);
     return u;
 }
 
 upstream_t *upstream_new(const config_mirror_t *cfg)
 {
-    upstream_opts_t o = {cfg->upstream, cfg->username, cfg->password, cfg->timeout_ms, 1, NULL};
+    upstream_opts_t o = {cfg->upstream, cfg->username, cfg->password, cfg->timeout_ms, 1, NULL, "berth-mirror"};
     return upstream_open(&o);
 }
 
@@ -144,6 +147,7 @@ void upstream_free(upstream_t *u)
         forget_token(u, i);
     free(u->base);
     free(u->ca_file);
+    free(u->agent);
     free(u->username);
     if (u->password != NULL)
         explicit_bzero(u->password, strlen(u->password));
@@ -367,8 +371,7 @@ static int perform(upstream_t *u, xfer_t *x, const char *method, const char *url
     C.easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
     C.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     C.easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    C.easy_setopt(c, CURLOPT_USERAGENT,
-                  x->rq != NULL ? "berth-replicate/" PACKAGE_VERSION : "berth-mirror/" PACKAGE_VERSION);
+    C.easy_setopt(c, CURLOPT_USERAGENT, u->agent != NULL ? u->agent : "berth-mirror/" PACKAGE_VERSION);
     C.easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, u->timeout_ms);
     if (whole_timeout) {
         C.easy_setopt(c, CURLOPT_TIMEOUT_MS, u->timeout_ms);

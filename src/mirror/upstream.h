@@ -47,6 +47,7 @@ typedef struct {
     uint64_t timeout_ms;
     int tls_verify;      /* 0: accept any certificate (a test, a private CA one cannot install) */
     const char *ca_file; /* NULL: the system's CAs */
+    const char *agent;   /* the User-Agent's product ("berth-mirror"), the version added */
 } upstream_opts_t;
 
 /** A client of the registry `o` describes; upstream_new is this with a mirror's settings. */
