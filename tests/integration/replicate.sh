@@ -19,6 +19,8 @@ command -v skopeo >/dev/null || skip_all "skopeo is not installed"
 command -v docker-registry >/dev/null || skip_all "docker-registry is not installed (Debian package docker-registry)"
 
 DST_PW=dest-Secret-41
+REPL_N=${REPL_N:-20}
+REPL_LAYER_KB=${REPL_LAYER_KB:-1024}
 NOTLS=(--src-tls-verify=false --dest-tls-verify=false)
 
 # ---------------------------------------------------------------- servers
@@ -321,6 +323,135 @@ like "run again: the image arrives, with only the unfinished blob sent" "$OUT" \
 is "run again: one blob upload finished at the destination" \
     "$(tail -n +$((MARK + 1)) "$DST_SRV/access.log" | grep -cE '"PUT /v2/big/img/blobs/uploads/[^ ]* HTTP/[0-9.]+" 201')" 1
 is "the destination serves big/img:v1 byte for byte" "$(dst_inspect big/img:v1 | raw_digest)" "$D_BIG"
+
+# ---------------------------------------------------------------- the server: on_push, schedule, catch-up
+write_conf "  - name: live
+    remote: http://$DST_REG
+    username: admin
+    password_file: $T/dst.password
+    repositories: [\"live/*\"]
+    on_push: true" "  - name: sched
+    direction: pull
+    remote: http://$RG
+    repositories: upstream/base
+    tags: \"2.*\"
+    local_prefix: sched/
+    schedule: 2s"
+restart_berth
+src_log_mark=$(wc -l <"$SRC_SRV/berth.log")
+D_LIVE=$(oci_layout "$T/live" live 2)
+D_LIVE2=$(oci_layout "$T/live" live2 1 amd64 arm64)
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
+t0=$(date +%s.%N)
+check "skopeo pushes live/app:v1 to the source (an on_push rule covers it)" \
+    sko copy "${NOTLS[@]}" "oci:$T/live:live" "docker://$SRC_REG/live/app:v1"
+t1=$(date +%s.%N)
+got=
+for ((i = 0; i < 100; i++)); do
+    got=$(dst_inspect live/app:v1 2>/dev/null | raw_digest)
+    [[ $got == "$D_LIVE" ]] && break
+    sleep 0.1
+done
+t2=$(date +%s.%N)
+is "on_push: live/app:v1 is at the destination within 10 s of the push" "$got" "$D_LIVE"
+diag "on_push: the push answered in $(secs "$t0" "$t1") s, the image at the destination $(secs "$t1" "$t2") s later"
+check "skopeo pushes the index live/app:v2" \
+    sko copy --all "${NOTLS[@]}" "oci:$T/live:live2" "docker://$SRC_REG/live/app:v2"
+for ((i = 0; i < 100; i++)); do
+    got=$(dst_inspect live/app:v2 2>/dev/null | raw_digest)
+    [[ $got == "$D_LIVE2" ]] && break
+    sleep 0.1
+done
+is "on_push: the index live/app:v2 follows, byte for byte" "$got" "$D_LIVE2"
+like "the source's log says what it replicated" "$(tail -n +$((src_log_mark + 1)) "$SRC_SRV/berth.log")" \
+    "replication live of live/app: 1 images"
+
+# the schedule: 2.0 of upstream/base is pulled into sched/ within a few seconds, and a new 2.1 after it
+for ((i = 0; i < 100; i++)); do
+    api HEAD "/v2/sched/upstream/base/manifests/2.0"
+    [[ $STATUS == 200 ]] && break
+    sleep 0.1
+done
+is "schedule: the pull rule brought sched/upstream/base:2.0" "$(hdr docker-content-digest)" "$D_U20"
+api HEAD "/v2/sched/upstream/base/manifests/1.0"
+is "schedule: 1.0, outside its tag pattern, was not pulled" "$STATUS" 404
+D_U21=$(oci_layout "$U_LAYOUT" u21 1)
+sko copy "${NOTLS[@]}" "oci:$U_LAYOUT:u21" "docker://$RG/upstream/base:2.1" >/dev/null 2>&1
+for ((i = 0; i < 100; i++)); do
+    api HEAD "/v2/sched/upstream/base/manifests/2.1"
+    [[ $STATUS == 200 ]] && break
+    sleep 0.1
+done
+is "schedule: a tag pushed to the remote later arrives on the next run" "$(hdr docker-content-digest)" "$D_U21"
+
+# the destination down: the push is answered all the same; the catch-up at the next start sends it
+use dst
+stop_berth
+use src
+D_LIVE3=$(oci_layout "$T/live" live3 1)
+t0=$(date +%s.%N)
+check "with the destination down, a push to the source is answered" \
+    sko copy "${NOTLS[@]}" "oci:$T/live:live3" "docker://$SRC_REG/live/app:v3"
+diag "the push with the destination down answered in $(secs "$t0" "$(date +%s.%N)") s"
+for ((i = 0; i < 50; i++)); do
+    grep -q "replication live of live/app: .*the next run tries again" "$SRC_SRV/berth.log" && break
+    sleep 0.1
+done
+like "the source's log says the on_push replication failed and will be tried again" \
+    "$(tail -n +$((src_log_mark + 1)) "$SRC_SRV/berth.log")" "replication live of live/app: .*the next run tries again"
+stop_berth
+use dst
+start_berth_again
+use src
+start_berth_again
+for ((i = 0; i < 100; i++)); do
+    got=$(dst_inspect live/app:v3 2>/dev/null | raw_digest)
+    [[ $got == "$D_LIVE3" ]] && break
+    sleep 0.1
+done
+is "catch-up: at the source's next start, live/app:v3 reaches the destination" "$got" "$D_LIVE3"
+
+# ---------------------------------------------------------------- throughput (diag only)
+"$PYTHON" - "$T/perf" "$REPL_N" "$REPL_LAYER_KB" <<'PY'
+import hashlib, json, os, sys
+d, n, kb = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+os.makedirs(d + "/blobs/sha256", exist_ok=True)
+def put(b):
+    h = hashlib.sha256(b).hexdigest()
+    open(f"{d}/blobs/sha256/{h}", "wb").write(b)
+    return {"digest": "sha256:" + h, "size": len(b)}
+index = {"schemaVersion": 2, "manifests": []}
+for i in range(n):
+    cfg = put(json.dumps({"architecture": "amd64", "os": "linux", "n": i,
+                          "rootfs": {"type": "layers", "diff_ids": []}}).encode())
+    layers = [dict(put(os.urandom(kb * 1024)), mediaType="application/vnd.oci.image.layer.v1.tar+gzip")
+              for _ in range(2)]
+    m = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+         "config": dict(cfg, mediaType="application/vnd.oci.image.config.v1+json"), "layers": layers}
+    index["manifests"].append(dict(put(json.dumps(m).encode()), mediaType=m["mediaType"],
+                                   annotations={"org.opencontainers.image.ref.name": "t%d" % i}))
+json.dump(index, open(d + "/index.json", "w"))
+json.dump({"imageLayoutVersion": "1.0.0"}, open(d + "/oci-layout", "w"))
+PY
+for ((i = 0; i < REPL_N; i++)); do
+    sko copy "${NOTLS[@]}" "oci:$T/perf:t$i" "docker://$SRC_REG/perf/img:t$i" >/dev/null 2>&1
+done
+cat >"$T/perf.yaml" <<EOF
+replication:
+  - name: perf-berth
+    remote: http://$DST_REG
+    username: admin
+    password_file: $T/dst.password
+    repositories: perf/img
+  - name: perf-registry
+    remote: http://$RG
+    repositories: perf/img
+EOF
+for rule in perf-berth perf-registry; do
+    out=$(env BERTH_STORAGE_ROOT="$SRC_DATA" BERTH_LOG_LEVEL=warn "$BERTH" -c "$T/perf.yaml" replicate "$rule" 2>&1)
+    like "replication of $REPL_N images, $rule" "$out" "copied $REPL_N images"
+    diag "$(grep "^replicate $rule" <<<"$out")"
+done
 
 use dst
 stop_berth
