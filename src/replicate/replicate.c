@@ -1,6 +1,7 @@
 /* The replication engine; see replicate.h. */
 #include <errno.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #define LIST_MAX 100000 /* names in a list */
 #define DEPTH_MAX 4     /* an index of indexes of ...; referrers of referrers */
 #define SEEN_MAX 65536  /* blobs a run remembers the destination has */
+#define PARALLEL 4      /* blobs of one manifest sent at once (push): the destination's fsync per blob overlaps */
 
 struct replicate {
     const config_t *cfg;
@@ -33,7 +35,8 @@ typedef struct {
     upstream_t *u;
     const replicate_env_t *env;
     replicate_stats_t *st;
-    int dry, fatal;
+    int dry, fatal;     /* fatal: under mu while blob threads run */
+    pthread_mutex_t mu; /* the stats, `seen`, `fatal`, while a manifest's blobs are sent by several threads */
     /* blobs the destination has, by repository there: skipped without asking again, or mounted from */
     struct seen {
         digest_t d;
@@ -68,8 +71,10 @@ static int failed(run_t *x, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    pthread_mutex_lock(&x->mu);
     if (x->st->first_error[0] == '\0')
         snprintf(x->st->first_error, sizeof(x->st->first_error), "%s", msg);
+    pthread_mutex_unlock(&x->mu);
     log_warn("replication %s: %s", x->rule->name, msg);
     return -1;
 }
@@ -80,7 +85,9 @@ static const char *describe(run_t *x, const upstream_resp_t *resp, char *buf, si
 {
     if (resp->status == 401 || resp->status == 403 || strstr(resp->error, "token service answered 401") != NULL ||
         strstr(resp->error, "token service answered 403") != NULL) {
+        pthread_mutex_lock(&x->mu);
         x->fatal = 1;
+        pthread_mutex_unlock(&x->mu);
         snprintf(buf, len, "%s refused the credentials%s (%s%.0ld%s)", x->rule->remote,
                  x->rule->username && *x->rule->username ? "" : ", none are configured", resp->status ? "status " : "",
                  resp->status, resp->status ? "" : resp->error);
@@ -131,8 +138,8 @@ replicate_t *replicate_new(const config_t *cfg, char **err)
             replicate_free(r);
             return NULL;
         }
-        upstream_opts_t o = {rule->remote,     rule->username,   pw ? pw : rule->password,
-                             rule->timeout_ms, rule->tls_verify, rule->ca_file};
+        upstream_opts_t o = {rule->remote,     rule->username, pw ? pw : rule->password, rule->timeout_ms,
+                             rule->tls_verify, rule->ca_file,  "berth-replicate"};
         r->up[i] = upstream_open(&o);
         if (pw != NULL) {
             explicit_bzero(pw, strlen(pw));
@@ -380,19 +387,33 @@ static int remote_manifest(run_t *x, const char *rrepo, const char *ref, digest_
     return digest_parse(d, resp.digest, strlen(resp.digest)) == DIGEST_OK ? 1 : 0; /* no digest: put it again */
 }
 
+/* Count a blob the destination has now (present, sent or mounted), under the lock. */
+static void blob_done(run_t *x, const digest_t *d, const char *rrepo, uint64_t *counter, uint64_t bytes)
+{
+    pthread_mutex_lock(&x->mu);
+    ++*counter;
+    x->st->bytes += bytes;
+    remember(x, d, rrepo);
+    pthread_mutex_unlock(&x->mu);
+}
+
+/* Send blob `ref` to `rrepo` unless it has it; thread-safe (several run at once for one manifest's blobs). */
 static int push_blob(run_t *x, const char *rrepo, const manifest_ref_t *ref)
 {
     const digest_t *d = &ref->digest;
-    char path[2600], why[400];
+    char path[2600], why[400], from[NAME_MAX_LEN + 1] = "";
     upstream_resp_t resp;
-    if (seen_in(x, d, rrepo) != NULL)
+    pthread_mutex_lock(&x->mu);
+    const char *known = seen_in(x, d, rrepo), *other = known ? NULL : seen_in(x, d, NULL);
+    if (other != NULL)
+        snprintf(from, sizeof(from), "%s", other);
+    pthread_mutex_unlock(&x->mu);
+    if (known != NULL)
         return 0;
     int has = remote_has_blob(x, rrepo, d);
     if (has != 0) {
-        if (has > 0) {
-            x->st->present++;
-            remember(x, d, rrepo);
-        }
+        if (has > 0)
+            blob_done(x, d, rrepo, &x->st->present, 0);
         return has < 0 ? -1 : 0;
     }
     uint64_t size;
@@ -401,14 +422,11 @@ static int push_blob(run_t *x, const char *rrepo, const manifest_ref_t *ref)
         return failed(x, "blob %s is not in the store here (a sparse manifest?)", d->str);
     if (x->dry) {
         close(fd);
-        x->st->blobs++;
-        x->st->bytes += size;
-        remember(x, d, rrepo);
+        blob_done(x, d, rrepo, &x->st->blobs, size);
         return 0;
     }
     /* a blob the remote has in another repository is mounted from there, not sent again */
-    const char *from = seen_in(x, d, NULL);
-    if (from != NULL)
+    if (from[0] != '\0')
         snprintf(path, sizeof(path), "/v2/%s/blobs/uploads/?mount=%s&from=%s", rrepo, d->str, from);
     else
         snprintf(path, sizeof(path), "/v2/%s/blobs/uploads/", rrepo);
@@ -418,8 +436,7 @@ static int push_blob(run_t *x, const char *rrepo, const manifest_ref_t *ref)
     }
     if (resp.status == 201) {
         close(fd);
-        x->st->mounted++;
-        remember(x, d, rrepo);
+        blob_done(x, d, rrepo, &x->st->mounted, 0);
         return 0;
     }
     if (resp.location[0] == '\0') {
@@ -440,10 +457,49 @@ static int push_blob(run_t *x, const char *rrepo, const manifest_ref_t *ref)
     close(fd);
     if (rc != 0 || resp.status != 201)
         return failed(x, "cannot upload blob %s to %s: %s", d->str, rrepo, describe(x, &resp, why, sizeof(why)));
-    x->st->blobs++;
-    x->st->bytes += size;
-    remember(x, d, rrepo);
+    blob_done(x, d, rrepo, &x->st->blobs, size);
     return 0;
+}
+
+/* A manifest's blobs, sent by up to PARALLEL threads: each takes the next blob not taken yet. */
+typedef struct {
+    run_t *x;
+    const char *rrepo;
+    const manifest_ref_t **refs;
+    size_t n, next;
+    int rc;
+} blob_jobs_t;
+
+static void *blob_worker(void *arg)
+{
+    blob_jobs_t *j = arg;
+    for (;;) {
+        pthread_mutex_lock(&j->x->mu);
+        size_t i = j->next++;
+        int give_up = j->x->fatal;
+        pthread_mutex_unlock(&j->x->mu);
+        if (i >= j->n || give_up || stopped(j->x))
+            return NULL;
+        if (push_blob(j->x, j->rrepo, j->refs[i]) != 0) {
+            pthread_mutex_lock(&j->x->mu);
+            j->rc = -1;
+            pthread_mutex_unlock(&j->x->mu);
+        }
+    }
+}
+
+static int push_blobs(run_t *x, const char *rrepo, const manifest_ref_t **refs, size_t n)
+{
+    blob_jobs_t j = {x, rrepo, refs, n, 0, 0};
+    pthread_t threads[PARALLEL - 1];
+    size_t started = 0;
+    for (; !x->dry && started < PARALLEL - 1 && started + 1 < n; ++started)
+        if (pthread_create(&threads[started], NULL, blob_worker, &j) != 0)
+            break;
+    blob_worker(&j); /* this thread is one of them */
+    for (size_t i = 0; i < started; ++i)
+        pthread_join(threads[i], NULL);
+    return j.rc;
 }
 
 static int push_manifest(run_t *x, const char *lrepo, const char *rrepo, const metastore_manifest_t *lm,
@@ -494,6 +550,8 @@ static int push_manifest(run_t *x, const char *lrepo, const char *rrepo, const m
         MANIFEST_OK)
         return failed(x, "%s@%s: %s", lrepo, lm->digest.str, err);
     int rc = 0;
+    const manifest_ref_t **blobs = calloc(mf->nrefs ? mf->nrefs : 1, sizeof(*blobs));
+    size_t nblobs = 0;
     for (size_t i = 0; i < mf->nrefs && rc == 0 && !stopped(x); ++i) {
         const manifest_ref_t *ref = &mf->refs[i];
         if (ref->kind == REF_MANIFEST) {
@@ -511,9 +569,12 @@ static int push_manifest(run_t *x, const char *lrepo, const char *rrepo, const m
                 }
             }
         } else if (!ref->foreign) {
-            rc = push_blob(x, rrepo, ref);
+            blobs[nblobs++] = ref;
         }
     }
+    if (rc == 0 && nblobs > 0)
+        rc = push_blobs(x, rrepo, blobs, nblobs);
+    free(blobs);
     manifest_free(mf);
     if (rc != 0 || stopped(x))
         return -1;
@@ -910,7 +971,7 @@ static int run_push(run_t *x, const char *only_repo)
 int replicate_run(replicate_t *r, size_t i, const replicate_env_t *env, const char *only_repo, int dry_run,
                   replicate_stats_t *st)
 {
-    run_t x = {r, &r->cfg->replication[i], r->up[i], env, st, dry_run, 0, NULL, 0};
+    run_t x = {r, &r->cfg->replication[i], r->up[i], env, st, dry_run, 0, PTHREAD_MUTEX_INITIALIZER, NULL, 0};
     uint64_t errors = st->errors;
     int rc = x.rule->pull ? run_pull(&x) : run_push(&x, only_repo);
     if (x.fatal && st->errors == errors)
@@ -918,5 +979,6 @@ int replicate_run(replicate_t *r, size_t i, const replicate_env_t *env, const ch
     for (size_t k = 0; k < x.nseen; ++k)
         free(x.seen[k].repo);
     free(x.seen);
+    pthread_mutex_destroy(&x.mu);
     return rc != 0 || x.fatal || st->errors != errors ? -1 : 0;
 }
