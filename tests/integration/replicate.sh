@@ -452,6 +452,16 @@ for rule in perf-berth perf-registry; do
     like "replication of $REPL_N images, $rule" "$out" "copied $REPL_N images"
     diag "$(grep "^replicate $rule" <<<"$out")"
 done
+if [[ ${REPL_COMPARE:-0} == 1 ]]; then # the same images copied by skopeo, one `skopeo copy` per tag
+    for dest in "$DST_REG/skopeo/img" "$RG/skopeo/img"; do
+        t0=$(date +%s.%N)
+        for ((i = 0; i < REPL_N; i++)); do
+            sko copy "${NOTLS[@]}" --dest-creds "admin:$DST_PW" "docker://$SRC_REG/perf/img:t$i" "docker://$dest:t$i" \
+                >/dev/null 2>&1 || fail "skopeo copy to $dest:t$i"
+        done
+        diag "skopeo copy of the $REPL_N images to $dest: $(secs "$t0" "$(date +%s.%N)") s"
+    done
+fi
 
 use dst
 stop_berth
