@@ -13,6 +13,7 @@
 #include "http/server.h"
 #include "mirror/mirror.h"
 #include "mirror/upstream.h"
+#include "replicate/service.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -59,12 +60,19 @@ static int fetch_keys(const char *url, char **data, size_t *len, char *err, size
     return upstream_get_url(url, 10000, data, len, err, errlen);
 }
 
+static replicate_service_t *replication;
+
+static void on_manifest_pushed(const char *repo)
+{
+    replicate_service_notify(replication, repo);
+}
+
 /* berth serve: open the store, set up accounts, tokens and mirrors, serve until a signal; then undo it all. */
 static int serve(const config_t *cfg)
 {
     store_t store;
     char *err = NULL;
-    int status = 1, authed = 0, mirrored = 0;
+    int status = 1, authed = 0, mirrored = 0, failed = 0;
     server_block_signals(); /* before the store starts its threads */
     if (store_open(&store, cfg) != 0)
         return 1;
@@ -80,8 +88,14 @@ static int serve(const config_t *cfg)
     if (mirror_init(cfg) != 0)
         goto Exit;
     mirrored = 1;
+    replication = replicate_service_start(cfg, &store, &failed);
+    if (failed)
+        goto Exit;
+    api_manifest_pushed = replication != NULL ? on_manifest_pushed : NULL;
     status = server_run(cfg, &store, http_hooks);
 Exit:
+    replicate_service_stop(replication);
+    replication = NULL;
     if (mirrored)
         mirror_dispose();
     if (authed)

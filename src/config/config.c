@@ -863,7 +863,197 @@ typedef struct {
     void (*init)(void *item);
     int (*key)(struct loader *ld, void *item, const char *key, const char *v, size_t line); /* key NULL: finish */
     void (*dispose)(void *item);
+    int lists; /* a key may take a list of scalars, handed over joined by newlines */
 } rule_list_t;
+
+/* ---- the replication rules ---- */
+
+int config_glob_match(const char *p, const char *s, size_t len)
+{
+    if (*p == '\0')
+        return len == 0;
+    if (p[0] == '*' && p[1] == '*') {
+        for (size_t i = 0; i <= len; ++i)
+            if (config_glob_match(p + 2, s + i, len - i))
+                return 1;
+        return 0;
+    }
+    if (p[0] == '*') {
+        for (size_t i = 0; i <= len; ++i) {
+            if (config_glob_match(p + 1, s + i, len - i))
+                return 1;
+            if (i < len && s[i] == '/')
+                return 0;
+        }
+        return 0;
+    }
+    if (len == 0)
+        return 0;
+    if (p[0] == '?')
+        return s[0] != '/' && config_glob_match(p + 1, s + 1, len - 1);
+    return p[0] == s[0] && config_glob_match(p + 1, s + 1, len - 1);
+}
+
+/* A glob of names: the characters of names and tags, '/', and the wildcards. */
+static int glob_valid(const char *v, size_t max)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > max)
+        return 0;
+    for (size_t i = 0; i < n; ++i)
+        if (!isalnum((unsigned char)v[i]) && strchr("._-/*?", v[i]) == NULL)
+            return 0;
+    return 1;
+}
+
+static int set_rule_copy(struct loader *ld, char **out, const char *v)
+{
+    free(*out);
+    if ((*out = strdup(v != NULL ? v : "")) == NULL)
+        return fail(ld, "config: out of memory");
+    return 0;
+}
+
+static int replication_key(struct loader *ld, void *item, const char *key, const char *v, size_t line)
+{
+    config_replication_t *r = item;
+    if (key == NULL) {
+        if (r->name == NULL)
+            return fail(ld, "%s:%zu: replication: name is required", ld->path, line);
+        if (r->remote == NULL)
+            return fail(ld, "%s:%zu: replication: %s: remote is required", ld->path, line, r->name);
+        if (r->nrepositories == 0)
+            return fail(ld, "%s:%zu: replication: %s: repositories is required (such as team/* or **)", ld->path, line,
+                        r->name);
+        if (r->pull && r->on_push)
+            return fail(ld, "%s:%zu: replication: %s: on_push is for push rules; a pull rule runs on its schedule",
+                        ld->path, line, r->name);
+        if (r->password != NULL && r->password_file != NULL)
+            return fail(ld, "%s:%zu: replication: %s: password and password_file are both set", ld->path, line,
+                        r->name);
+        for (size_t i = 0; i < ld->cfg->nreplication; ++i) {
+            const config_replication_t *o = &ld->cfg->replication[i];
+            if (o != r && o->name != NULL && strcmp(o->name, r->name) == 0)
+                return fail(ld, "%s:%zu: replication: two rules named \"%s\"", ld->path, line, r->name);
+        }
+        return 0;
+    }
+    if (strcmp(key, "repositories") == 0) {
+        /* a list arrives as its items joined by newlines */
+        for (const char *p = v; p != NULL && *p != '\0';) {
+            size_t n = strcspn(p, "\n");
+            char *g = strndup(p, n);
+            if (!glob_valid(g, NAME_MAX_LEN)) {
+                int r2 =
+                    fail(ld, "%s:%zu: replication: repositories: \"%s\" is not a pattern of names", ld->path, line, g);
+                free(g);
+                return r2;
+            }
+            char **grown = realloc(r->repositories, (r->nrepositories + 1) * sizeof(*grown));
+            if (grown == NULL) {
+                free(g);
+                return fail(ld, "config: out of memory");
+            }
+            r->repositories = grown;
+            r->repositories[r->nrepositories++] = g;
+            p += n;
+            if (*p == '\n')
+                ++p;
+        }
+        if (r->nrepositories == 0)
+            return fail(ld, "%s:%zu: replication: repositories: expected a pattern or a list of them", ld->path, line);
+        return 0;
+    }
+    if (v != NULL && strchr(v, '\n') != NULL)
+        return fail(ld, "%s:%zu: replication: %s: expected a value, not a list", ld->path, line, key);
+    if (strcmp(key, "name") == 0) {
+        if (v == NULL || !glob_valid(v, 64) || strpbrk(v, "*?/") != NULL)
+            return fail(ld, "%s:%zu: replication: name: \"%s\" is not a name (letters, digits, . _ -)", ld->path, line,
+                        v ? v : "");
+        return set_rule_copy(ld, &r->name, v);
+    }
+    if (strcmp(key, "direction") == 0) {
+        if (v == NULL || (strcmp(v, "push") != 0 && strcmp(v, "pull") != 0))
+            return fail(ld, "%s:%zu: replication: direction: \"%s\" is neither push nor pull", ld->path, line,
+                        v ? v : "");
+        r->pull = v[1] == 'u' && v[2] == 'l';
+        return 0;
+    }
+    if (strcmp(key, "remote") == 0) {
+        size_t n = v != NULL ? strlen(v) : 0;
+        if (n == 0 || (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) || v[n - 1] == '/' ||
+            strpbrk(v + 8, "/?#") != NULL)
+            return fail(ld, "%s:%zu: replication: remote \"%s\" must be http(s)://host[:port], without a path",
+                        ld->path, line, v ? v : "");
+        return set_rule_copy(ld, &r->remote, v);
+    }
+    if (strcmp(key, "username") == 0)
+        return set_rule_copy(ld, &r->username, v);
+    if (strcmp(key, "password") == 0)
+        return set_rule_copy(ld, &r->password, v);
+    if (strcmp(key, "password_file") == 0 || strcmp(key, "ca_file") == 0) {
+        if (v == NULL || *v == '\0')
+            return fail(ld, "%s:%zu: replication: %s: expected a file", ld->path, line, key);
+        return set_rule_copy(ld, key[0] == 'p' ? &r->password_file : &r->ca_file, v);
+    }
+    if (strcmp(key, "tags") == 0) {
+        if (v == NULL || !glob_valid(v, TAG_MAX_LEN) || strchr(v, '/') != NULL)
+            return fail(ld, "%s:%zu: replication: tags: \"%s\" is not a pattern of tags", ld->path, line, v ? v : "");
+        return set_rule_copy(ld, &r->tags, v);
+    }
+    if (strcmp(key, "local_prefix") == 0 || strcmp(key, "remote_prefix") == 0) {
+        /* "" or a name followed by "/" */
+        size_t n = v != NULL ? strlen(v) : 0;
+        if (n > 0 && (n < 2 || v[n - 1] != '/' || !name_valid(v, n - 1)))
+            return fail(ld, "%s:%zu: replication: %s: \"%s\" must be \"\" or a name followed by /", ld->path, line, key,
+                        v);
+        return set_rule_copy(ld, key[0] == 'l' ? &r->local_prefix : &r->remote_prefix, v);
+    }
+    if (strcmp(key, "schedule") == 0 || strcmp(key, "timeout") == 0) {
+        uint64_t *out = key[0] == 's' ? &r->schedule_ms : &r->timeout_ms;
+        if (v == NULL || config_parse_duration_ms(v, out) != 0 || (key[0] == 't' && *out == 0))
+            return fail(ld, "%s:%zu: replication: %s: invalid duration \"%s\"", ld->path, line, key, v ? v : "");
+        if (key[0] == 's' && *out != 0 && *out < 1000)
+            return fail(ld, "%s:%zu: replication: schedule: at least 1s (or 0 for none)", ld->path, line);
+        return 0;
+    }
+    if (strcmp(key, "on_push") == 0 || strcmp(key, "tls_verify") == 0) {
+        int b = v == NULL ? -1 : strcmp(v, "true") == 0 ? 1 : strcmp(v, "false") == 0 ? 0 : -1;
+        if (b < 0)
+            return fail(ld, "%s:%zu: replication: %s: invalid boolean \"%s\" (true or false)", ld->path, line, key,
+                        v ? v : "");
+        *(key[0] == 'o' ? &r->on_push : &r->tls_verify) = b;
+        return 0;
+    }
+    return fail(ld,
+                "%s:%zu: replication: unknown key \"%s\" (name, direction, remote, username, password, password_file, "
+                "repositories, tags, local_prefix, remote_prefix, schedule, on_push, tls_verify, ca_file, timeout)",
+                ld->path, line, key);
+}
+
+static void replication_dispose(void *item)
+{
+    config_replication_t *r = item;
+    free(r->name);
+    free(r->remote);
+    free(r->username);
+    if (r->password != NULL)
+        explicit_bzero(r->password, strlen(r->password));
+    free(r->password);
+    free(r->password_file);
+    for (size_t i = 0; i < r->nrepositories; ++i)
+        free(r->repositories[i]);
+    free(r->repositories);
+    free(r->tags);
+    free(r->local_prefix);
+    free(r->remote_prefix);
+    free(r->ca_file);
+}
+
+static void replication_init(void *item)
+{
+    *(config_replication_t *)item = (config_replication_t){.tls_verify = 1, .timeout_ms = 30 * 1000};
+}
 
 static void retention_init(void *item)
 {
@@ -877,9 +1067,11 @@ static void immutable_init(void *item)
 
 static const rule_list_t rule_lists[] = {
     {"retention", sizeof(config_retention_t), offsetof(config_t, retention), offsetof(config_t, nretention),
-     retention_init, retention_key, retention_dispose},
+     retention_init, retention_key, retention_dispose, 0},
     {"immutable_tags", sizeof(config_immutable_t), offsetof(config_t, immutable), offsetof(config_t, nimmutable),
-     immutable_init, immutable_key, immutable_dispose},
+     immutable_init, immutable_key, immutable_dispose, 0},
+    {"replication", sizeof(config_replication_t), offsetof(config_t, replication), offsetof(config_t, nreplication),
+     replication_init, replication_key, replication_dispose, 1},
 };
 
 static const rule_list_t *rule_list(const char *name)
@@ -888,6 +1080,39 @@ static const rule_list_t *rule_list(const char *name)
         if (strcmp(rule_lists[i].name, name) == 0)
             return &rule_lists[i];
     return NULL;
+}
+
+/* A list of scalars (after its SEQUENCE_START), into one malloc'd string of its items joined by newlines. */
+static int join_list(struct loader *ld, yaml_parser_t *parser, char **out, size_t line)
+{
+    size_t len = 0;
+    *out = strdup("");
+    for (;;) {
+        yaml_event_t ev;
+        if (next_event(ld, parser, &ev) != 0)
+            return -1;
+        if (ev.type == YAML_SEQUENCE_END_EVENT) {
+            yaml_event_delete(&ev);
+            return 0;
+        }
+        if (ev.type != YAML_SCALAR_EVENT || has_nul(&ev) || is_null(&ev) ||
+            strchr((const char *)ev.data.scalar.value, '\n') != NULL) {
+            yaml_event_delete(&ev);
+            return fail(ld, "%s:%zu: expected a list of plain values", ld->path, line);
+        }
+        size_t n = strlen((const char *)ev.data.scalar.value);
+        char *grown = realloc(*out, len + n + 2);
+        if (grown == NULL) {
+            yaml_event_delete(&ev);
+            return fail(ld, "config: out of memory");
+        }
+        *out = grown;
+        if (len > 0)
+            grown[len++] = '\n';
+        memcpy(grown + len, ev.data.scalar.value, n + 1);
+        len += n;
+        yaml_event_delete(&ev);
+    }
 }
 
 /* One item of a rule list: a mapping of scalars. */
@@ -910,11 +1135,20 @@ static int parse_rule(struct loader *ld, yaml_parser_t *parser, const rule_list_
             yaml_event_delete(&k);
             return -1;
         }
-        int r = v.type != YAML_SCALAR_EVENT || has_nul(&v)
+        int r;
+        if (v.type == YAML_SEQUENCE_START_EVENT && rl->lists) {
+            char *joined = NULL;
+            r = join_list(ld, parser, &joined, line);
+            if (r == 0)
+                r = rl->key(ld, item, (const char *)k.data.scalar.value, joined, line);
+            free(joined);
+        } else {
+            r = v.type != YAML_SCALAR_EVENT || has_nul(&v)
                     ? fail(ld, "%s:%zu: %s: %s: expected a value", ld->path, line, rl->name,
                            (const char *)k.data.scalar.value)
                     : rl->key(ld, item, (const char *)k.data.scalar.value,
                               is_null(&v) ? NULL : (const char *)v.data.scalar.value, line);
+        }
         yaml_event_delete(&k);
         yaml_event_delete(&v);
         if (r != 0)
@@ -1202,6 +1436,20 @@ void config_print(const config_t *cfg)
                r->repositories, r->tags ? r->tags : "(all)", r->keep_last,
                r->keep_within_ms ? format_duration(r->keep_within_ms, within, sizeof(within)) : "-",
                r->keep_tags ? r->keep_tags : "-");
+    }
+    for (size_t i = 0; i < cfg->nreplication; ++i) {
+        const config_replication_t *r = &cfg->replication[i];
+        char sched[32];
+        printf("replication[%zu]  name %s  direction %s  remote %s  credentials %s  repositories", i, r->name,
+               r->pull ? "pull" : "push", r->remote,
+               (r->username && *r->username) ? (r->password_file ? "(user, password file)" : "(set)") : "none");
+        for (size_t j = 0; j < r->nrepositories; ++j)
+            printf("%s%s", j ? "," : " ", r->repositories[j]);
+        printf("  tags %s  local_prefix \"%s\"  remote_prefix \"%s\"  schedule %s  on_push %s  tls_verify %s\n",
+               r->tags ? r->tags : "(all)", r->local_prefix ? r->local_prefix : "",
+               r->remote_prefix ? r->remote_prefix : "",
+               r->schedule_ms ? format_duration(r->schedule_ms, sched, sizeof(sched)) : "0",
+               r->on_push ? "true" : "false", r->tls_verify ? "true" : "false");
     }
     for (size_t i = 0; i < cfg->nimmutable; ++i)
         printf("immutable_tags[%zu]  repositories %s  tags %s\n", i, cfg->immutable[i].repositories,

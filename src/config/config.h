@@ -40,6 +40,28 @@ typedef struct {
     char *tags;         /* tags           PCRE2 pattern; NULL = every tag */
 } config_immutable_t;
 
+/** A replication rule (the "replication" list; docs/replication.md). */
+typedef struct {
+    char *name;          /* name           the rule's name, for `berth replicate NAME` and the log (required) */
+    int pull;            /* direction      push (0, default) or pull (1) */
+    char *remote;        /* remote         base URL of the other registry (required) */
+    char *username;      /* username       credentials at the remote (optional) */
+    char *password;      /* password */
+    char *password_file; /* password_file  a file whose first line is the password */
+    char **repositories; /* repositories   glob patterns of the source's names (* within a path component, **
+                                            across them, ? one character); required */
+    size_t nrepositories;
+    char *tags;           /* tags           glob pattern of the tags replicated; NULL = every tag */
+    char *local_prefix;   /* local_prefix   "" names here start with this ... */
+    char *remote_prefix;  /* remote_prefix  "" ... and there with this instead */
+    uint64_t schedule_ms; /* schedule       0 how often the server runs the rule (0: only on push events / CLI) */
+    int on_push;          /* on_push        false a push rule runs for a repository as soon as a manifest is
+                                            pushed to it */
+    int tls_verify;       /* tls_verify     true */
+    char *ca_file;        /* ca_file        CA certificates (PEM) the remote's certificate is checked against */
+    uint64_t timeout_ms;  /* timeout        30s connecting, and waiting for a manifest */
+} config_replication_t;
+
 typedef struct {
     /* http */
     char *http_addr;                           /* http.addr            "127.0.0.1:5000" (host:port; [v6]:port; :port) */
@@ -98,6 +120,9 @@ typedef struct {
     size_t nretention;
     config_immutable_t *immutable;
     size_t nimmutable;
+    /* replication rules (replicate/), from the file only, in the file's order */
+    config_replication_t *replication;
+    size_t nreplication;
 } config_t;
 
 /**
@@ -118,6 +143,12 @@ int config_parse_duration_ms(const char *s, uint64_t *out);
 
 /** 1 if `pattern` is a repository pattern of the lifecycle rules: a repository name, name + "/" + "*", or "*". */
 int config_repo_pattern_valid(const char *pattern);
+
+/**
+ * 1 if `s` (length `len`) matches the glob `pattern`: `*` any characters but '/', `**` any characters, `?` one
+ * character but '/', anything else itself.
+ */
+int config_glob_match(const char *pattern, const char *s, size_t len);
 
 /** Print every key, its variable, current value and documentation (for `berth config`), to stdout. */
 void config_print(const config_t *cfg);

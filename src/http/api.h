@@ -52,6 +52,11 @@ void api_manifest_get(route_t *r); /* GET and HEAD */
 void api_manifest_send(route_t *r, metastore_manifest_t *mf);
 void api_manifest_put(route_t *r);
 void api_manifest_delete(route_t *r);
+/**
+ * Called on the event loop after each manifest push was stored (before the answer), with the repository's name, when
+ * set (by main.c, before the server starts): what reacts to pushes (replication's queue) must only queue, never block.
+ */
+extern void (*api_manifest_pushed)(const char *repo);
 
 /* api_namespace.c: GET /api/v1/namespaces/<ns> (r->ref: the namespace), for those who may push in it */
 void api_namespace_get(route_t *r);

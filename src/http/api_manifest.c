@@ -14,6 +14,8 @@
 
 #define MAX_TAGS 32 /* tags one PUT may set (?tag= repeated) */
 
+void (*api_manifest_pushed)(const char *repo);
+
 typedef struct {
     write_work_t super;
     char *name;
@@ -120,6 +122,8 @@ static void put_done(work_t *w)
 {
     put_t *p = (put_t *)w;
     h2o_req_t *req = w->req;
+    if (p->super.rc == 0 && api_manifest_pushed != NULL)
+        api_manifest_pushed(p->name);
     if (req != NULL) {
         if (p->super.rc == 0) {
             res_headerf(req, "location", "/v2/%s/manifests/%s", p->name, p->digest.str);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 #include "mirror/challenge.h"
 #include "mirror/upstream.h"
 #include "util/log.h"
@@ -21,6 +22,9 @@ struct upstream {
     char *username; /* NULL: anonymous */
     char *password;
     long timeout_ms;
+    int tls_verify;
+    char *ca_file; /* NULL: the system's */
+    char *agent;   /* User-Agent */
     pthread_mutex_t mu;
     struct {
         char *scope; /* "repository:library/alpine:pull" */
@@ -37,7 +41,9 @@ typedef struct {
     upstream_resp_t *resp;
     int state; /* 0 no body yet, 1 a 2xx body going to the sink, 2 an error body, 3 the sink aborted */
     size_t errlen;
-    char challenge[1024]; /* WWW-Authenticate of a 401 */
+    char challenge[1024];     /* WWW-Authenticate of a 401 */
+    const upstream_req_t *rq; /* the body to send, if any */
+    uint64_t sent;
 } xfer_t;
 
 /*
@@ -101,17 +107,27 @@ static CURL *handle(void)
     return c;
 }
 
-upstream_t *upstream_new(const config_mirror_t *cfg)
+upstream_t *upstream_open(const upstream_opts_t *o)
 {
     upstream_t *u = calloc(1, sizeof(*u));
-    u->base = strdup(cfg->upstream);
-    if (cfg->username != NULL && *cfg->username != '\0') {
-        u->username = strdup(cfg->username);
-        u->password = strdup(cfg->password ? cfg->password : "");
+    u->base = strdup(o->base);
+    if (o->username != NULL && *o->username != '\0') {
+        u->username = strdup(o->username);
+        u->password = strdup(o->password ? o->password : "");
     }
-    u->timeout_ms = (long)cfg->timeout_ms;
+    u->timeout_ms = (long)o->timeout_ms;
+    u->tls_verify = o->tls_verify;
+    u->ca_file = o->ca_file != NULL && *o->ca_file != '\0' ? strdup(o->ca_file) : NULL;
+    if (asprintf(&u->agent, "%s/%s", o->agent ? o->agent : "berth", PACKAGE_VERSION) < 0)
+        u->agent = NULL;
     pthread_mutex_init(&u->mu, NULL);
     return u;
+}
+
+upstream_t *upstream_new(const config_mirror_t *cfg)
+{
+    upstream_opts_t o = {cfg->upstream, cfg->username, cfg->password, cfg->timeout_ms, 1, NULL, "berth-mirror"};
+    return upstream_open(&o);
 }
 
 static void forget_token(upstream_t *u, unsigned i)
@@ -130,6 +146,8 @@ void upstream_free(upstream_t *u)
     for (unsigned i = 0; i < TOKENS; ++i)
         forget_token(u, i);
     free(u->base);
+    free(u->ca_file);
+    free(u->agent);
     free(u->username);
     if (u->password != NULL)
         explicit_bzero(u->password, strlen(u->password));
@@ -202,7 +220,7 @@ static size_t on_header(char *buf, size_t size, size_t n, void *p)
     if (len >= 5 && memcmp(buf, "HTTP/", 5) == 0) {
         /* a new response (after a redirect or a 100): forget the previous one's headers */
         upstream_resp_t *r = x->resp;
-        r->content_type[0] = r->digest[0] = r->retry_after[0] = r->link[0] = x->challenge[0] = '\0';
+        r->content_type[0] = r->digest[0] = r->retry_after[0] = r->link[0] = r->location[0] = x->challenge[0] = '\0';
         r->length = -1;
         return len;
     }
@@ -220,6 +238,8 @@ static size_t on_header(char *buf, size_t size, size_t n, void *p)
         header_value(colon + 1, vlen, x->resp->retry_after, sizeof(x->resp->retry_after));
     else if (IS("link") && vlen < sizeof(x->resp->link))
         header_value(colon + 1, vlen, x->resp->link, sizeof(x->resp->link));
+    else if (IS("location") && vlen < sizeof(x->resp->location))
+        header_value(colon + 1, vlen, x->resp->location, sizeof(x->resp->location));
     else if (IS("www-authenticate"))
         header_value(colon + 1, vlen, x->challenge, sizeof(x->challenge));
     else if (IS("content-length")) {
@@ -267,6 +287,37 @@ static size_t on_body(char *buf, size_t size, size_t n, void *p)
     return len;
 }
 
+/* The request's body, from its file or memory. */
+static size_t on_read(char *buf, size_t size, size_t n, void *p)
+{
+    xfer_t *x = p;
+    const upstream_req_t *rq = x->rq;
+    if (rq->stop != NULL && __atomic_load_n(rq->stop, __ATOMIC_RELAXED))
+        return CURL_READFUNC_ABORT;
+    size_t want = size * n;
+    if (want > rq->len - x->sent)
+        want = (size_t)(rq->len - x->sent);
+    if (want == 0)
+        return 0;
+    if (rq->fd < 0) {
+        memcpy(buf, (const char *)rq->mem + x->sent, want);
+    } else {
+        ssize_t got = pread(rq->fd, buf, want, (off_t)(rq->off + x->sent));
+        if (got <= 0)
+            return CURL_READFUNC_ABORT; /* the file is shorter than it was: a failed transfer, not a short blob */
+        want = (size_t)got;
+    }
+    x->sent += want;
+    return want;
+}
+
+static int on_progress(void *p, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal, curl_off_t ulnow)
+{
+    (void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
+    const xfer_t *x = p;
+    return x->rq != NULL && x->rq->stop != NULL && __atomic_load_n(x->rq->stop, __ATOMIC_RELAXED);
+}
+
 /* ---- requests ---- */
 
 /* One request; `bearer` (or Basic credentials when `basic`) authorizes it. 0 if answered, -1 if not. */
@@ -286,18 +337,41 @@ static int perform(upstream_t *u, xfer_t *x, const char *method, const char *url
     x->errlen = 0;
     x->resp->status = 0;
     x->resp->error[0] = x->resp->content_type[0] = x->resp->digest[0] = x->resp->retry_after[0] = x->resp->link[0] =
-        x->challenge[0] = '\0';
+        x->resp->location[0] = x->challenge[0] = '\0';
+    x->sent = 0;
     x->resp->length = -1;
 
     C.easy_setopt(c, CURLOPT_URL, url);
-    if (strcmp(method, "HEAD") == 0)
+    if (strcmp(method, "HEAD") == 0) {
         C.easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "GET") != 0 && x->rq != NULL) {
+        C.easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        C.easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+        C.easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)x->rq->len);
+        C.easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+        C.easy_setopt(c, CURLOPT_READDATA, x);
+        if (x->rq->content_type != NULL) {
+            snprintf(line, sizeof(line), "Content-Type: %s", x->rq->content_type);
+            hdrs = C.slist_append(hdrs, line);
+        }
+    }
+    if (x->rq != NULL && x->rq->stop != NULL) {
+        C.easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        C.easy_setopt(c, CURLOPT_XFERINFODATA, x);
+        C.easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
+    if (!u->tls_verify) {
+        C.easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+        C.easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (u->ca_file != NULL)
+        C.easy_setopt(c, CURLOPT_CAINFO, u->ca_file);
     C.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     C.easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L); /* Docker Hub sends blobs from a CDN */
     C.easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
     C.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     C.easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    C.easy_setopt(c, CURLOPT_USERAGENT, "berth-mirror/" PACKAGE_VERSION);
+    C.easy_setopt(c, CURLOPT_USERAGENT, u->agent != NULL ? u->agent : "berth-mirror/" PACKAGE_VERSION);
     C.easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, u->timeout_ms);
     if (whole_timeout) {
         C.easy_setopt(c, CURLOPT_TIMEOUT_MS, u->timeout_ms);
@@ -358,8 +432,8 @@ static int mem_data(void *ctx, const void *p, size_t n)
 }
 
 /* Answer a Bearer challenge: ask its realm for a token for `scope`. 0 and the malloc'd token in *token. */
-static int fetch_token(upstream_t *u, const char *challenge, const char *scope, char **token, time_t *until,
-                       upstream_resp_t *resp)
+static int fetch_token(upstream_t *u, const char *challenge, const char *scope, int own_scope, char **token,
+                       time_t *until, upstream_resp_t *resp)
 {
     char realm[512], service[256] = "", want[512], *url = NULL;
     if (challenge_param(challenge, "realm", realm, sizeof(realm)) != 0 ||
@@ -368,7 +442,9 @@ static int fetch_token(upstream_t *u, const char *challenge, const char *scope, 
         return -1;
     }
     challenge_param(challenge, "service", service, sizeof(service));
-    if (challenge_param(challenge, "scope", want, sizeof(want)) != 0)
+    /* the challenge names what its request needs; a replication asks for pull and push at once, so that one token
+     * serves every request of a run (the token service grants what it allows of it) */
+    if (own_scope || challenge_param(challenge, "scope", want, sizeof(want)) != 0)
         snprintf(want, sizeof(want), "%s", scope);
     CURL *c = handle();
     char *esc_service = C.easy_escape(c, service, 0), *esc_scope = C.easy_escape(c, want, 0);
@@ -384,7 +460,7 @@ static int fetch_token(upstream_t *u, const char *challenge, const char *scope, 
     int rc = perform(u, &x, "GET", url, "application/json", NULL, u->username != NULL, 1);
     free(url);
     if (rc == 0 && resp->status != 200) {
-        snprintf(resp->error, sizeof(resp->error), "the upstream's token service answered %ld", resp->status);
+        snprintf(resp->error, sizeof(resp->error), "the registry's token service answered %ld", resp->status);
         rc = -1;
     }
     json_t *j = rc == 0 ? json_loadb(m.buf, m.len, 0, NULL) : NULL;
@@ -394,7 +470,7 @@ static int fetch_token(upstream_t *u, const char *challenge, const char *scope, 
     if (t == NULL)
         t = json_string_value(json_object_get(j, "access_token"));
     if (rc == 0 && (t == NULL || *t == '\0' || strlen(t) > TOKEN_MAX - 64)) {
-        snprintf(resp->error, sizeof(resp->error), "the upstream's token service sent no token");
+        snprintf(resp->error, sizeof(resp->error), "the registry's token service sent no token");
         rc = -1;
     }
     if (rc == 0) {
@@ -410,7 +486,7 @@ static int fetch_token(upstream_t *u, const char *challenge, const char *scope, 
 
 int upstream_get_url(const char *url, long timeout_ms, char **data, size_t *len, char *err, size_t errlen)
 {
-    upstream_t u = {.timeout_ms = timeout_ms}; /* no credentials, no tokens */
+    upstream_t u = {.timeout_ms = timeout_ms, .tls_verify = 1}; /* no credentials, no tokens */
     upstream_resp_t resp;
     membuf_t m = {malloc(TOKEN_MAX), 0};
     upstream_sink_t sink = {NULL, mem_data, &m};
@@ -429,19 +505,36 @@ int upstream_get_url(const char *url, long timeout_ms, char **data, size_t *len,
     return 0;
 }
 
-int upstream_fetch(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref,
-                   const char *accept, int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp)
+int upstream_request(upstream_t *u, const upstream_req_t *rq, const upstream_sink_t *sink, upstream_resp_t *resp)
 {
     char *url = NULL, scope[512], *token = NULL;
     int basic = 0, rc = -1;
-    if (asprintf(&url, "%s/v2/%s/%s/%s", u->base, name, kind, ref) < 0)
+    resp->status = 0;
+    resp->error[0] = '\0';
+    if (strncmp(rq->path, "http://", 7) == 0 || strncmp(rq->path, "https://", 8) == 0) {
+        /* a Location: the token and the credentials go to the registry's own address only */
+        size_t blen = strlen(u->base);
+        if (strncmp(rq->path, u->base, blen) != 0 || rq->path[blen] != '/') {
+            snprintf(resp->error, sizeof(resp->error), "the registry sent a location on another host");
+            return -1;
+        }
+        url = strdup(rq->path);
+    } else if (rq->path[0] != '/' || asprintf(&url, "%s%s", u->base, rq->path) < 0) {
+        url = NULL;
+    }
+    if (url == NULL) {
+        snprintf(resp->error, sizeof(resp->error), "bad request path");
         return -1;
-    snprintf(scope, sizeof(scope), "repository:%s:pull", name);
+    }
+    if (rq->name == NULL)
+        snprintf(scope, sizeof(scope), "registry:catalog:*");
+    else
+        snprintf(scope, sizeof(scope), "repository:%s:%s", rq->name, rq->push ? "pull,push" : "pull");
     int cached = cached_token(u, scope, &token);
     basic = cached && token == NULL;
     for (int attempt = 0; attempt < 2; ++attempt) {
-        xfer_t x = {.sink = sink, .resp = resp};
-        rc = perform(u, &x, method, url, accept, token, basic, whole_timeout);
+        xfer_t x = {.sink = sink, .resp = resp, .rq = rq};
+        rc = perform(u, &x, rq->method, url, rq->accept, token, basic, rq->whole_timeout);
         if (rc != 0 || resp->status != 401 || attempt == 1)
             break;
         /* challenged: get what it asks for, once */
@@ -453,8 +546,8 @@ int upstream_fetch(upstream_t *u, const char *method, const char *name, const ch
         char challenge[sizeof(x.challenge)];
         memcpy(challenge, x.challenge, sizeof(challenge));
         if (strncasecmp(challenge, "Bearer ", 7) == 0) {
-            if (fetch_token(u, challenge + 7, scope, &token, &until, resp) != 0) {
-                log_warn("mirror %s: cannot get a token for %s: %s", u->base, scope, resp->error);
+            if (fetch_token(u, challenge + 7, scope, rq->push, &token, &until, resp) != 0) {
+                log_warn("registry %s: cannot get a token for %s: %s", u->base, scope, resp->error);
                 if (resp->status != 429) /* a rate limit stays one, with its Retry-After */
                     resp->status = 0;
                 rc = -1;
@@ -471,5 +564,18 @@ int upstream_fetch(upstream_t *u, const char *method, const char *name, const ch
         explicit_bzero(token, strlen(token));
     free(token);
     free(url);
+    return rc;
+}
+
+int upstream_fetch(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref,
+                   const char *accept, int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp)
+{
+    char *path = NULL;
+    if (asprintf(&path, "/v2/%s/%s/%s", name, kind, ref) < 0)
+        return -1;
+    upstream_req_t rq = {
+        .method = method, .name = name, .path = path, .accept = accept, .whole_timeout = whole_timeout, .fd = -1};
+    int rc = upstream_request(u, &rq, sink, resp);
+    free(path);
     return rc;
 }

@@ -1,8 +1,9 @@
 /*
- * The HTTP client of a pull-through mirror: GET and HEAD of an upstream registry's manifests and blobs with
- * libcurl, following the upstream's auth challenge (Docker's token protocol, or Basic) with the configured
- * credentials or none, and caching the upstream's tokens until they expire. Blocking: call on a worker thread.
- * Each thread keeps one curl handle, so connections to the upstream are reused.
+ * The HTTP client of another registry: of a pull-through mirror's upstream (GET and HEAD of manifests, blobs and tag
+ * lists) and of a replication rule's remote (also POST, PUT and PATCH of uploads and manifests, with a body from a
+ * file or memory), with libcurl, following the registry's auth challenge (Docker's token protocol, or Basic) with the
+ * configured credentials or none, and caching its tokens until they expire. Blocking: call on a worker thread.
+ * Each thread keeps one curl handle, so connections to the registry are reused.
  */
 #ifndef BERTH_MIRROR_UPSTREAM_H
 #define BERTH_MIRROR_UPSTREAM_H
@@ -22,6 +23,7 @@ typedef struct {
     int64_t length;       /* Content-Length, -1 if absent */
     char retry_after[32]; /* Retry-After, "" if absent */
     char link[512];       /* Link (the next page of a tag list), "" if absent or longer */
+    char location[2048];  /* Location (an upload session), "" if absent or longer */
 } upstream_resp_t;
 
 /** Where a 2xx body goes: `start` once the status and headers are known, then `data` for each piece; either
@@ -36,6 +38,20 @@ typedef struct {
 int upstream_global_init(void);
 
 upstream_t *upstream_new(const config_mirror_t *cfg);
+
+/** Where and how to reach a registry, for upstream_open (the strings are copied). */
+typedef struct {
+    const char *base;     /* "https://host[:port]", no trailing slash */
+    const char *username; /* NULL or "": anonymous */
+    const char *password;
+    uint64_t timeout_ms;
+    int tls_verify;      /* 0: accept any certificate (a test, a private CA one cannot install) */
+    const char *ca_file; /* NULL: the system's CAs */
+    const char *agent;   /* the User-Agent's product ("berth-mirror"), the version added */
+} upstream_opts_t;
+
+/** A client of the registry `o` describes; upstream_new is this with a mirror's settings. */
+upstream_t *upstream_open(const upstream_opts_t *o);
 void upstream_free(upstream_t *u);
 
 /**
@@ -48,6 +64,27 @@ void upstream_free(upstream_t *u);
  */
 int upstream_fetch(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref,
                    const char *accept, int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp);
+
+/** A request of upstream_request. */
+typedef struct {
+    const char *method; /* GET, HEAD, POST, PUT, PATCH */
+    const char *name;   /* the repository, for the token's scope; NULL: the catalog (registry:catalog:*) */
+    const char *path;   /* "/v2/..." (with its query) below the base, or an absolute URL under the base (a Location) */
+    const char *accept; /* NULL: no Accept */
+    const char *content_type; /* of the body, NULL: none */
+    int push;                 /* ask for pull,push rather than pull */
+    int whole_timeout;        /* as upstream_fetch's */
+    int fd;                   /* >= 0: the body is `len` bytes of this file from `off` (pread; the fd stays open) */
+    uint64_t off, len;
+    const void *mem; /* else with fd < 0: `len` bytes here (NULL and 0: an empty body for POST/PUT/PATCH) */
+    const int *stop; /* when *stop becomes non-zero (atomically), the transfer aborts; may be NULL */
+} upstream_req_t;
+
+/**
+ * Any request to the registry, as upstream_fetch; a body is sent with POST, PUT and PATCH (again after a 401). An
+ * absolute `path` outside the base is refused (-1): credentials go to the registry only. `sink` may be NULL.
+ */
+int upstream_request(upstream_t *u, const upstream_req_t *rq, const upstream_sink_t *sink, upstream_resp_t *resp);
 
 /**
  * GET `url` (no credentials; redirects followed; `timeout_ms` for the whole transfer, at most 64 KiB): 0 with the

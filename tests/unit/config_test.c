@@ -580,6 +580,83 @@ static void test_print(void)
     free(err);
 }
 
+static void test_replication(void)
+{
+    config_t cfg;
+    char *err = NULL;
+    int r = load_text(&cfg,
+                      "replication:\n"
+                      "  - name: dr\n"
+                      "    remote: https://backup.example:5000\n"
+                      "    username: robot\n"
+                      "    password: s3cret\n"
+                      "    repositories: [team/*, 'apps/**']\n"
+                      "    tags: 'v*'\n"
+                      "    remote_prefix: mirror/\n"
+                      "    schedule: 1h\n"
+                      "    on_push: true\n"
+                      "  - name: hub\n"
+                      "    direction: pull\n"
+                      "    remote: http://127.0.0.1:5001\n"
+                      "    repositories: library/alpine\n"
+                      "    local_prefix: hub/\n"
+                      "    tls_verify: false\n",
+                      &err);
+    if (r != 0)
+        printf("# %s\n", err);
+    ok(r == 0 && cfg.nreplication == 2, "replication: two rules load");
+    if (r == 0 && cfg.nreplication == 2) {
+        const config_replication_t *a = &cfg.replication[0], *b = &cfg.replication[1];
+        ok(streq(a->name, "dr") && !a->pull && streq(a->remote, "https://backup.example:5000") &&
+               a->nrepositories == 2 && streq(a->repositories[0], "team/*") && streq(a->repositories[1], "apps/**") &&
+               streq(a->tags, "v*") && streq(a->remote_prefix, "mirror/") && a->schedule_ms == 3600000 && a->on_push &&
+               a->tls_verify && a->timeout_ms == 30000,
+           "replication: a push rule's keys");
+        ok(streq(b->name, "hub") && b->pull && b->nrepositories == 1 && streq(b->repositories[0], "library/alpine") &&
+               streq(b->local_prefix, "hub/") && !b->tls_verify && b->schedule_ms == 0 && b->tags == NULL,
+           "replication: a pull rule's keys");
+    }
+    config_dispose(&cfg);
+    free(err);
+    ok(fails_with("replication:\n  - remote: http://a\n    repositories: x\n", "name is required", NULL),
+       "replication: name is required");
+    ok(fails_with("replication:\n  - name: a\n    repositories: x\n", "remote is required", NULL),
+       "replication: remote is required");
+    ok(fails_with("replication:\n  - name: a\n    remote: http://a\n", "repositories is required", NULL),
+       "replication: repositories is required");
+    ok(fails_with("replication:\n  - name: a\n    remote: ftp://a\n    repositories: x\n", "remote", NULL),
+       "replication: remote must be http(s)");
+    ok(fails_with("replication:\n  - name: a\n    remote: http://a/v2\n    repositories: x\n", "without a path", NULL),
+       "replication: remote without a path");
+    ok(fails_with("replication:\n  - name: a\n    remote: http://a\n    repositories: 'x y'\n",
+                  "not a pattern of names", NULL),
+       "replication: a bad pattern");
+    ok(fails_with("replication:\n  - name: a\n    direction: sideways\n    remote: http://a\n    repositories: x\n",
+                  "neither push nor pull", NULL),
+       "replication: direction");
+    ok(fails_with("replication:\n  - name: a\n    direction: pull\n    on_push: true\n    remote: http://a\n"
+                  "    repositories: x\n",
+                  "on_push is for push rules", NULL),
+       "replication: on_push only for push rules");
+    ok(fails_with("replication:\n  - name: a\n    remote: http://a\n    repositories: x\n"
+                  "  - name: a\n    remote: http://b\n    repositories: y\n",
+                  "two rules named", NULL),
+       "replication: names are unique");
+    ok(fails_with("replication:\n  - name: a\n    remote: http://a\n    repositories: x\n    local_prefix: team\n",
+                  "followed by /", NULL),
+       "replication: a prefix ends with /");
+    ok(fails_with("retention:\n  - repositories: [a, b]\n    keep_last: 1\n", "expected a value", NULL),
+       "retention takes no list");
+
+    ok(config_glob_match("team/*", "team/app", 8) && !config_glob_match("team/*", "team/a/b", 8) &&
+           config_glob_match("team/**", "team/a/b", 8) && config_glob_match("**", "x/y/z", 5) &&
+           !config_glob_match("team/*", "teams/app", 9) && config_glob_match("a?c", "abc", 3) &&
+           !config_glob_match("a?c", "a/c", 3) && config_glob_match("v1.*", "v1.2", 4) &&
+           !config_glob_match("v1.*", "v2.0", 4) && config_glob_match("*/*", "a/b", 3) &&
+           config_glob_match("x", "x", 1) && !config_glob_match("x", "xy", 2),
+       "glob: * within a component, ** across, ? one character");
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL) {
@@ -595,6 +672,7 @@ int main(void)
     test_errors();
     test_conf_file();
     test_print();
+    test_replication();
 
     for (int i = 0; i < nfiles; ++i) {
         char path[300];
