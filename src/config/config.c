@@ -82,6 +82,8 @@ static const struct config_key keys[] = {
      "a blob a repository got but no manifest of it references is kept this long (clients push layers first)"},
     {"gc.untagged_grace", CONFIG_DURATION, F(gc_untagged_grace_ms), "7d", 0, 0, NULL,
      "an untagged manifest no index or subject keeps is removed after this long; 0 = kept forever"},
+    {"audit.retention", CONFIG_DURATION, F(audit_retention_ms), "90d", 0, 0, NULL,
+     "audit log rows older than this are removed by the server's chores (berth audit lists them); 0 = kept forever"},
     {"workers", CONFIG_UINT, F(workers), "16", 1, 1024, NULL, "threads for blocking work (fsync, rename, hashing)"},
     {"log.access", CONFIG_STRING, F(log_access), "-", 0, 0, NULL,
      "access log: \"-\" = stdout, \"\" = off, else a file"},

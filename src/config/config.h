@@ -65,6 +65,8 @@ typedef struct {
     uint64_t gc_interval_ms;       /* gc.interval          1h (0 = no scheduled runs) */
     uint64_t gc_blob_grace_ms;     /* gc.blob_grace        24h */
     uint64_t gc_untagged_grace_ms; /* gc.untagged_grace    7d (0 = untagged manifests are kept) */
+    /* audit log (store/audit.h) */
+    uint64_t audit_retention_ms; /* audit.retention      90d (0 = kept forever) */
     /* workers */
     unsigned workers; /* workers              16 (threads for blocking work: fsync, rename, hashing) */
     /* log */

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <unistd.h>
 #include "http/api.h"
+#include "http/gate.h"
+#include "store/audit.h"
 #include "http/work.h"
 #include "oci/range.h"
 #include "util/log.h"
@@ -161,12 +163,21 @@ typedef struct {
     write_work_t super;
     char *name;
     digest_t digest;
+    gate_actor_t actor;
 } unlink_t;
 
 static int unlink_write(metastore_t *m, void *arg)
 {
     unlink_t *u = arg;
-    return metastore_blob_unlink(m, u->name, &u->digest);
+    int rc = metastore_blob_unlink(m, u->name, &u->digest);
+    audit_record_t r = {.actor = u->actor.name,
+                        .token_id = u->actor.token_id,
+                        .action = "delete.blob",
+                        .repository = u->name,
+                        .reference = u->digest.str,
+                        .digest = u->digest.str,
+                        .address = u->actor.addr};
+    return rc != 0 ? rc : audit_insert(m, &r);
 }
 
 static void unlink_done(work_t *w)
@@ -193,5 +204,6 @@ void api_blob_delete(route_t *r)
     unlink_t *u = calloc(1, sizeof(*u));
     u->name = strdup(r->name);
     u->digest = d;
+    gate_actor(r->req, r->who, &u->actor);
     work_write(r->req, &u->super, unlink_write, unlink_done);
 }

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "http/api.h"
+#include "http/gate.h"
 #include "http/parse.h"
 #include "http/work.h"
 #include "mirror/pulled.h"
@@ -9,6 +10,7 @@
 #include "auth/decide.h"
 #include "auth/principal.h"
 #include "oci/name.h"
+#include "store/audit.h"
 #include "store/policy.h"
 #include "util/status.h"
 
@@ -26,6 +28,7 @@ typedef struct {
     manifest_t *mf;
     void *body;
     size_t len;
+    gate_actor_t actor;
 } put_t;
 
 typedef struct {
@@ -34,6 +37,7 @@ typedef struct {
     digest_t digest;
     int admin;
     char denied[TAG_MAX_LEN + 1]; /* the immutable tag the delete would remove */
+    gate_actor_t actor;
 } delete_t;
 
 /* Parse the reference: a digest (it has a colon) or a tag. Answers the error and returns -1 if invalid. */
@@ -103,17 +107,57 @@ void api_manifest_send(route_t *r, metastore_manifest_t *mf)
     metastore_manifest_dispose(mf);
 }
 
+/* The audit records of a push that went in: one per tag (or one by digest), and a tag move where a tag pointed at
+ * another manifest before (`prev`, `had`). */
+static int put_audit(metastore_t *m, const put_t *p, const digest_t *prev, const int *had)
+{
+    audit_record_t r = {.actor = p->actor.name,
+                        .token_id = p->actor.token_id,
+                        .action = "push",
+                        .repository = p->name,
+                        .reference = p->digest.str,
+                        .digest = p->digest.str,
+                        .address = p->actor.addr,
+                        .detail = p->mf->media_type};
+    if (p->ntags == 0)
+        return audit_insert(m, &r);
+    for (size_t i = 0; i < p->ntags; ++i) {
+        r.action = "push";
+        r.reference = p->tags[i];
+        r.detail = p->mf->media_type;
+        if (audit_insert(m, &r) != 0)
+            return BERTH_ERROR;
+        if (had[i] && !digest_equal(&prev[i], &p->digest)) {
+            char from[DIGEST_MAX_STR + 8];
+            snprintf(from, sizeof(from), "from %s", prev[i].str);
+            r.action = "tag.move";
+            r.detail = from;
+            if (audit_insert(m, &r) != 0)
+                return BERTH_ERROR;
+        }
+    }
+    return 0;
+}
+
 static int put_write(metastore_t *m, void *arg)
 {
     put_t *p = arg;
+    digest_t prev[MAX_TAGS];
+    int had[MAX_TAGS];
     int rc = policy_check_push(berth.store->policy, m, p->name, &p->digest, (const char *const *)p->tags, p->ntags,
                                &p->denied);
     if (rc == 0)
         rc = quota_check_manifest(m, p->name, &p->quota);
     if (rc != 0)
         return rc;
-    return metastore_manifest_put(m, p->name, &p->digest, p->mf, p->body, p->len, (const char *const *)p->tags,
-                                  p->ntags, berth.cfg.storage_sparse_manifests, &p->bad);
+    for (size_t i = 0; i < p->ntags; ++i) {
+        if ((rc = metastore_tag_target(m, p->name, p->tags[i], &prev[i], NULL, 0, NULL)) < 0 && rc != BERTH_ENOTFOUND)
+            return rc;
+        had[i] = rc == 0;
+    }
+    rc = metastore_manifest_put(m, p->name, &p->digest, p->mf, p->body, p->len, (const char *const *)p->tags, p->ntags,
+                                berth.cfg.storage_sparse_manifests, &p->bad);
+    return rc != 0 ? rc : put_audit(m, p, prev, had);
 }
 
 static void put_done(work_t *w)
@@ -209,6 +253,7 @@ void api_manifest_put(route_t *r)
         p->tags[p->ntags++] = strdup(t);
     }
     p->digest = d;
+    gate_actor(req, r->who, &p->actor);
     p->len = req->entity.len;
     p->body = malloc(p->len ? p->len : 1);
     memcpy(p->body, req->entity.base, p->len);
@@ -218,10 +263,23 @@ void api_manifest_put(route_t *r)
 static int delete_write(metastore_t *m, void *arg)
 {
     delete_t *dl = arg;
+    digest_t target = dl->digest;
     int rc = policy_check_delete(berth.store->policy, m, dl->name, dl->tag, &dl->digest, dl->admin, dl->denied);
     if (rc != 0)
         return rc;
-    return dl->tag ? metastore_tag_delete(m, dl->name, dl->tag) : metastore_manifest_delete(m, dl->name, &dl->digest);
+    if (dl->tag != NULL && (rc = metastore_tag_target(m, dl->name, dl->tag, &target, NULL, 0, NULL)) != 0)
+        return rc;
+    rc = dl->tag ? metastore_tag_delete(m, dl->name, dl->tag) : metastore_manifest_delete(m, dl->name, &dl->digest);
+    if (rc != 0)
+        return rc;
+    audit_record_t r = {.actor = dl->actor.name,
+                        .token_id = dl->actor.token_id,
+                        .action = dl->tag ? "delete.tag" : "delete.manifest",
+                        .repository = dl->name,
+                        .reference = dl->tag ? dl->tag : dl->digest.str,
+                        .digest = target.str,
+                        .address = dl->actor.addr};
+    return audit_insert(m, &r);
 }
 
 static void delete_done(work_t *w)
@@ -259,5 +317,6 @@ void api_manifest_delete(route_t *r)
     if (!tag)
         dl->digest = d;
     dl->admin = auth_mode() == MODE_OPEN || (r->who != NULL && r->who->admin);
+    gate_actor(r->req, r->who, &dl->actor);
     work_write(r->req, &dl->super, delete_write, delete_done);
 }

@@ -563,7 +563,7 @@ static void test_print(void)
     int lines = 0;
     for (const char *p = buf; (p = strchr(p, '\n')) != NULL; ++p)
         ++lines;
-    ok(lines == 42, "print: a header and one line per key (%d)", lines);
+    ok(lines == 43, "print: a header and one line per key (%d)", lines);
     unlink(out);
     config_dispose(&cfg);
     free(err);
