@@ -4,7 +4,9 @@
 #include <string.h>
 #include <unistd.h>
 #include "http/api.h"
+#include "http/events.h"
 #include "http/gate.h"
+#include "notify/notify.h"
 #include "store/audit.h"
 #include "http/work.h"
 #include "oci/range.h"
@@ -164,6 +166,8 @@ typedef struct {
     char *name;
     digest_t digest;
     gate_actor_t actor;
+    int notify; /* webhooks take deletes */
+    api_origin_t origin;
 } unlink_t;
 
 static int unlink_write(metastore_t *m, void *arg)
@@ -177,12 +181,22 @@ static int unlink_write(metastore_t *m, void *arg)
                         .reference = u->digest.str,
                         .digest = u->digest.str,
                         .address = u->actor.addr};
-    return rc != 0 ? rc : audit_insert(m, &r);
+    if (rc == 0)
+        rc = audit_insert(m, &r);
+    /* application/octet-stream, so that ignoredmediatypes drops blob events as it does in distribution */
+    if (rc == 0 && u->notify)
+        rc = api_event_store(m, &u->origin, "delete", u->name, NULL, u->digest.str, "application/octet-stream", -1);
+    return rc;
 }
 
 static void unlink_done(work_t *w)
 {
     unlink_t *u = (unlink_t *)w;
+    if (u->notify) {
+        if (u->super.rc == 0)
+            notify_kick();
+        api_origin_dispose(&u->origin);
+    }
     if (w->req != NULL) {
         if (u->super.rc == 0)
             res_empty(w->req, 202);
@@ -205,5 +219,7 @@ void api_blob_delete(route_t *r)
     u->name = strdup(r->name);
     u->digest = d;
     gate_actor(r->req, r->who, &u->actor);
+    if ((u->notify = (notify_actions() & CONFIG_ACTION_DELETE) != 0))
+        api_origin_init(&u->origin, r->req, &u->actor);
     work_write(r->req, &u->super, unlink_write, unlink_done);
 }

@@ -2,10 +2,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include "http/api.h"
+#include "http/events.h"
 #include "http/gate.h"
 #include "http/parse.h"
 #include "http/work.h"
 #include "mirror/pulled.h"
+#include "notify/notify.h"
 #include "oci/manifest.h"
 #include "auth/decide.h"
 #include "auth/principal.h"
@@ -29,6 +31,8 @@ typedef struct {
     void *body;
     size_t len;
     gate_actor_t actor;
+    int notify;          /* webhooks take pushes: */
+    api_origin_t origin; /* what the events say of the request */
 } put_t;
 
 typedef struct {
@@ -38,6 +42,8 @@ typedef struct {
     int admin;
     char denied[TAG_MAX_LEN + 1]; /* the immutable tag the delete would remove */
     gate_actor_t actor;
+    int notify; /* webhooks take deletes */
+    api_origin_t origin;
 } delete_t;
 
 /* Parse the reference: a digest (it has a colon) or a tag. Answers the error and returns -1 if invalid. */
@@ -101,6 +107,9 @@ void api_manifest_send(route_t *r, metastore_manifest_t *mf)
         res_header(r->req, "docker-content-digest", mf->digest.str);
         res_headerf(r->req, "etag", "\"%s\"", mf->digest.str);
         res_bytes(r->req, 200, mf->media_type, mf->content, mf->size);
+        /* one atomic load when no endpoint takes pulls: nothing else on the hot path */
+        if ((notify_actions() & CONFIG_ACTION_PULL) != 0 && method_is(r->req, "GET"))
+            api_event_pull(r, mf);
         if (r->mirror != NULL) /* for eviction: the least recently pulled go first */
             mirror_pulled(r->mirror, r->name, &mf->digest, mf->pulled_at);
     }
@@ -157,13 +166,24 @@ static int put_write(metastore_t *m, void *arg)
     }
     rc = metastore_manifest_put(m, p->name, &p->digest, p->mf, p->body, p->len, (const char *const *)p->tags, p->ntags,
                                 berth.cfg.storage_sparse_manifests, &p->bad);
-    return rc != 0 ? rc : put_audit(m, p, prev, had);
+    if (rc == 0)
+        rc = put_audit(m, p, prev, had);
+    /* the webhook events commit with the push: one per tag, as distribution sends them */
+    for (size_t i = 0; rc == 0 && p->notify && i < (p->ntags ? p->ntags : 1); ++i)
+        rc = api_event_store(m, &p->origin, "push", p->name, p->ntags ? p->tags[i] : NULL, p->digest.str,
+                             p->mf->media_type, (int64_t)p->len);
+    return rc;
 }
 
 static void put_done(work_t *w)
 {
     put_t *p = (put_t *)w;
     h2o_req_t *req = w->req;
+    if (p->notify) {
+        if (p->super.rc == 0)
+            notify_kick();
+        api_origin_dispose(&p->origin);
+    }
     if (req != NULL) {
         if (p->super.rc == 0) {
             res_headerf(req, "location", "/v2/%s/manifests/%s", p->name, p->digest.str);
@@ -254,6 +274,8 @@ void api_manifest_put(route_t *r)
     }
     p->digest = d;
     gate_actor(req, r->who, &p->actor);
+    if ((p->notify = (notify_actions() & CONFIG_ACTION_PUSH) != 0))
+        api_origin_init(&p->origin, req, &p->actor);
     p->len = req->entity.len;
     p->body = malloc(p->len ? p->len : 1);
     memcpy(p->body, req->entity.base, p->len);
@@ -279,12 +301,20 @@ static int delete_write(metastore_t *m, void *arg)
                         .reference = dl->tag ? dl->tag : dl->digest.str,
                         .digest = target.str,
                         .address = dl->actor.addr};
-    return audit_insert(m, &r);
+    rc = audit_insert(m, &r);
+    if (rc == 0 && dl->notify)
+        rc = api_event_store(m, &dl->origin, "delete", dl->name, dl->tag, target.str, NULL, -1);
+    return rc;
 }
 
 static void delete_done(work_t *w)
 {
     delete_t *dl = (delete_t *)w;
+    if (dl->notify) {
+        if (dl->super.rc == 0)
+            notify_kick();
+        api_origin_dispose(&dl->origin);
+    }
     if (w->req != NULL) {
         if (dl->super.rc == 0)
             res_empty(w->req, 202);
@@ -318,5 +348,7 @@ void api_manifest_delete(route_t *r)
         dl->digest = d;
     dl->admin = auth_mode() == MODE_OPEN || (r->who != NULL && r->who->admin);
     gate_actor(r->req, r->who, &dl->actor);
+    if ((dl->notify = (notify_actions() & CONFIG_ACTION_DELETE) != 0))
+        api_origin_init(&dl->origin, r->req, &dl->actor);
     work_write(r->req, &dl->super, delete_write, delete_done);
 }

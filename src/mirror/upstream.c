@@ -429,6 +429,50 @@ int upstream_get_url(const char *url, long timeout_ms, char **data, size_t *len,
     return 0;
 }
 
+static size_t discard(char *p, size_t size, size_t n, void *ctx)
+{
+    (void)p;
+    (void)ctx;
+    return size * n;
+}
+
+int upstream_post(const char *url, const char *const *headers, size_t nheaders, const char *body, size_t len,
+                  long timeout_ms, long *status, char *err, size_t errlen)
+{
+    CURL *c = handle();
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *hdrs = NULL;
+    if (c == NULL) {
+        snprintf(err, errlen, "cannot make a libcurl handle");
+        return -1;
+    }
+    C.easy_reset(c);
+    for (size_t i = 0; i < nheaders; ++i)
+        hdrs = C.slist_append(hdrs, headers[i]);
+    hdrs = C.slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
+    C.easy_setopt(c, CURLOPT_URL, url);
+    C.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    C.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    C.easy_setopt(c, CURLOPT_USERAGENT, "berth-notifications/" PACKAGE_VERSION);
+    C.easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    C.easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    C.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    C.easy_setopt(c, CURLOPT_POST, 1L);
+    C.easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    C.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    C.easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    C.easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    CURLcode rc = C.easy_perform(c);
+    C.easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    C.slist_free_all(hdrs);
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "%s", errbuf[0] ? errbuf : C.easy_strerror(rc));
+        return -1;
+    }
+    C.easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    return 0;
+}
+
 int upstream_fetch(upstream_t *u, const char *method, const char *name, const char *kind, const char *ref,
                    const char *accept, int whole_timeout, const upstream_sink_t *sink, upstream_resp_t *resp)
 {

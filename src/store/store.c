@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "store/audit.h"
+#include "store/events.h"
 #include "store/evict.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -42,11 +43,19 @@ static int prune_write(metastore_t *m, void *arg)
     return n < 0 ? n : 0;
 }
 
+/* What waits in memory for a write: audit records of logins, webhook events of pulls. */
+static int flush_write(metastore_t *m, void *arg)
+{
+    int rc = audit_flush(m, arg);
+    return rc == 0 ? events_flush(m, arg) : rc;
+}
+
 #define AUDIT_PRUNE_EVERY_MS (3600 * 1000)
 
 /*
  * Periodic chores off the event loops: expire stale upload sessions; write the queued audit records (about once a
- * second, all in one transaction: logins have no write of their own to ride with); prune the audit log at start and
+ * second, all in one transaction: logins have no write of their own to ride with), and the webhook events of pulls
+ * likewise; prune the audit log at start and
  * every hour.
  */
 static void *chores_main(void *arg)
@@ -67,8 +76,8 @@ static void *chores_main(void *arg)
                 log_info("removed %d upload session(s) idle for more than %llu s", n, (unsigned long long)(ttl / 1000));
             next_expire = now + every;
         }
-        if (audit_queued() > 0)
-            metastore_write(s->writer, audit_flush, NULL);
+        if (audit_queued() > 0 || events_queued() > 0)
+            metastore_write(s->writer, flush_write, NULL);
         if (s->cfg->audit_retention_ms > 0 && now >= next_prune) {
             metastore_write(s->writer, prune_write, s);
             next_prune = now + AUDIT_PRUNE_EVERY_MS;
@@ -81,8 +90,8 @@ static void *chores_main(void *arg)
             ;
     }
     pthread_mutex_unlock(&s->_chores.mu);
-    if (audit_queued() > 0) /* the writer stops after this thread */
-        metastore_write(s->writer, audit_flush, NULL);
+    if (audit_queued() > 0 || events_queued() > 0) /* the writer stops after this thread */
+        metastore_write(s->writer, flush_write, NULL);
     return NULL;
 }
 
