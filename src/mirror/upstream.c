@@ -66,10 +66,11 @@ static void free_handle(void *c)
     C.easy_cleanup(c);
 }
 
-int upstream_global_init(void)
+static int loaded; /* atomic: C is filled */
+static pthread_mutex_t load_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int load(void)
 {
-    if (C.global_init != NULL)
-        return 0;
     void *lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
     if (lib == NULL) {
         log_error("mirrors need libcurl (Debian package libcurl4): %s", dlerror());
@@ -90,6 +91,20 @@ int upstream_global_init(void)
     C.global_init(CURL_GLOBAL_DEFAULT);
     pthread_key_create(&curl_key, free_handle);
     return 0;
+}
+
+/* Thread-safe: the mirrors call it at start-up, the external keys' refresher and the webhooks' threads when they
+ * first need it; a failure is tried again on the next call. */
+int upstream_global_init(void)
+{
+    if (__atomic_load_n(&loaded, __ATOMIC_ACQUIRE))
+        return 0;
+    pthread_mutex_lock(&load_mu);
+    int rc = 0;
+    if (!__atomic_load_n(&loaded, __ATOMIC_RELAXED) && (rc = load()) == 0)
+        __atomic_store_n(&loaded, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&load_mu);
+    return rc;
 }
 
 /* This thread's handle: kept for the thread's life so that its connections to the upstream are reused. */

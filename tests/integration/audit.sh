@@ -36,7 +36,9 @@ api GET "/token?service=berth&scope=repository:acme/app:pull" -u alice:alice-pw1
 is "alice logs in at /token -> 200" "$STATUS" 200
 api GET /v2/ -u nobody:guess
 is "Basic with an unknown user on /v2/ -> 401" "$STATUS" 401
+burst=$SECONDS
 for i in $(seq 1 12); do api GET /v2/ -u mallory:guess$i -H 'X-Forwarded-For: 192.0.2.66'; done
+burst=$((SECONDS - burst + 1)) # seconds it lasted, rounded up: the queue is written about once a second
 is "mallory's 12 failed logins end limited (429)" "$STATUS" 429
 
 SECRET=$(mktoken alice ci "repository:acme/*:pull")
@@ -72,7 +74,9 @@ is "failed Basic login of nobody on /v2/ from 127.0.0.1" \
     "$(count '.action == "login.failed" and .user == "nobody" and .address == "127.0.0.1"')" 1
 is "mallory's 12 failures: every one counted" "$(jq -s 'map(select(.user == "mallory") | .count) | add' "$T/audit.json")" 12
 n=$(count '.user == "mallory"')
-is "... in at most 2 rows (wrong password, refused while limited)" "$((n >= 1 && n <= 2))" 1
+diag "mallory's burst: $burst s, $n rows"
+is "... folded: at most 2 rows (wrong password, refused while limited) per second it lasted" \
+    "$((n >= 1 && n <= 2 * (burst + 1) && n < 12))" 1
 is "token create by the CLI (cli:$ME, local)" \
     "$(count ".action == \"token.create\" and .user == \"cli:$ME\" and .reference == \"alice\" and .address == \"local\" and (.detail | startswith(\"id $TID, ci\"))")" 1
 is "token revoke $TID by the CLI" "$(count ".action == \"token.revoke\" and .reference == \"$TID\" and .user == \"cli:$ME\"")" 1
