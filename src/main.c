@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "http/api.h"
 #include "http/gate.h"
+#include "http/metrics.h"
 #include "http/server.h"
 #include "mirror/mirror.h"
 #include "mirror/upstream.h"
@@ -17,7 +18,8 @@
 #include "util/log.h"
 
 /* The modules of the HTTP layer that keep state per event loop, or stop work at shutdown. */
-static const server_hooks_t *const http_hooks[] = {&gate_hooks, &api_mirror_hooks, &api_tags_hooks, NULL};
+static const server_hooks_t *const http_hooks[] = {&metrics_hooks, &gate_hooks, &api_mirror_hooks, &api_tags_hooks,
+                                                   NULL};
 
 /* The site administrator, at the first start: a generated password is shown on the terminal, never logged. */
 static int ensure_admin(store_t *store, const config_t *cfg)
@@ -29,7 +31,13 @@ static int ensure_admin(store_t *store, const config_t *cfg)
         metastore_close(m);
     if (created < 0)
         return -1;
-    if (created && generated != NULL) {
+    if (created && generated != NULL && log_json()) {
+        log_warn("created the site administrator \"admin\" with password: %s (shown once; change it with: berth user "
+                 "passwd admin)",
+                 generated);
+        OPENSSL_cleanse(generated, strlen(generated));
+        free(generated);
+    } else if (created && generated != NULL) {
         fprintf(stderr,
                 "\n  created the site administrator \"admin\" with password: %s\n"
                 "  (shown once; change it with: berth user passwd admin)\n\n",
@@ -163,6 +171,7 @@ int main(int argc, char **argv)
         return 1;
     }
     log_set_level((log_level_t)log_level_from_name(cfg.log_level));
+    log_set_json(strcmp(cfg.log_format, "json") == 0);
     if (admin) {
         status = cli_main(cmd, nrest - 1, rest + 1, &cfg);
     } else if (strcmp(cmd, "config") == 0) {

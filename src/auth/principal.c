@@ -176,6 +176,23 @@ static void ext_stop(void)
     auth.ext.last_len = 0;
 }
 
+static auth_cache_t *cache_make(const char *name);
+
+/* For /metrics: failed logins by kind, and logins refused by the rate limiter (rare: relaxed atomic adds). */
+static uint64_t failures[AUTH_FAIL_KINDS], limited;
+
+static void count(uint64_t *c)
+{
+    __atomic_fetch_add(c, 1, __ATOMIC_RELAXED);
+}
+
+void auth_stats(auth_stats_t *out)
+{
+    for (int i = 0; i < AUTH_FAIL_KINDS; ++i)
+        out->failures[i] = __atomic_load_n(&failures[i], __ATOMIC_RELAXED);
+    out->limited = __atomic_load_n(&limited, __ATOMIC_RELAXED);
+}
+
 int auth_init(const config_t *cfg, int (*mirror_creates)(const char *repo), char **err)
 {
     char path[4096];
@@ -202,7 +219,7 @@ int auth_init(const config_t *cfg, int (*mirror_creates)(const char *repo), char
     }
     if (cfg->auth_external_keys != NULL)
         ext_start(cfg, ext_issuer);
-    auth.shared = auth_cache_new();
+    auth.shared = cache_make("credentials_shared");
     auth.limiter = limiter_new(cfg->auth_login_failures, cfg->auth_login_backoff_ms);
     auth.addr_limiter = limiter_new(cfg->auth_login_failures_per_address, cfg->auth_login_backoff_ms);
     return 0;
@@ -224,14 +241,22 @@ const token_keys_t *auth_keys(void)
     return &auth.keys;
 }
 
-auth_cache_t *auth_cache_new(void)
+/* A cache of credentials, its lookups counted under `name` for /metrics. */
+static auth_cache_t *cache_make(const char *name)
 {
     auth_cache_t *cache = calloc(1, sizeof(*cache));
     if (cache != NULL && (cache->entries = cache_new(CACHE_SLOTS, sizeof(auth_principal_t))) == NULL) {
         free(cache);
         cache = NULL;
     }
+    if (cache != NULL)
+        cache_count(cache->entries, name);
     return cache;
+}
+
+auth_cache_t *auth_cache_new(void)
+{
+    return cache_make("credentials");
 }
 
 void auth_cache_free(auth_cache_t *cache)
@@ -380,8 +405,12 @@ auth_status_t auth_basic(auth_cache_t *cache, metastore_t *db, const char *user,
     uint64_t gen = cache_gen(db);
     /* an access token: a high-entropy secret, checked at once. A wrong one cannot be guessed, so it does not count
      * as a failed login; passwords may not begin with "berth_" (the CLI refuses them): nothing else to check */
-    if (strncmp(password, "berth_", 6) == 0)
-        return access_token_login(db, user, password, who) == 0 ? AUTH_OK : AUTH_DENIED;
+    if (strncmp(password, "berth_", 6) == 0) {
+        if (access_token_login(db, user, password, who) == 0)
+            return AUTH_OK;
+        count(&failures[AUTH_FAIL_ACCESS_TOKEN]);
+        return AUTH_DENIED;
+    }
     unsigned char ck[32], lk[LIMITER_KEY_LEN], ak[LIMITER_KEY_LEN];
     hmac(ck, user, strlen(user), password, strlen(password));
     if (password_cached(cache, ck, gen, who))
@@ -394,8 +423,10 @@ auth_status_t auth_basic(auth_cache_t *cache, metastore_t *db, const char *user,
     *wait_ms = limiter_wait(auth.limiter, lk, now);
     if (by_addr > *wait_ms)
         *wait_ms = by_addr;
-    if (*wait_ms > 0)
+    if (*wait_ms > 0) {
+        count(&limited);
         return AUTH_LIMITED;
+    }
     *check = check_new(db, user, password);
     memcpy((*check)->cache_key, ck, sizeof(ck));
     memcpy((*check)->limit_key, lk, sizeof(lk));
@@ -434,6 +465,8 @@ int auth_check_finish(auth_check_t *check, auth_cache_t *cache, auth_principal_t
     }
     if (ok)
         *who = check->who;
+    else
+        count(&failures[AUTH_FAIL_PASSWORD]);
     OPENSSL_cleanse(check->password, strlen(check->password));
     free(check->password);
     free(check->hash);
@@ -484,12 +517,15 @@ int auth_bearer(auth_cache_t *cache, metastore_t *db, const char *jwt, size_t le
     pthread_rwlock_unlock(&auth.keys_lock);
     if (bad) {
         log_debug("bearer token refused: %s", err);
+        count(&failures[AUTH_FAIL_BEARER]);
         return -1;
     }
     who->bearer = 1;
     if (who->claims.sub[0] != '\0' && !who->claims.external) {
-        if (bearer_account(db, now, who) != 0)
+        if (bearer_account(db, now, who) != 0) {
+            count(&failures[AUTH_FAIL_BEARER]);
             return -1;
+        }
     } else if (who->claims.sub[0] != '\0') {
         who->authenticated = 1; /* an external issuer's subject: what it may do is in the token */
         snprintf(who->name, sizeof(who->name), "%.*s", (int)sizeof(who->name) - 1, who->claims.sub);

@@ -71,6 +71,23 @@ typedef enum {
     AUTH_CHECK    /* a password to check: *check is set, see auth_check_run() */
 } auth_status_t;
 
+/** The kinds of failed logins /metrics counts. */
+typedef enum {
+    AUTH_FAIL_PASSWORD,     /* a wrong password (or unknown or disabled user), after its check */
+    AUTH_FAIL_ACCESS_TOKEN, /* a wrong access-token secret as a password */
+    AUTH_FAIL_BEARER,       /* a Bearer token that does not verify, or whose account or access token changed */
+    AUTH_FAIL_KINDS
+} auth_fail_t;
+
+/** Failed logins by kind, and logins refused by the rate limiter (429), since start. */
+typedef struct {
+    uint64_t failures[AUTH_FAIL_KINDS];
+    uint64_t limited;
+} auth_stats_t;
+
+/** Read the counters (thread-safe). */
+void auth_stats(auth_stats_t *out);
+
 /** A password check in flight: made by auth_basic(), run by auth_check_run(), freed by auth_check_finish(). */
 typedef struct auth_check auth_check_t;
 

@@ -27,9 +27,11 @@ static const struct {
     int (*fn)(cli_t *c, int argc, char **argv);
     int whole; /* no subcommand: fn's argv[0] is the command itself */
 } commands[] = {
-    {"user", cli_user, 0},           {"org", cli_org, 0},     {"robot", cli_robot, 0}, {"team", cli_team, 0},
-    {"repo", cli_repo, 0},           {"token", cli_token, 0}, {"fsck", cli_fsck, 1},   {"gc", cli_gc, 1},
-    {"retention", cli_retention, 0}, {"quota", cli_quota, 0}, {"du", cli_du, 1},       {"audit", cli_audit_list, 1},
+    {"user", cli_user, 0},       {"org", cli_org, 0},       {"robot", cli_robot, 0},
+    {"team", cli_team, 0},       {"repo", cli_repo, 0},     {"token", cli_token, 0},
+    {"fsck", cli_fsck, 1},       {"gc", cli_gc, 1},         {"retention", cli_retention, 0},
+    {"quota", cli_quota, 0},     {"du", cli_du, 1},         {"backup", cli_backup, 1},
+    {"restore", cli_restore, 1}, {"import", cli_import, 1}, {"audit", cli_audit_list, 1},
 };
 
 static const char *cur_cmd = "berth"; /* for messages: "user add: …" */
@@ -57,6 +59,9 @@ static const char *const synopsis[] = {
     "berth quota list                    (namespaces' quotas and usage)",
     "berth quota set NAMESPACE SIZE      (50GiB, 500MB...; 0 or none removes the quota)",
     "berth du [NAMESPACE|REPOSITORY]     (bytes used: unique and shared)",
+    "berth backup FILE.tar.zst [--since PREVIOUS.tar.zst] [--threads N] [--level N]   (- : standard output)",
+    "berth restore FULL.tar.zst [INCREMENTAL.tar.zst...]   (into an empty storage root)",
+    "berth import [--copy] [--jobs N] DIR (a docker-registry's rootdirectory: repositories, tags, manifests, blobs)",
     "berth audit [--since 24h|2026-01-31[T12:00:00Z]] [--repo NAME|NS/*] [--user NAME] [--json]   (the audit log)",
 };
 

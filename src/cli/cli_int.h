@@ -63,6 +63,9 @@ int cli_gc(cli_t *c, int argc, char **argv);   /* argv[0] is "gc" */
 int cli_retention(cli_t *c, int argc, char **argv);
 int cli_quota(cli_t *c, int argc, char **argv);
 int cli_du(cli_t *c, int argc, char **argv);         /* argv[0] is "du" */
+int cli_backup(cli_t *c, int argc, char **argv);     /* argv[0] is "backup" */
+int cli_restore(cli_t *c, int argc, char **argv);    /* argv[0] is "restore" */
+int cli_import(cli_t *c, int argc, char **argv);     /* argv[0] is "import" */
 int cli_audit_list(cli_t *c, int argc, char **argv); /* argv[0] is "audit" */
 
 #endif

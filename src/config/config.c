@@ -35,6 +35,7 @@ static const char *check_addr(const char *s);
 static const char *check_external_keys(const char *s);
 static const char *check_level(const char *s);
 static const char *check_mode(const char *s);
+static const char *check_format(const char *s);
 
 #define MIB (1024 * 1024)
 #define F(field) offsetof(config_t, field)
@@ -61,6 +62,8 @@ static const struct config_key keys[] = {
      "a connection with no request for this long is closed (HTTP/1 and HTTP/2)"},
     {"http.shutdown_timeout", CONFIG_DURATION, F(http_shutdown_timeout_ms), "30s", 0, 0, NULL,
      "grace for in-flight requests on SIGTERM"},
+    {"http.shutdown_delay", CONFIG_DURATION, F(http_shutdown_delay_ms), "0", 0, 0, NULL,
+     "on SIGTERM, /readyz answers 503 while berth still accepts and serves for this long, then it stops accepting"},
     {"http.max_body_size", CONFIG_SIZE, F(http_max_body_size), "10GiB", 0, 0, NULL,
      "largest request body, i.e. largest single upload"},
     {"storage.root", CONFIG_STRING, F(storage_root), "./data", 0, 0, check_nonempty,
@@ -90,6 +93,8 @@ static const struct config_key keys[] = {
     {"log.access", CONFIG_STRING, F(log_access), "-", 0, 0, NULL,
      "access log: \"-\" = stdout, \"\" = off, else a file"},
     {"log.level", CONFIG_STRING, F(log_level), "info", 0, 0, check_level, "error, warn, info or debug"},
+    {"log.format", CONFIG_STRING, F(log_format), "text", 0, 0, check_format,
+     "text, or json: one JSON object a line, for the diagnostics and the access log"},
     {"mode", CONFIG_STRING, F(mode), "private", 0, 0, check_mode,
      "who may do what: private (credentials for everything), public, cloud, open (no authentication)"},
     {"admin_password", CONFIG_STRING, F(admin_password), NULL, 0, 0, NULL,
@@ -184,6 +189,12 @@ static const char *check_level(const char *s)
 {
     static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
     return check_one_of(s, levels, "expected error, warn, info or debug");
+}
+
+static const char *check_format(const char *s)
+{
+    static const char *const formats[] = {"text", "json", NULL};
+    return check_one_of(s, formats, "expected text or json");
 }
 
 static const char *check_mode(const char *s)

@@ -75,6 +75,7 @@ typedef struct {
     uint64_t http_request_timeout_ms;  /* http.request_timeout 1h (h2o's http1 req_timeout: headers + whole body) */
     uint64_t http_idle_timeout_ms;     /* http.idle_timeout    60s (between requests, HTTP/1 and HTTP/2) */
     uint64_t http_shutdown_timeout_ms; /* http.shutdown_timeout 30s (grace for in-flight requests on SIGTERM) */
+    uint64_t http_shutdown_delay_ms;   /* http.shutdown_delay  0 (on SIGTERM: /readyz 503, still serving, this long) */
     uint64_t http_max_body_size; /* http.max_body_size   10GiB (largest request body, i.e. largest single upload) */
     /* storage */
     char *storage_root;                 /* storage.root         "./data" */
@@ -94,6 +95,7 @@ typedef struct {
     /* log */
     char *log_access; /* log.access           "-" (stdout), "" = off, else a file path */
     char *log_level;  /* log.level            "info" (error, warn, info, debug) */
+    char *log_format; /* log.format           "text" (text, json) */
     /* who may do what */
     char *mode;                    /* mode                 "private" (private, public, cloud, open) */
     char *admin_password;          /* admin_password       NULL (the admin account's password when created) */

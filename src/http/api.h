@@ -32,7 +32,6 @@ static inline int method_is(h2o_req_t *req, const char *m)
 void api_base(route_t *r);
 void api_healthz(h2o_req_t *req);
 void api_readyz(h2o_req_t *req);
-void api_metrics(h2o_req_t *req); /* GET /metrics: Prometheus text format */
 
 /* api_blob.c */
 void api_blob_get(route_t *r); /* GET and HEAD */

@@ -58,7 +58,9 @@ static void do_send(blob_gen_t *g, h2o_req_t *req)
 
 static void on_proceed(h2o_generator_t *self, h2o_req_t *req)
 {
+    const char *prev = log_set_request(req_id(req));
     do_send((blob_gen_t *)self, req);
+    log_set_request(prev);
 }
 
 static void on_stop(h2o_generator_t *self, h2o_req_t *req)

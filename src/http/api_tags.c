@@ -24,7 +24,8 @@ static __thread cache_t *pages; /* value: the body, then the Link header and its
 
 static void on_loop_init(thread_ctx_t *tc)
 {
-    pages = cache_new(PAGE_SLOTS, PAGE_MAX);
+    if ((pages = cache_new(PAGE_SLOTS, PAGE_MAX)) != NULL)
+        cache_count(pages, "list_pages");
 }
 
 static void on_loop_dispose(thread_ctx_t *tc)

@@ -11,6 +11,7 @@
 #include "auth/limiter.h"
 #include "http/conns.h"
 #include "http/gate.h"
+#include "http/metrics.h"
 #include "http/stream.h"
 #include "util/hash.h"
 #include "util/log.h"
@@ -115,6 +116,7 @@ static void on_sock_close(void *data)
     conn_t *c = data;
     h2o_linklist_unlink(&c->link);
     --c->tc->nconns;
+    metrics_open(-1);
     stream_close(&c->stream);
     c->sock = NULL;
     conn_unref(c);
@@ -155,6 +157,7 @@ static size_t received(h2o_socket_t *sock)
 void conns_accept(thread_ctx_t *tc, h2o_socket_t *sock)
 {
     char addr[INET6_ADDRSTRLEN];
+    metrics_accepted();
     if (tc->nconns >= tc->max_conns) { /* over the cap: refuse rather than queue without bound */
         ++g.refused_total;
         h2o_socket_close(sock);
@@ -184,6 +187,7 @@ void conns_accept(thread_ctx_t *tc, h2o_socket_t *sock)
     c->clock.mark = 0; /* bytes that arrived before the accept count as arriving */
     h2o_linklist_insert(&tc->conns, &c->link);
     ++tc->nconns;
+    metrics_open(1);
     sock->on_close.cb = on_sock_close;
     sock->on_close.data = c;
     h2o_accept(&tc->accept_ctx, sock);

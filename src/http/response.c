@@ -133,6 +133,14 @@ const char *req_header(h2o_req_t *req, const char *name, size_t *len)
     return req->headers.entries[i].value.base;
 }
 
+const char *req_id(h2o_req_t *req)
+{
+    for (size_t i = 0; i + 1 < req->env.size; i += 2)
+        if (h2o_memis(req->env.entries[i].base, req->env.entries[i].len, H2O_STRLIT(REQ_ID_ENV)))
+            return req->env.entries[i + 1].base;
+    return NULL;
+}
+
 static int hexval(char c)
 {
     if (c >= '0' && c <= '9')

@@ -34,6 +34,15 @@ void res_headerf(h2o_req_t *req, const char *name, const char *fmt, ...) __attri
 /** The value of request header `name` (lower case), or NULL; its length in *len. */
 const char *req_header(h2o_req_t *req, const char *name, size_t *len);
 
+/** The longest X-Request-Id a client may give (a longer one, or one with other characters than [A-Za-z0-9-_.:+/=],
+ * is replaced by berth's own). */
+#define REQ_ID_MAX 64
+/** The name under which the router keeps a request's id in req->env (beside the X-Request-Id answer header). */
+#define REQ_ID_ENV "request_id"
+
+/** The id the router gave the request (a NUL-terminated string in its pool), or NULL before. */
+const char *req_id(h2o_req_t *req);
+
 /**
  * The percent-decoded value of query parameter `key` in the request's path, copied into the pool and
  * NUL-terminated; NULL if absent. With `nth` > 0, the nth occurrence (0-based) of a repeated key.

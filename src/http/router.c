@@ -1,10 +1,13 @@
 #include <string.h>
+#include <sys/random.h>
 #include "http/api.h"
 #include "http/conns.h"
 #include "http/gate.h"
+#include "http/metrics.h"
 #include "http/parse.h"
 #include "http/router.h"
 #include "oci/scope.h"
+#include "util/log.h"
 
 /* The handlers of the endpoints under /v2/ (a mirrored repository's pulls go to api_mirror.c instead). */
 static void (*const handlers[])(route_t *) = {
@@ -124,16 +127,62 @@ static void route_namespace(h2o_req_t *req, const parse_route_t *pr)
     gate_require(r, ACTION_PUSH, 0, handlers[pr->ep]);
 }
 
-static void on_req_done(void *p)
+/* A client's X-Request-Id is kept when it is short and made of characters safe in a header and a log line. */
+static int id_valid(const char *s, size_t len)
 {
-    --**(size_t **)p;
+    if (len == 0 || len > REQ_ID_MAX)
+        return 0;
+    for (size_t i = 0; i < len; ++i)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+              (s[i] != '\0' && strchr("-_.:+/=", s[i]) != NULL)))
+            return 0;
+    return 1;
 }
+
+/* The request's id: the client's X-Request-Id if valid, else 20 hex digits, a random prefix of the loop's and a count
+ * (no lock, no system call but the first). Sent back in X-Request-Id; in req->env for the logs (req_id()). */
+static const char *request_id(h2o_req_t *req)
+{
+    static __thread uint32_t prefix;
+    static __thread uint64_t seq;
+    static const char hex[] = "0123456789abcdef";
+    size_t len;
+    const char *given = req_header(req, "x-request-id", &len);
+    char *id;
+    if (given != NULL && id_valid(given, len)) {
+        id = h2o_strdup(&req->pool, given, len).base;
+    } else {
+        if (seq == 0 && getrandom(&prefix, sizeof(prefix), 0) != sizeof(prefix))
+            prefix = (uint32_t)(uintptr_t)&prefix ^ (uint32_t)time(NULL);
+        uint64_t v = ((uint64_t)prefix << 48) ^ ++seq, hi = prefix >> 16;
+        id = h2o_mem_alloc_pool(&req->pool, 21);
+        for (int i = 0; i < 4; ++i)
+            id[i] = hex[(hi >> (12 - 4 * i)) & 15];
+        for (int i = 0; i < 16; ++i)
+            id[4 + i] = hex[(v >> (60 - 4 * i)) & 15];
+        id[20] = '\0';
+        len = 20;
+    }
+    h2o_vector_reserve(&req->pool, &req->env, req->env.size + 4); /* and the route's, for the access log */
+    req->env.entries[req->env.size++] = h2o_iovec_init(H2O_STRLIT(REQ_ID_ENV));
+    req->env.entries[req->env.size++] = h2o_iovec_init(id, len);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("x-request-id"), 0, NULL, id, len);
+    return id;
+}
+
+static void route(h2o_req_t *req, metrics_req_t *m);
 
 int router_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
-    size_t **inflight = h2o_mem_alloc_shared(&req->pool, sizeof(*inflight), on_req_done);
-    *inflight = &thread_ctx_of(req)->inflight;
-    ++**inflight;
+    metrics_req_t *m = metrics_begin(req);
+    const char *prev = log_set_request(request_id(req));
+    route(req, m);
+    log_set_request(prev);
+    return 0;
+}
+
+static void route(h2o_req_t *req, metrics_req_t *m)
+{
     conns_request(req);
 
     h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("docker-distribution-api-version"), 1, NULL,
@@ -148,13 +197,18 @@ int router_on_req(h2o_handler_t *self, h2o_req_t *req)
     if (bad != NULL) {
         req->http1_is_persistent = 0; /* the next request's start is not known: close after the answer */
         res_error(req, ERR_UNSUPPORTED, bad, NULL);
-        return 0;
+        return;
     }
 
     /* the raw path, not h2o's normalised one: "a/../b" must be refused, never resolved */
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     parse_route_t pr;
     parse_route(&pr, req->path.base, plen, req->method.base, req->method.len);
+    metrics_route(m, pr.ep);
+    const char *rn = metrics_route_name(pr.ep);
+    h2o_vector_reserve(&req->pool, &req->env, req->env.size + 2);
+    req->env.entries[req->env.size++] = h2o_iovec_init(H2O_STRLIT("route"));
+    req->env.entries[req->env.size++] = h2o_iovec_init(rn, strlen(rn));
     switch (pr.target) {
     case PARSE_NOWHERE:
         route_error(req, &pr);
@@ -172,5 +226,4 @@ int router_on_req(h2o_handler_t *self, h2o_req_t *req)
         route_namespace(req, &pr);
         break;
     }
-    return 0;
 }

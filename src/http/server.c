@@ -9,11 +9,13 @@
 #include <openssl/ssl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include "http/conns.h"
@@ -254,6 +256,24 @@ static SSL_CTX *tls_setup(void)
     return ctx;
 }
 
+/* h2o 2.2.5's access-log handle (lib/handler/access_log.c; opaque in h2o.h): the descriptor it writes to */
+struct h2o225_access_log_filehandle {
+    h2o_logconf_t *logconf;
+    int fd;
+};
+
+/* log.access "-": standard output as berth got it. h2o opens a path, and reopening /dev/stdout fails where standard
+ * output is a socket (journald's: ENXIO) or another user's pipe; so the handle, opened on /dev/null, gets a duplicate
+ * of descriptor 1 instead (after checking that its descriptor is that /dev/null, should h2o's layout differ). */
+static int access_log_to_stdout(h2o_access_log_filehandle_t *fh)
+{
+    int *fd = &((struct h2o225_access_log_filehandle *)fh)->fd;
+    struct stat null, got;
+    if (stat("/dev/null", &null) != 0 || fstat(*fd, &got) != 0 || got.st_rdev != null.st_rdev || !S_ISCHR(got.st_mode))
+        return -1;
+    return dup3(STDOUT_FILENO, *fd, O_CLOEXEC) < 0 ? -1 : 0;
+}
+
 static int setup_h2o(void)
 {
     h2o_globalconf_t *g = &berth.globalconf;
@@ -275,11 +295,19 @@ static int setup_h2o(void)
     handler->on_req = router_on_req;
     const char *log = berth.cfg.log_access;
     if (log != NULL && *log != '\0') {
+        /* the request id is the X-Request-Id the router adds to every answer (its error lines carry it too) */
+        int to_stdout = strcmp(log, "-") == 0;
         h2o_access_log_filehandle_t *fh = h2o_access_log_open_handle(
-            strcmp(log, "-") == 0 ? "/dev/stdout" : log,
-            "%h %l %u %t \"%r\" %s %b %{duration}x \"%{user-agent}i\" %{docker-content-digest}o",
-            H2O_LOGCONF_ESCAPE_APACHE);
-        if (fh == NULL) {
+            to_stdout ? "/dev/null" : log,
+            log_json()
+                ? "{\"time\":\"%{%Y-%m-%dT%H:%M:%S%z}t\",\"level\":\"info\",\"type\":\"access\","
+                  "\"request_id\":\"%{x-request-id}o\",\"remote\":\"%h\",\"method\":\"%m\",\"path\":\"%U\","
+                  "\"query\":\"%q\",\"protocol\":\"%H\",\"status\":%s,\"bytes_sent\":%b,\"duration\":%{duration}x,"
+                  "\"user_agent\":\"%{user-agent}i\",\"digest\":\"%{docker-content-digest}o\",\"route\":\"%{route}e\"}"
+                : "%h %l %u %t \"%r\" %s %b %{duration}x \"%{user-agent}i\" %{docker-content-digest}o "
+                  "%{x-request-id}o",
+            log_json() ? H2O_LOGCONF_ESCAPE_JSON : H2O_LOGCONF_ESCAPE_APACHE);
+        if (fh == NULL || (to_stdout && access_log_to_stdout(fh) != 0)) {
             log_error("cannot open the access log %s", log);
             return -1;
         }
@@ -351,6 +379,19 @@ static void stop_hooks(void)
             (*h)->stop();
 }
 
+/* http.shutdown_delay: /readyz already answers 503, but the listeners stay open and requests are served as before,
+ * until the delay is over or a second signal cuts it short. A load balancer (a Kubernetes Service, an ingress) takes
+ * a moment to see that readiness is gone; what it sends meanwhile is served rather than refused. */
+static void shutdown_delay(const sigset_t *set, int sig)
+{
+    uint64_t ms = berth.cfg.http_shutdown_delay_ms;
+    struct timespec ts = {.tv_sec = (time_t)(ms / 1000), .tv_nsec = (long)(ms % 1000) * 1000000};
+    log_info("received %s: not ready, still serving for %llu ms (http.shutdown_delay)",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT", (unsigned long long)ms);
+    while (sigtimedwait(set, NULL, &ts) < 0 && errno == EINTR)
+        ; /* an unrelated signal: wait again (for the whole delay; rare enough) */
+}
+
 int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const *modules)
 {
     berth.cfg = *cfg;
@@ -391,6 +432,9 @@ int server_run(const config_t *cfg, store_t *store, const server_hooks_t *const 
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigwait(&set, &sig);
+    atomic_store(&berth.terminating, 1);
+    if (berth.cfg.http_shutdown_delay_ms > 0)
+        shutdown_delay(&set, sig);
     log_info("received %s: finishing in-flight requests (up to %llu ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
              (unsigned long long)berth.cfg.http_shutdown_timeout_ms);
     for (unsigned i = 0; i < nthreads; ++i)

@@ -7,6 +7,7 @@
 #ifndef BERTH_HTTP_SERVER_H
 #define BERTH_HTTP_SERVER_H
 
+#include <stdatomic.h>
 #include <h2o.h>
 #include "config/config.h"
 #include "store/store.h"
@@ -17,6 +18,7 @@ typedef struct {
     store_t *store; /* the caller's */
     h2o_globalconf_t globalconf;
     SSL_CTX *ssl_ctx;
+    atomic_int terminating; /* SIGTERM came: /readyz answers 503 from now on, also during http.shutdown_delay */
 } berth_t;
 
 extern berth_t berth;

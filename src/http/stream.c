@@ -5,9 +5,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include "http/conns.h"
+#include "http/metrics.h"
 #include "http/parse.h"
+#include "http/response.h"
 #include "http/server.h"
 #include "http/stream.h"
+#include "util/log.h"
 #include <h2o/http1.h> /* after h2o.h, which it needs */
 
 /* picohttpparser, inside libh2o-evloop (its header is not installed) */
@@ -222,6 +225,7 @@ static int take_body(stream_t *s, stream_sink_t *k)
         done = s->left == 0;
     }
     s->got += n;
+    metrics_received(n);
     if (s->got > berth.cfg.http_max_body_size) {
         in->size = s->head_len;
         return -STREAM_TOO_LARGE;
@@ -248,8 +252,15 @@ static void swap_input(h2o_socket_t *sock, h2o_buffer_prototype_t *proto)
     sock->input = nb;
 }
 
+/* The lines the taker logs carry the request's id. */
+static const char *log_for(stream_t *s)
+{
+    return log_set_request(s->req != NULL ? req_id(s->req) : NULL);
+}
+
 static void end_body(stream_t *s, int how)
 {
+    const char *prev = log_for(s);
     stream_sink_t *k = s->sink;
     s->sink = NULL;
     s->state = S_IDLE;
@@ -259,13 +270,16 @@ static void end_body(stream_t *s, int how)
         s->req->http1_is_persistent = 0;
     if (k != NULL)
         k->end(k, how);
+    log_set_request(prev);
 }
 
 static void receive(stream_t *s)
 {
+    const char *prev = log_for(s);
     int rc = take_body(s, s->sink);
     if (rc != 0)
         end_body(s, rc > 0 ? STREAM_OK : -rc);
+    log_set_request(prev);
 }
 
 /* Throw away what arrived of a body nobody takes. Returns 1 while more is to come. */

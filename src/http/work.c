@@ -7,8 +7,11 @@
  * request died first only cleans up. A detached job belongs to no request and nothing comes back.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "http/work.h"
+#include "util/log.h"
 
 typedef struct {
     pthread_mutex_t mu;
@@ -37,9 +40,13 @@ static void *worker_main(void *arg)
             pool->tail = &pool->head;
         pthread_mutex_unlock(&pool->mu);
         thread_ctx_t *tc = w->tc; /* NULL for a detached job, which may be freed by its run */
-        w->run(w);
         if (tc != NULL)
+            log_set_request(w->rid[0] != '\0' ? w->rid : NULL);
+        w->run(w);
+        if (tc != NULL) {
+            log_set_request(NULL);
             h2o_multithread_send_message(&tc->work_done, &w->_msg);
+        }
         pthread_mutex_lock(&pool->mu);
     }
     pthread_mutex_unlock(&pool->mu);
@@ -109,6 +116,8 @@ void work_submit_to(work_kind_t kind, h2o_req_t *req, work_t *w, work_cb run, wo
     w->req = req;
     w->run = run;
     w->done = done;
+    const char *id = req_id(req);
+    snprintf(w->rid, sizeof(w->rid), "%s", id != NULL ? id : "");
     w->_msg = (h2o_multithread_message_t){{NULL, NULL}};
     w->_slot = h2o_mem_alloc_shared(&req->pool, sizeof(*w->_slot), on_req_dispose);
     *w->_slot = w;
@@ -138,7 +147,11 @@ void work_on_done(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages
         work_t *w = H2O_STRUCT_FROM_MEMBER(work_t, _msg.link, messages->next);
         h2o_linklist_unlink(&w->_msg.link);
         if (w->req != NULL)
-            *w->_slot = NULL; /* the request lives on; detach so its disposal no longer reaches us */
+            *w->_slot = NULL;     /* the request lives on; detach so its disposal no longer reaches us */
+        char rid[sizeof(w->rid)]; /* done frees w */
+        memcpy(rid, w->rid, sizeof(rid));
+        const char *prev = log_set_request(rid[0] != '\0' ? rid : NULL);
         w->done(w);
+        log_set_request(prev);
     }
 }

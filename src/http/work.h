@@ -7,6 +7,7 @@
 #define BERTH_HTTP_WORK_H
 
 #include <h2o.h>
+#include "http/response.h"
 #include "http/server.h"
 
 typedef struct work work_t;
@@ -17,9 +18,10 @@ struct work {
     work_t **_slot; /* the request's pointer back to us, cleared when the request is disposed */
     work_t *_next;
     thread_ctx_t *tc;
-    h2o_req_t *req; /* NULL once the request is gone */
-    work_cb run;    /* on a worker thread: must not touch req */
-    work_cb done;   /* on the loop thread: answers (if req) and frees the work */
+    h2o_req_t *req;           /* NULL once the request is gone */
+    work_cb run;              /* on a worker thread: must not touch req */
+    work_cb done;             /* on the loop thread: answers (if req) and frees the work */
+    char rid[REQ_ID_MAX + 1]; /* the request's id, for the lines logged by run and done ("" for none) */
 };
 
 /* I/O work (fsync, rename, database writes); CPU-heavy password checks; upstream fetches of the mirrors, which

@@ -38,6 +38,37 @@ int blobstore_commit(blobstore_t *bs, const char *src, const digest_t *d);
  */
 int blobstore_rename(blobstore_t *bs, const char *src, const digest_t *d, char *dir);
 
+/** How blobstore_adopt put a file into the store. */
+typedef enum { BLOBSTORE_LINKED = 0, BLOBSTORE_REFLINKED = 1, BLOBSTORE_COPIED = 2 } blobstore_how_t;
+
+/** A file blobstore_adopt verified, waiting in <root>/tmp for blobstore_adopt_finish (or _cancel). */
+typedef struct {
+    int fd;
+    digest_t digest;
+    char path[BLOBSTORE_PATH_MAX];
+} blobstore_adopted_t;
+
+/**
+ * Bring the regular file `name` in folder `dirfd` (another store's blob, e.g. docker-registry's `data`; a symbolic link
+ * is refused) in as blob `d`: hard-linked to <root>/tmp/<tmpname> when `may_link` and both are on one file system, else
+ * cloned (FICLONE: a reflink on XFS or btrfs), else copied; its content is hashed from that file (the one berth will
+ * serve, not the source's name, which could change meanwhile). Thread-safe.
+ * Returns 0 with the size in *size, the method in *how, and the verified file in *out, which the caller finishes or
+ * cancels; BERTH_EDIGEST (nothing left) when the content hashes to something else, given in *got; BERTH_ERROR with
+ * errno (nothing left; ENOENT: no such file).
+ */
+int blobstore_adopt(blobstore_t *bs, int dirfd, const char *name, const digest_t *d, int may_link, const char *tmpname,
+                    blobstore_how_t *how, uint64_t *size, digest_t *got, blobstore_adopted_t *out);
+/**
+ * fsync an adopted file and rename it into place without the fsync of its shard folder, whose path goes to `shard`
+ * (BLOBSTORE_PATH_MAX bytes): the caller makes it durable before anything records the blob, as for blobstore_rename.
+ * fsyncing many adopted files one after the other, after they were all written, costs about one journal commit
+ * rather than one each. 0, or -1 (logged; the temporary file is removed).
+ */
+int blobstore_adopt_finish(blobstore_t *bs, blobstore_adopted_t *a, char *shard);
+/** Remove an adopted file not finished. */
+void blobstore_adopt_cancel(blobstore_adopted_t *a);
+
 /** Open a blob for reading; returns the fd (size in *size) or -1 (errno set; ENOENT if absent). */
 int blobstore_open(const blobstore_t *bs, const digest_t *d, uint64_t *size);
 
@@ -53,5 +84,23 @@ int mkdir_p(const char *path);
 
 /** fsync a directory by path. */
 int fsync_dir(const char *path);
+
+/*
+ * The hold on blob files (<root>/blobs.lock, an flock): a backup holds it shared from before its database snapshot
+ * until it has read its last blob file, so that no file the snapshot names disappears meanwhile; whatever removes blob
+ * files (the garbage collector, fsck --repair) takes it exclusively, without waiting, and when it cannot, leaves its
+ * files for a later run. Removals stay correct without it: it only keeps the files a backup is reading.
+ */
+#define BLOBSTORE_LOCK "blobs.lock"
+
+/** Hold the blob files of `root` (shared; waits for a removal in progress). The lock's fd, or -1 (errno). */
+int blobstore_hold(const char *root);
+/**
+ * The right to remove blob files of `root` now (exclusive, without waiting): the lock's fd, or -1 when a backup holds
+ * them (errno EWOULDBLOCK) or the lock file cannot be opened (logged).
+ */
+int blobstore_removal_begin(const char *root);
+/** Give back a lock from blobstore_hold or blobstore_removal_begin (-1 is ignored). */
+void blobstore_unlock(int fd);
 
 #endif

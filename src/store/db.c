@@ -400,8 +400,8 @@ uint64_t db_generation(db_t *db)
 
 void db_enable_cache(db_t *db)
 {
-    if (db->cache == NULL)
-        db->cache = cache_new(DB_CACHE_SLOTS, DB_CACHE_DATA_MAX);
+    if (db->cache == NULL && (db->cache = cache_new(DB_CACHE_SLOTS, DB_CACHE_DATA_MAX)) != NULL)
+        cache_count(db->cache, "metadata");
 }
 
 /* Inside a transaction (the caller's, even a deferred one not yet reading, or a statement still running further up)

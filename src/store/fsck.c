@@ -458,8 +458,12 @@ static int remove_blob(fsck_t *f, const char *path, const char *digest, const st
     const char *err;
     struct stat st;
     int removed = 0;
+    int lock = blobstore_removal_begin(f->root); /* not while a backup reads blob files (store/blobstore.h) */
+    if (lock < 0)
+        return 0;
     if (db_begin(f->db, 1, &err) != 0) {
         log_warn("fsck: cannot lock the database to remove %s: %s", path, err);
+        blobstore_unlock(lock);
         return 0;
     }
     if (blob_row(f, digest) == 0) {
@@ -474,6 +478,7 @@ static int remove_blob(fsck_t *f, const char *path, const char *digest, const st
         }
     }
     db_rollback(f->db);
+    blobstore_unlock(lock);
     return removed;
 }
 

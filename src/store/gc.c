@@ -49,9 +49,9 @@ static db_query_t q_blob = {
 static db_query_t q_blob_delete = {"DELETE FROM blob WHERE digest = ?1", 0};
 static db_query_t q_unqueue_blob = {"DELETE FROM gc_blob WHERE digest = ?1", 0};
 static db_query_t q_to_unlink = {"INSERT INTO gc_unlink VALUES (?1) ON CONFLICT DO NOTHING", 0};
-static db_query_t q_unlinks = {"SELECT u.digest, EXISTS(SELECT 1 FROM blob WHERE digest = u.digest) FROM gc_unlink u",
-                               0};
-static db_query_t q_unlinked = {"DELETE FROM gc_unlink", 0};
+static db_query_t q_unlinks = {
+    "SELECT u.digest, EXISTS(SELECT 1 FROM blob WHERE digest = u.digest) FROM gc_unlink u LIMIT ?1", 0};
+static db_query_t q_unlinked = {"DELETE FROM gc_unlink WHERE digest = ?1", 0};
 
 typedef struct {
     db_t *db;
@@ -61,6 +61,7 @@ typedef struct {
     int64_t now;
     int64_t *ids; /* a batch's queue items */
     char (*digests)[DIGEST_MAX_STR + 1];
+    uint64_t gone_blobs, gone_bytes; /* the blob rows the batch deleted, for the store's totals */
 } run_t;
 
 static void report(run_t *r, const char *kind, const char *repo, const char *digest, uint64_t size)
@@ -75,12 +76,6 @@ static void report(run_t *r, const char *kind, const char *repo, const char *dig
 static int run1(db_t *db, db_query_t *q, int64_t i1, const char *t2)
 {
     return db_run_keyed(db, q, i1, t2) < 0 ? BERTH_ERROR : 0;
-}
-
-static int run0(db_t *db, db_query_t *q)
-{
-    sqlite3_stmt *s = db_stmt(db, q);
-    return s != NULL && db_run(db, s) == 0 ? 0 : BERTH_ERROR;
 }
 
 static int run_text(db_t *db, db_query_t *q, const char *t1)
@@ -179,6 +174,8 @@ static int blob_one(run_t *r, const char *digest)
         return BERTH_ERROR;
     r->st->blobs++;
     r->st->bytes_freed += size;
+    r->gone_blobs++;
+    r->gone_bytes += size;
     report(r, "blob", NULL, digest, size);
     return 1;
 }
@@ -198,9 +195,11 @@ typedef struct {
     int nth;
     pthread_mutex_t mu;
     pthread_cond_t go, done;
-    char (*digests)[DIGEST_MAX_STR + 1]; /* the files to unlink: [0, n), handed out from `next` */
-    size_t cap, n, next, finished;
+    char (*digests)[DIGEST_MAX_STR + 1]; /* the files to unlink: [0, n), handed out from `next`; listed rows kept
+                                            because pushed again: [cap - kept, cap) */
+    size_t cap, n, next, finished, kept;
     int stop;
+    int lock; /* the right to remove blob files (blobstore_removal_begin) while unlinking, or -1 */
 } unlinkers_t;
 
 static void *unlinker_main(void *arg)
@@ -240,6 +239,7 @@ static void unlinkers_start(unlinkers_t *u, const char *root, size_t cap)
     memset(u, 0, sizeof(*u));
     u->root = root;
     u->cap = cap;
+    u->lock = -1;
     pthread_mutex_init(&u->mu, NULL);
     pthread_cond_init(&u->go, NULL);
     pthread_cond_init(&u->done, NULL);
@@ -264,6 +264,8 @@ static void unlinkers_wait(unlinkers_t *u)
         pthread_cond_wait(&u->done, &u->mu);
     u->n = u->next = u->finished = 0;
     pthread_mutex_unlock(&u->mu);
+    blobstore_unlock(u->lock);
+    u->lock = -1;
 }
 
 static void unlinkers_stop(unlinkers_t *u)
@@ -274,6 +276,7 @@ static void unlinkers_stop(unlinkers_t *u)
     pthread_mutex_unlock(&u->mu);
     for (int i = 0; i < u->nth; ++i)
         pthread_join(u->th[i], NULL);
+    blobstore_unlock(u->lock); /* a failed transaction's, not waited for */
     pthread_mutex_destroy(&u->mu);
     pthread_cond_destroy(&u->go);
     pthread_cond_destroy(&u->done);
@@ -281,38 +284,73 @@ static void unlinkers_stop(unlinkers_t *u)
 }
 
 /*
- * Hand the files gc_unlink lists (whose digest no row names again) to the unlinkers and empty the list, in the
- * caller's write transaction; the caller waits for them (unlinkers_wait) before it commits. 0 or BERTH_ERROR.
+ * Hand the files gc_unlink lists (whose digest no row names again) to the unlinkers and take them off the list, in the
+ * caller's write transaction; the caller waits for them (unlinkers_wait) before it commits. While a backup holds the
+ * blob files (store/blobstore.h), nothing is handed out: the list waits for a later transaction. At most `cap` rows a
+ * time; the rest stay listed for the next. 0 or BERTH_ERROR.
  */
 static int unlink_pending(db_t *db, unlinkers_t *u)
 {
+    if (u->cap == 0)
+        return 0;
+    u->lock = blobstore_removal_begin(u->root);
+    if (u->lock < 0)
+        return 0; /* a backup is reading blob files */
     sqlite3_stmt *s = db_stmt(db, &q_unlinks);
     if (s == NULL)
         return BERTH_ERROR;
-    int rc, listed = 0;
-    size_t n = 0;
-    while ((rc = db_step(db, s)) == 1) {
+    sqlite3_bind_int64(s, 1, (int64_t)u->cap);
+    int rc;
+    size_t n = 0, kept = 0;
+    while ((rc = db_step(db, s)) == 1 && n + kept < u->cap) {
         const char *str = (const char *)sqlite3_column_text(s, 0);
-        listed = 1;
-        if (sqlite3_column_int(s, 1) || str == NULL || n == u->cap)
-            continue; /* pushed again since: it stays (a list longer than a batch: the rest is orphaned, fsck) */
-        snprintf(u->digests[n++], sizeof(u->digests[0]), "%s", str);
+        if (str == NULL)
+            continue;
+        /* pushed again since: the file stays, the row goes */
+        size_t i = sqlite3_column_int(s, 1) ? u->cap - ++kept : n++;
+        snprintf(u->digests[i], sizeof(u->digests[0]), "%s", str);
     }
     db_done(db, s);
     if (rc < 0)
         return rc;
     pthread_mutex_lock(&u->mu);
     u->n = n;
+    u->kept = kept;
     u->next = u->finished = 0;
     pthread_cond_broadcast(&u->go);
     pthread_mutex_unlock(&u->mu);
-    return listed ? run0(db, &q_unlinked) : 0;
+    for (size_t i = 0; i < n + kept; ++i)
+        if (run_text(db, &q_unlinked, u->digests[i < n ? i : u->cap - (i - n) - 1]) != 0)
+            return BERTH_ERROR;
+    return 0;
 }
 
 typedef enum { PHASE_MANIFESTS, PHASE_LINKS, PHASE_BLOBS } phase_t;
 
 /* One batch of `phase`: the number of queued items looked at (0: the phase is done), or BERTH_ERROR. */
+static db_query_t q_totals = {"UPDATE store_totals SET blobs = blobs - ?1, bytes = bytes - ?2 WHERE id = 1", 0};
+
+static int batch_items(run_t *r, phase_t phase);
+
+/* A batch, and the store's totals (schema/008_totals.sql) lowered by the blob rows it deleted: one update a batch,
+ * not a trigger a row. */
 static int batch(run_t *r, phase_t phase)
+{
+    r->gone_blobs = r->gone_bytes = 0;
+    int n = batch_items(r, phase);
+    if (n >= 0 && r->gone_blobs > 0) {
+        sqlite3_stmt *s = db_stmt(r->db, &q_totals);
+        if (s == NULL)
+            return BERTH_ERROR;
+        sqlite3_bind_int64(s, 1, (int64_t)r->gone_blobs);
+        sqlite3_bind_int64(s, 2, (int64_t)r->gone_bytes);
+        if (db_run(r->db, s) != 0)
+            return BERTH_ERROR;
+    }
+    return n;
+}
+
+static int batch_items(run_t *r, phase_t phase)
 {
     int64_t *ids = r->ids;
     char(*digests)[DIGEST_MAX_STR + 1] = r->digests;
@@ -359,7 +397,7 @@ static int batch(run_t *r, phase_t phase)
     return n;
 }
 
-static int recover(db_t *db, unlinkers_t *u);
+static int recover(db_t *db, unlinkers_t *u, const gc_stats_t *st);
 
 int gc_run(metastore_t *db, const char *root, const gc_options_t *o, gc_stats_t *st)
 {
@@ -415,7 +453,7 @@ int gc_run(metastore_t *db, const char *root, const gc_options_t *o, gc_stats_t 
             }
         }
     }
-    if (!o->dry_run && recover(db, &u) != 0) /* the files of a last batch (stopped early) */
+    if (!o->dry_run && recover(db, &u, st) != 0) /* the files of a last batch (stopped early); the run counted */
         goto Failed;
     if (o->dry_run)
         db_rollback(db);
@@ -433,7 +471,12 @@ Exit:
     return rc;
 }
 
-static int recover(db_t *db, unlinkers_t *u)
+static db_query_t q_record = {
+    "UPDATE store_totals SET gc_runs = gc_runs + 1, gc_freed_bytes = gc_freed_bytes + ?1 WHERE id = 1", 0};
+
+/* Unlink the files of the rows a collection deleted; with `st` (the end of a run), count the run and what it freed in
+ * the database, for /metrics (the server's runs and berth gc's alike), in the same transaction. */
+static int recover(db_t *db, unlinkers_t *u, const gc_stats_t *st)
 {
     const char *err;
     if (db_begin(db, 1, &err) != 0) {
@@ -441,6 +484,8 @@ static int recover(db_t *db, unlinkers_t *u)
         return BERTH_ERROR;
     }
     int rc = unlink_pending(db, u);
+    if (rc == 0 && st != NULL)
+        rc = run1(db, &q_record, (int64_t)st->bytes_freed, NULL);
     unlinkers_wait(u);
     if (rc != 0 || db_commit(db, &err) != 0) {
         log_error("gc: cannot finish the removal of collected files: %s", rc != 0 ? "a query failed" : err);
@@ -454,7 +499,7 @@ int gc_recover(metastore_t *db, const char *root)
 {
     unlinkers_t u;
     unlinkers_start(&u, root, GC_UNLINK_MAX);
-    int rc = recover(db, &u);
+    int rc = recover(db, &u, NULL);
     unlinkers_stop(&u);
     return rc;
 }

@@ -35,6 +35,7 @@ enum {
     Q_TAG_CHECKED,
     Q_TAG_PULLED,
     Q_MANIFEST_PULLED,
+    Q_REPO_HOSTED,
     Q_TAG_TARGET,
     Q__COUNT
 };
@@ -97,6 +98,7 @@ static db_query_t queries[Q__COUNT] = {
          "ON r.id = t.repository_id WHERE r.name = ?1 AND t.name = ?2) AND pulled_at < ?3"},
     [Q_MANIFEST_PULLED] = {"UPDATE manifest SET pulled_at = ?3 WHERE repository_id = (SELECT id FROM repository WHERE "
                            "name = ?1 AND mirror = 1) AND digest = ?2 AND pulled_at < ?3"},
+    [Q_REPO_HOSTED] = {"UPDATE repository SET mirror = 0 WHERE name = ?1 AND mirror = 1"},
 };
 
 int metastore_new_repos_public;
@@ -599,6 +601,15 @@ int metastore_repo_origin(metastore_t *m, const char *repo)
     if (c != NULL && rc != BERTH_ERROR && (v = cache_put(c, gen, &k, NULL, 0)) != NULL)
         v->num[0] = rc;
     return rc;
+}
+
+int metastore_repo_hosted(metastore_t *m, const char *repo)
+{
+    sqlite3_stmt *s = stmt(m, Q_REPO_HOSTED);
+    if (s == NULL)
+        return BERTH_ERROR;
+    db_bind_text(s, 1, repo);
+    return db_run(m, s) != 0 ? BERTH_ERROR : db_changes(m);
 }
 
 /* Run a DELETE of (repo, key): 0 if it removed a row, BERTH_ENOTFOUND if none. */

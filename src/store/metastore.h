@@ -163,6 +163,13 @@ int metastore_tag_checked(metastore_t *m, const char *repo, const char *tag, int
  */
 int metastore_manifest_pulled(metastore_t *m, const char *repo, const digest_t *d, int64_t pulled_at);
 
+/**
+ * Make repository `repo`, if a pull-through mirror created it, a hosted one (what `berth import` brings in is hosted
+ * from then on: pushed to, never evicted nor revalidated upstream): 1 if it was a mirror's, 0 if not (or absent),
+ * BERTH_ERROR.
+ */
+int metastore_repo_hosted(metastore_t *m, const char *repo);
+
 /** Delete manifest `d` of `repo` with its tags: 0 or BERTH_ENOTFOUND. */
 int metastore_manifest_delete(metastore_t *m, const char *repo, const digest_t *d);
 /** Delete tag `tag` of `repo` (the manifest stays): 0 or BERTH_ENOTFOUND. */

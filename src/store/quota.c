@@ -17,6 +17,7 @@ static db_query_t q_remove = {"DELETE FROM quota WHERE ns = ?1", 0};
 static db_query_t q_upsert = {"INSERT INTO quota(ns, bytes, used) VALUES (?1, ?2, 0) "
                               "ON CONFLICT DO UPDATE SET bytes = excluded.bytes",
                               0};
+static db_query_t q_totals = {"SELECT blobs, bytes, gc_runs, gc_freed_bytes FROM store_totals WHERE id = 1", 0};
 static db_query_t q_forget = {"DELETE FROM quota_blob WHERE ns = ?1", 0};
 static db_query_t q_count = {"INSERT INTO quota_blob SELECT ?1, rb.digest, count(*) FROM repository_blob rb "
                              "JOIN repository r ON r.id = rb.repository_id WHERE r.ns = ?1 GROUP BY rb.digest",
@@ -186,4 +187,20 @@ int quota_usage_repositories(metastore_t *m, const char *ns, const char *repo,
                              void (*cb)(void *ctx, const quota_usage_t *u), void *ctx)
 {
     return usage(m, &q_usage_repo, ns, repo, cb, ctx);
+}
+
+int quota_totals(metastore_t *m, quota_totals_t *out)
+{
+    sqlite3_stmt *s = db_stmt(m, &q_totals);
+    if (s == NULL)
+        return BERTH_ERROR;
+    int rc = db_step(m, s);
+    if (rc == 1) {
+        out->blobs = (uint64_t)sqlite3_column_int64(s, 0);
+        out->bytes = (uint64_t)sqlite3_column_int64(s, 1);
+        out->gc_runs = (uint64_t)sqlite3_column_int64(s, 2);
+        out->gc_freed_bytes = (uint64_t)sqlite3_column_int64(s, 3);
+    }
+    db_done(m, s);
+    return rc == 1 ? 0 : BERTH_ERROR;
 }

@@ -65,4 +65,14 @@ int quota_usage_namespaces(metastore_t *m, const char *ns, void (*cb)(void *ctx,
 int quota_usage_repositories(metastore_t *m, const char *ns, const char *repo,
                              void (*cb)(void *ctx, const quota_usage_t *u), void *ctx);
 
+/** The store's totals (schema/008_totals.sql). */
+typedef struct {
+    uint64_t blobs, bytes; /* the blobs the database records and their bytes (a trigger and gc.c keep them) */
+    uint64_t gc_runs, gc_freed_bytes; /* garbage collections run to the end, the server's and berth gc's, and what
+                                         they freed */
+} quota_totals_t;
+
+/** Read the totals: one row, no count over the blobs. 0, or BERTH_ERROR. */
+int quota_totals(metastore_t *m, quota_totals_t *out);
+
 #endif

@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,8 +14,70 @@ typedef struct {
 
 struct cache {
     size_t nslots, data_max;
+    const char *name; /* counted (cache_count), or NULL */
+    uint64_t hits, misses;
+    struct cache *next; /* in the list of counted caches */
     cache_entry_t slots[];
 };
+
+#define MAX_NAMES 16
+
+/* The counted caches, and the totals of those freed, by name. */
+static struct {
+    pthread_mutex_t mu;
+    cache_t *live;
+    cache_stats_t gone[MAX_NAMES];
+    size_t ngone;
+} counted = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* Only the cache's own thread writes its counters: a relaxed load and store, no lock-prefixed instruction. */
+static inline void bump(uint64_t *c)
+{
+    __atomic_store_n(c, __atomic_load_n(c, __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+/* The entry of `name` in `t` (`*n` used, room for MAX_NAMES), added if new; NULL when full. Under counted.mu. */
+static cache_stats_t *stats_slot(cache_stats_t *t, size_t *n, const char *name)
+{
+    for (size_t i = 0; i < *n; ++i)
+        if (strcmp(t[i].name, name) == 0)
+            return &t[i];
+    if (*n == MAX_NAMES)
+        return NULL;
+    t[*n] = (cache_stats_t){name, 0, 0};
+    return &t[(*n)++];
+}
+
+void cache_count(cache_t *c, const char *name)
+{
+    pthread_mutex_lock(&counted.mu);
+    c->name = name;
+    c->next = counted.live;
+    counted.live = c;
+    stats_slot(counted.gone, &counted.ngone, name); /* the name's place in the order */
+    pthread_mutex_unlock(&counted.mu);
+}
+
+size_t cache_stats(cache_stats_t *out, size_t max)
+{
+    cache_stats_t t[MAX_NAMES];
+    size_t n = 0;
+    pthread_mutex_lock(&counted.mu);
+    for (size_t i = 0; i < counted.ngone; ++i)
+        t[n++] = counted.gone[i];
+    for (cache_t *c = counted.live; c != NULL; c = c->next) {
+        cache_stats_t *e = stats_slot(t, &n, c->name);
+        if (e != NULL) {
+            e->hits += __atomic_load_n(&c->hits, __ATOMIC_RELAXED);
+            e->misses += __atomic_load_n(&c->misses, __ATOMIC_RELAXED);
+        }
+    }
+    pthread_mutex_unlock(&counted.mu);
+    if (n > max)
+        n = max;
+    memcpy(out, t, n * sizeof(*t));
+    return n;
+}
 
 cache_t *cache_new(size_t slots, size_t data_max)
 {
@@ -43,6 +106,19 @@ void cache_free(cache_t *c)
 {
     if (c == NULL)
         return;
+    if (c->name != NULL) {
+        pthread_mutex_lock(&counted.mu);
+        cache_t **p = &counted.live;
+        while (*p != c)
+            p = &(*p)->next;
+        *p = c->next;
+        cache_stats_t *e = stats_slot(counted.gone, &counted.ngone, c->name);
+        if (e != NULL) {
+            e->hits += c->hits;
+            e->misses += c->misses;
+        }
+        pthread_mutex_unlock(&counted.mu);
+    }
     for (size_t i = 0; i < c->nslots; ++i)
         entry_clear(&c->slots[i]);
     free(c);
@@ -68,8 +144,13 @@ static int key_is(const char *key, const cache_key_t *k)
 const cache_value_t *cache_get(cache_t *c, uint64_t gen, const cache_key_t *k)
 {
     cache_entry_t *e = &c->slots[k->hash % c->nslots];
-    if (e->gen == gen && e->hash == k->hash && key_is(e->key, k))
+    if (e->gen == gen && e->hash == k->hash && key_is(e->key, k)) {
+        if (c->name != NULL)
+            bump(&c->hits);
         return &e->value;
+    }
+    if (c->name != NULL)
+        bump(&c->misses);
     return NULL;
 }
 

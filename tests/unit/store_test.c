@@ -1,5 +1,7 @@
 /* The storage layer without a server: blob files, upload sessions (also across a "restart"), metadata. */
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -273,6 +275,97 @@ static void test_metastore(void)
     metastore_close(m);
 }
 
+/* Writes `text` to <root>/src/<name> (a source store's file, as docker-registry's `data`). */
+static void put_src(const char *name, const char *text)
+{
+    char path[BLOBSTORE_PATH_MAX];
+    snprintf(path, sizeof(path), "%s/src/%s", root, name);
+    FILE *f = fopen(path, "w");
+    if (f != NULL) {
+        fputs(text, f);
+        fclose(f);
+    }
+}
+
+/* Files under <root>/tmp (berth import's temporary files while it adopts). */
+static int tmp_files(void)
+{
+    char dir[BLOBSTORE_PATH_MAX];
+    struct dirent **e;
+    snprintf(dir, sizeof(dir), "%s/tmp", root);
+    int n = scandir(dir, &e, NULL, NULL), files = 0;
+    for (int i = 0; i < n; ++i) {
+        files += e[i]->d_name[0] != '.';
+        free(e[i]);
+    }
+    if (n >= 0)
+        free(e);
+    return files;
+}
+
+/* blobstore_adopt: another store's file brought in linked or copied, verified, then finished (or cancelled). */
+static void test_adopt(blobstore_t *bs)
+{
+    char src[BLOBSTORE_PATH_MAX], path[BLOBSTORE_PATH_MAX], shard[BLOBSTORE_PATH_MAX];
+    const char *a = "layer adopted by a hard link", *b = "layer adopted by a copy";
+    digest_t da, db, dc, got;
+    blobstore_how_t how;
+    blobstore_adopted_t ad;
+    uint64_t size = 0;
+    struct stat s1, s2;
+    snprintf(src, sizeof(src), "%s/src", root);
+    mkdir(src, 0755);
+    int dir = open(src, O_RDONLY | O_DIRECTORY);
+    digest_compute(&da, DIGEST_SHA256, a, strlen(a));
+    digest_compute(&db, DIGEST_SHA256, b, strlen(b));
+
+    put_src("a", a);
+    ok(blobstore_adopt(bs, dir, "a", &da, 1, "t1", &how, &size, &got, &ad) == 0 && how == BLOBSTORE_LINKED &&
+           size == strlen(a),
+       "adopt on the same file system: a hard link, verified");
+    ok(tmp_files() == 1 && !blobstore_has(bs, &da), "... waiting in tmp/, not in the store yet");
+    ok(blobstore_adopt_finish(bs, &ad, shard) == 0 && blobstore_has(bs, &da) && tmp_files() == 0,
+       "... finished: renamed into the store");
+    blobstore_path(bs, &da, path, sizeof(path));
+    snprintf(src, sizeof(src), "%s/src/a", root);
+    ok(stat(path, &s1) == 0 && stat(src, &s2) == 0 && s1.st_ino == s2.st_ino, "... the same inode as the source");
+    ok(strstr(path, shard) == path, "... its shard folder given for the caller to fsync: %s", shard);
+
+    put_src("b", b);
+    ok(blobstore_adopt(bs, dir, "b", &db, 0, "t2", &how, &size, &got, &ad) == 0 && how != BLOBSTORE_LINKED,
+       "adopt without linking: reflinked or copied");
+    ok(blobstore_adopt_finish(bs, &ad, shard) == 0, "... finished");
+    blobstore_path(bs, &db, path, sizeof(path));
+    snprintf(src, sizeof(src), "%s/src/b", root);
+    ok(stat(path, &s1) == 0 && stat(src, &s2) == 0 && s1.st_ino != s2.st_ino && tap_file_equals(path, b, strlen(b)),
+       "... a file of its own with the same bytes");
+
+    put_src("c", "not what the digest says");
+    digest_compute(&dc, DIGEST_SHA256, "x", 1);
+    ok(blobstore_adopt(bs, dir, "c", &dc, 1, "t3", &how, &size, &got, &ad) == BERTH_EDIGEST &&
+           strncmp(got.str, "sha256:", 7) == 0 && !digest_equal(&got, &dc),
+       "content that does not hash to the digest: BERTH_EDIGEST, with what it hashes to");
+    ok(tmp_files() == 0 && !blobstore_has(bs, &dc), "... nothing left, nothing in the store");
+    ok(blobstore_adopt(bs, dir, "c", &dc, 0, "t3", &how, &size, &got, &ad) == BERTH_EDIGEST && tmp_files() == 0,
+       "... also when copying");
+
+    snprintf(src, sizeof(src), "%s/src/a", root);
+    snprintf(path, sizeof(path), "%s/src/link", root);
+    ok(symlink(src, path) == 0, "(a symbolic link to a file whose digest is known)");
+    digest_t unused = da;
+    errno = 0;
+    ok(blobstore_adopt(bs, dir, "link", &unused, 1, "t4", &how, &size, &got, &ad) == BERTH_ERROR && errno == ELOOP &&
+           tmp_files() == 0,
+       "a symbolic link is refused (ELOOP), never followed");
+    ok(blobstore_adopt(bs, dir, "absent", &da, 1, "t5", &how, &size, &got, &ad) == BERTH_ERROR && errno == ENOENT,
+       "an absent file: BERTH_ERROR, ENOENT");
+
+    ok(blobstore_adopt(bs, dir, "b", &db, 1, "t6", &how, &size, &got, &ad) == 0, "adopt again");
+    blobstore_adopt_cancel(&ad);
+    ok(tmp_files() == 0, "... cancelled: the temporary file is gone");
+    close(dir);
+}
+
 int main(void)
 {
     blobstore_t bs;
@@ -281,6 +374,7 @@ int main(void)
     ok(blobstore_init(&bs, root) == 0, "blobstore_init creates the layout");
     test_uploads(&bs);
     test_upload_files(&bs);
+    test_adopt(&bs);
     test_metastore();
     blobstore_dispose(&bs);
     if (tap_rmtree(root) != 0)
