@@ -1539,15 +1539,15 @@ void config_print(const config_t *cfg)
     }
     for (size_t i = 0; i < cfg->nendpoints; ++i) {
         const config_endpoint_t *ep = &cfg->endpoints[i];
-        char to[32], bo[32];
+        char to[32], bo[32], mb[32];
         /* the URL may hold credentials and the headers tokens: neither is printed */
         printf("notifications.endpoints[%zu]  name %s  url (set)  headers %zu (not shown)  timeout %s  threshold %u  "
-               "backoff %s  actions %s%s%s  repositories %zu  ignored media types %zu  format %s%s\n",
+               "backoff %s  maxbackoff %s  actions %s%s%s  repositories %zu  ignored media types %zu  format %s%s\n",
                i, ep->name, ep->nheaders, format_duration(ep->timeout_ms, to, sizeof(to)), ep->threshold,
-               format_duration(ep->backoff_ms, bo, sizeof(bo)), ep->actions & CONFIG_ACTION_PUSH ? "push " : "",
-               ep->actions & CONFIG_ACTION_PULL ? "pull " : "", ep->actions & CONFIG_ACTION_DELETE ? "delete" : "",
-               ep->nrepositories, ep->nignored_types, ep->cloudevents ? "cloudevents" : "distribution",
-               ep->disabled ? "  disabled" : "");
+               format_duration(ep->backoff_ms, bo, sizeof(bo)), format_duration(ep->max_backoff_ms, mb, sizeof(mb)),
+               ep->actions & CONFIG_ACTION_PUSH ? "push " : "", ep->actions & CONFIG_ACTION_PULL ? "pull " : "",
+               ep->actions & CONFIG_ACTION_DELETE ? "delete" : "", ep->nrepositories, ep->nignored_types,
+               ep->cloudevents ? "cloudevents" : "distribution", ep->disabled ? "  disabled" : "");
     }
     for (size_t i = 0; i < cfg->nimmutable; ++i)
         printf("immutable_tags[%zu]  repositories %s  tags %s\n", i, cfg->immutable[i].repositories,
