@@ -14,6 +14,7 @@
 #include "mirror/mirror.h"
 #include "mirror/upstream.h"
 #include "replicate/service.h"
+#include "notify/notify.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -67,12 +68,23 @@ static void on_manifest_pushed(const char *repo)
     replicate_service_notify(replication, repo);
 }
 
+/* Webhooks: posted with the mirrors' HTTP client too; -2 when libcurl cannot be loaded (the events wait). */
+static int post_event(const char *url, const char *const *headers, size_t nheaders, const char *body, size_t len,
+                      long timeout_ms, long *status, char *err, size_t errlen)
+{
+    if (upstream_global_init() != 0) {
+        snprintf(err, errlen, "libcurl cannot be loaded");
+        return -2;
+    }
+    return upstream_post(url, headers, nheaders, body, len, timeout_ms, status, err, errlen);
+}
+
 /* berth serve: open the store, set up accounts, tokens and mirrors, serve until a signal; then undo it all. */
 static int serve(const config_t *cfg)
 {
     store_t store;
     char *err = NULL;
-    int status = 1, authed = 0, mirrored = 0, failed = 0;
+    int status = 1, authed = 0, mirrored = 0, failed = 0, notifying = 0;
     server_block_signals(); /* before the store starts its threads */
     if (store_open(&store, cfg) != 0)
         return 1;
@@ -88,6 +100,10 @@ static int serve(const config_t *cfg)
     if (mirror_init(cfg) != 0)
         goto Exit;
     mirrored = 1;
+    notify_set_poster(post_event);
+    if (notify_start(cfg, store.db_path, store.writer, cfg->http_addr) != 0)
+        goto Exit;
+    notifying = 1;
     replication = replicate_service_start(cfg, &store, &failed);
     if (failed)
         goto Exit;
@@ -96,6 +112,8 @@ static int serve(const config_t *cfg)
 Exit:
     replicate_service_stop(replication);
     replication = NULL;
+    if (notifying)
+        notify_stop();
     if (mirrored)
         mirror_dispose();
     if (authed)

@@ -3,6 +3,7 @@
  * transaction, reading passwords. Passwords never come from argv (other users see it in ps and /proc).
  */
 #include <errno.h>
+#include <pwd.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "auth/password.h"
 #include "cli/cli.h"
 #include "cli/cli_int.h"
+#include "store/audit.h"
 #include "store/store.h"
 #include "util/status.h"
 
@@ -25,11 +27,12 @@ static const struct {
     int (*fn)(cli_t *c, int argc, char **argv);
     int whole; /* no subcommand: fn's argv[0] is the command itself */
 } commands[] = {
-    {"user", cli_user, 0},       {"org", cli_org, 0},       {"robot", cli_robot, 0},
-    {"team", cli_team, 0},       {"repo", cli_repo, 0},     {"token", cli_token, 0},
-    {"fsck", cli_fsck, 1},       {"gc", cli_gc, 1},         {"retention", cli_retention, 0},
-    {"quota", cli_quota, 0},     {"du", cli_du, 1},         {"backup", cli_backup, 1},
-    {"restore", cli_restore, 1}, {"import", cli_import, 1}, {"replicate", cli_replicate, 1},
+    {"user", cli_user, 0},        {"org", cli_org, 0},       {"robot", cli_robot, 0},
+    {"team", cli_team, 0},        {"repo", cli_repo, 0},     {"token", cli_token, 0},
+    {"fsck", cli_fsck, 1},        {"gc", cli_gc, 1},         {"retention", cli_retention, 0},
+    {"quota", cli_quota, 0},      {"du", cli_du, 1},         {"backup", cli_backup, 1},
+    {"restore", cli_restore, 1},  {"import", cli_import, 1}, {"replicate", cli_replicate, 1},
+    {"audit", cli_audit_list, 1},
 };
 
 static const char *cur_cmd = "berth"; /* for messages: "user add: …" */
@@ -61,6 +64,7 @@ static const char *const synopsis[] = {
     "berth restore FULL.tar.zst [INCREMENTAL.tar.zst...]   (into an empty storage root)",
     "berth import [--copy] [--jobs N] DIR (a docker-registry's rootdirectory: repositories, tags, manifests, blobs)",
     "berth replicate [RULE] [--dry-run]  (run the replication rules once: push to or pull from other registries)",
+    "berth audit [--since 24h|2026-01-31[T12:00:00Z]] [--repo NAME|NS/*] [--user NAME] [--json]   (the audit log)",
 };
 
 /* The synopsis lines of command `cmd` (all of them when NULL). */
@@ -219,6 +223,23 @@ int cli_commit(cli_t *c)
     }
     c->in_tx = 0;
     return 0;
+}
+
+int cli_audit(cli_t *c, const char *action, const char *repo, const char *reference, const char *detail)
+{
+    char actor[96];
+    struct passwd *pw = getpwuid(geteuid());
+    if (pw != NULL)
+        snprintf(actor, sizeof(actor), "cli:%s", pw->pw_name);
+    else
+        snprintf(actor, sizeof(actor), "cli:%u", (unsigned)geteuid());
+    audit_record_t r = {.actor = actor,
+                        .action = action,
+                        .repository = repo,
+                        .reference = reference,
+                        .address = "local",
+                        .detail = detail};
+    return audit_insert(c->m, &r) == 0 ? 0 : cli_fail("cannot record %s in the audit log", action);
 }
 
 int cli_rollback(cli_t *c, int status)

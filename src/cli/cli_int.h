@@ -39,6 +39,9 @@ int cli_args(int argc, char **argv, const cli_opt_t *opts, char **pos, int minpo
 int cli_open(cli_t *c, int write);
 /** COMMIT: 0 or CLI_FAIL (reported). */
 int cli_commit(cli_t *c);
+/** Record `action` (on `repo`, `reference`, with `detail`; any may be NULL) in the audit log inside the open write
+ * transaction, the actor "cli:<unix user>" from "local": 0 or CLI_FAIL (reported). */
+int cli_audit(cli_t *c, const char *action, const char *repo, const char *reference, const char *detail);
 /** ROLLBACK if a transaction is open, then return `status`. */
 int cli_rollback(cli_t *c, int status);
 
@@ -59,10 +62,11 @@ int cli_fsck(cli_t *c, int argc, char **argv); /* argv[0] is "fsck" */
 int cli_gc(cli_t *c, int argc, char **argv);   /* argv[0] is "gc" */
 int cli_retention(cli_t *c, int argc, char **argv);
 int cli_quota(cli_t *c, int argc, char **argv);
-int cli_du(cli_t *c, int argc, char **argv);        /* argv[0] is "du" */
-int cli_backup(cli_t *c, int argc, char **argv);    /* argv[0] is "backup" */
-int cli_restore(cli_t *c, int argc, char **argv);   /* argv[0] is "restore" */
-int cli_import(cli_t *c, int argc, char **argv);    /* argv[0] is "import" */
-int cli_replicate(cli_t *c, int argc, char **argv); /* argv[0] is "replicate" */
+int cli_du(cli_t *c, int argc, char **argv);         /* argv[0] is "du" */
+int cli_backup(cli_t *c, int argc, char **argv);     /* argv[0] is "backup" */
+int cli_restore(cli_t *c, int argc, char **argv);    /* argv[0] is "restore" */
+int cli_import(cli_t *c, int argc, char **argv);     /* argv[0] is "import" */
+int cli_replicate(cli_t *c, int argc, char **argv);  /* argv[0] is "replicate" */
+int cli_audit_list(cli_t *c, int argc, char **argv); /* argv[0] is "audit" */
 
 #endif

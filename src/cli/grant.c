@@ -26,6 +26,8 @@ static int account_add(cli_t *c, int argc, char **argv, account_kind_t kind)
         return cli_rollback(c, cli_fail("the name %s is taken", pos[0]));
     if (rc != 0)
         return cli_rollback(c, cli_fail("cannot add %s %s", what, pos[0]));
+    if ((rc = cli_audit(c, kind == ACCOUNT_ORG ? "org.add" : "robot.add", NULL, pos[0], NULL)) != 0)
+        return cli_rollback(c, rc);
     if ((rc = cli_commit(c)) == 0)
         printf("added %s %s\n", what, pos[0]);
     return rc;
@@ -79,6 +81,10 @@ static int team_add(cli_t *c, int argc, char **argv)
         return cli_rollback(c, cli_fail("team %s/%s exists", pos[0], pos[1]));
     if (rc != 0)
         return cli_rollback(c, cli_fail("cannot add team %s/%s", pos[0], pos[1]));
+    char team[2 * ACCOUNT_NAME_MAX + 2];
+    snprintf(team, sizeof(team), "%s/%s", pos[0], pos[1]);
+    if ((rc = cli_audit(c, "team.add", NULL, team, scope_actions_format(actions, (char[32]){0}, 32))) != 0)
+        return cli_rollback(c, rc);
     if ((rc = cli_commit(c)) == 0)
         printf("added team %s/%s (%s)\n", pos[0], pos[1], scope_actions_format(actions, (char[32]){0}, 32));
     return rc;
@@ -103,6 +109,10 @@ static int team_member(cli_t *c, int argc, char **argv)
         return cli_rollback(c, cli_fail("%s is not a member of %s/%s", pos[2], pos[0], pos[1]));
     if (rc != 0)
         return cli_rollback(c, cli_fail("cannot change the members of %s/%s", pos[0], pos[1]));
+    char team[2 * ACCOUNT_NAME_MAX + 2];
+    snprintf(team, sizeof(team), "%s/%s", pos[0], pos[1]);
+    if ((rc = cli_audit(c, remove ? "team.member.remove" : "team.member.add", NULL, team, pos[2])) != 0)
+        return cli_rollback(c, rc);
     if ((rc = cli_commit(c)) == 0)
         printf("%s %s %s %s/%s\n", remove ? "removed" : "added", pos[2], remove ? "from" : "to", pos[0], pos[1]);
     return rc;
@@ -132,6 +142,8 @@ static int repo_visibility(cli_t *c, int argc, char **argv)
         return rc;
     if (accounts_repo_set_public(c->m, pos[0], is_public) != 0)
         return cli_rollback(c, cli_fail("cannot change the visibility of %s", pos[0]));
+    if ((rc = cli_audit(c, "visibility", pos[0], NULL, pos[1])) != 0)
+        return cli_rollback(c, rc);
     if ((rc = cli_commit(c)) == 0)
         printf("%s is %s\n", pos[0], pos[1]);
     return rc;
@@ -196,6 +208,9 @@ static int repo_grant(cli_t *c, int argc, char **argv, int revoke)
     }
     if (rc != 0)
         return cli_rollback(c, cli_fail("cannot change the grants on %s", pos[0]));
+    if ((rc = cli_audit(c, revoke ? "grant.revoke" : "grant", pos[0], pos[1],
+                        revoke ? NULL : scope_actions_format(actions, (char[32]){0}, 32))) != 0)
+        return cli_rollback(c, rc);
     if ((rc = cli_commit(c)) != 0)
         return rc;
     if (revoke)

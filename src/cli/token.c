@@ -51,14 +51,20 @@ static int token_create(cli_t *c, int argc, char **argv)
         return cli_rollback(c, cli_fail("no user or robot %s", pos[0]));
     if (rc != 0)
         return cli_rollback(c, cli_fail("cannot create the token"));
-    if ((rc = cli_commit(c)) == 0) {
-        /* the secret alone on stdout (for TOKEN=$(berth token create …)), the rest on stderr */
-        fprintf(stderr, "created token \"%s\" for %s, scope \"%s\", expires %s\n", pos[1], pos[0], scope,
-                time_format(expires_at, when, sizeof(when)));
-        printf("%s\n", secret);
-        fflush(stdout);
-        fprintf(stderr, "store it now: it will not be shown again\n");
+    char detail[600];
+    /* the id is the secret's first part: berth_<id>_<secret> */
+    snprintf(detail, sizeof(detail), "id %lld, %s, scope %s", strtoll(secret + 6, NULL, 10), pos[1], scope);
+    if ((rc = cli_audit(c, "token.create", NULL, pos[0], detail)) != 0 || (rc = cli_commit(c)) != 0) {
+        OPENSSL_cleanse(secret, strlen(secret));
+        free(secret);
+        return cli_rollback(c, rc);
     }
+    /* the secret alone on stdout (for TOKEN=$(berth token create …)), the rest on stderr */
+    fprintf(stderr, "created token \"%s\" for %s, scope \"%s\", expires %s\n", pos[1], pos[0], scope,
+            time_format(expires_at, when, sizeof(when)));
+    printf("%s\n", secret);
+    fflush(stdout);
+    fprintf(stderr, "store it now: it will not be shown again\n");
     OPENSSL_cleanse(secret, strlen(secret));
     free(secret);
     return rc;
@@ -135,6 +141,8 @@ static int token_revoke(cli_t *c, int argc, char **argv)
         return cli_rollback(c, cli_fail("no %s%lld", kind, id));
     if (rc != 0)
         return cli_rollback(c, cli_fail("cannot revoke %s%lld", kind, id));
+    if ((rc = cli_audit(c, "token.revoke", NULL, pos[0], refresh ? "refresh token" : "access token")) != 0)
+        return cli_rollback(c, rc);
     if ((rc = cli_commit(c)) == 0)
         printf("revoked %s%lld\n", kind, id);
     return rc;

@@ -28,7 +28,8 @@ static int user_add(cli_t *c, int argc, char **argv)
         goto Exit;
     switch (accounts_user_add(c->m, pos[0], hash, admin)) {
     case 0:
-        if ((rc = cli_commit(c)) == 0)
+        if ((rc = cli_audit(c, "user.add", NULL, pos[0], admin ? "administrator" : NULL)) == 0 &&
+            (rc = cli_commit(c)) == 0)
             printf("added user %s%s\n", pos[0], admin ? " (administrator)" : "");
         break;
     case BERTH_EEXISTS:
@@ -54,7 +55,7 @@ static int user_passwd(cli_t *c, int argc, char **argv)
         goto Exit;
     switch (accounts_user_set_password(c->m, pos[0], hash)) {
     case 0:
-        if ((rc = cli_commit(c)) == 0)
+        if ((rc = cli_audit(c, "user.passwd", NULL, pos[0], NULL)) == 0 && (rc = cli_commit(c)) == 0)
             printf("changed the password of %s\n", pos[0]);
         break;
     case BERTH_ENOTFOUND:
@@ -87,6 +88,10 @@ static int user_simple(cli_t *c, int argc, char **argv)
         return cli_rollback(c, cli_fail("no user or robot %s", pos[0]));
     if (rc != 0)
         return cli_rollback(c, cli_fail("cannot %s %s", what, pos[0]));
+    char action[32];
+    snprintf(action, sizeof(action), "user.%s", what);
+    if ((rc = cli_audit(c, action, NULL, pos[0], NULL)) != 0)
+        return cli_rollback(c, rc);
     if ((rc = cli_commit(c)) == 0)
         printf("%s %s\n",
                strcmp(what, "del") == 0       ? "deleted"
@@ -194,7 +199,9 @@ static int user_import(cli_t *c, int argc, char **argv)
             goto Exit;
         }
     }
-    if ((rc = cli_commit(c)) != 0)
+    char detail[128];
+    snprintf(detail, sizeof(detail), "%ld added, %ld updated", added, updated);
+    if ((rc = cli_audit(c, "user.import", NULL, file, detail)) != 0 || (rc = cli_commit(c)) != 0)
         goto Exit;
     printf("imported %s: %ld added, %ld updated, %ld unchanged, %ld skipped\n", file, added, updated, same, skipped);
     rc = skipped ? CLI_FAIL : 0;

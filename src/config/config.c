@@ -85,6 +85,10 @@ static const struct config_key keys[] = {
      "a blob a repository got but no manifest of it references is kept this long (clients push layers first)"},
     {"gc.untagged_grace", CONFIG_DURATION, F(gc_untagged_grace_ms), "7d", 0, 0, NULL,
      "an untagged manifest no index or subject keeps is removed after this long; 0 = kept forever"},
+    {"audit.retention", CONFIG_DURATION, F(audit_retention_ms), "90d", 0, 0, NULL,
+     "audit log rows older than this are removed by the server's chores (berth audit lists them); 0 = kept forever"},
+    {"notifications.queue_size", CONFIG_UINT, F(notifications_queue_size), "10000", 100, 10000000, NULL,
+     "webhook events kept in the database until every endpoint has them; beyond, the oldest are dropped (counted)"},
     {"workers", CONFIG_UINT, F(workers), "16", 1, 1024, NULL, "threads for blocking work (fsync, rename, hashing)"},
     {"log.access", CONFIG_STRING, F(log_access), "-", 0, 0, NULL,
      "access log: \"-\" = stdout, \"\" = off, else a file"},
@@ -1208,10 +1212,335 @@ static void rules_dispose(config_t *cfg)
     }
 }
 
+/* ---- the webhook endpoints: "notifications: endpoints:" ---- */
+
+static void strings_free(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; ++i)
+        free(v[i]);
+    free(v);
+}
+
+static int strings_add(struct loader *ld, char ***v, size_t *n, const char *s)
+{
+    char **grown = realloc(*v, (*n + 1) * sizeof(**v));
+    if (grown == NULL || (grown[*n] = strdup(s)) == NULL) {
+        if (grown != NULL)
+            *v = grown;
+        return fail(ld, "config: out of memory");
+    }
+    *v = grown;
+    ++*n;
+    return 0;
+}
+
+/* A value that is a scalar or a list of scalars (the event after the key); each passed to add(). Null: none. */
+static int read_strings(struct loader *ld, yaml_parser_t *parser, const char *what, size_t line,
+                        int (*add)(struct loader *ld, void *ctx, const char *s, size_t line), void *ctx)
+{
+    yaml_event_t ev;
+    if (next_event(ld, parser, &ev) != 0)
+        return -1;
+    int r = 0;
+    if (ev.type == YAML_SCALAR_EVENT) {
+        r = has_nul(&ev)   ? fail(ld, "%s:%zu: %s: NUL in value", ld->path, line, what)
+            : is_null(&ev) ? 0
+                           : add(ld, ctx, (const char *)ev.data.scalar.value, line);
+        yaml_event_delete(&ev);
+        return r;
+    }
+    int list = ev.type == YAML_SEQUENCE_START_EVENT;
+    yaml_event_delete(&ev);
+    if (!list)
+        return fail(ld, "%s:%zu: %s: expected a value or a list of values", ld->path, line, what);
+    for (;;) {
+        if (next_event(ld, parser, &ev) != 0)
+            return -1;
+        if (ev.type == YAML_SEQUENCE_END_EVENT) {
+            yaml_event_delete(&ev);
+            return 0;
+        }
+        size_t l = ev.start_mark.line + 1;
+        r = ev.type != YAML_SCALAR_EVENT || has_nul(&ev)
+                ? fail(ld, "%s:%zu: %s: each item is a plain value", ld->path, l, what)
+                : add(ld, ctx, (const char *)ev.data.scalar.value, l);
+        yaml_event_delete(&ev);
+        if (r != 0)
+            return -1;
+    }
+}
+
+typedef struct {
+    config_endpoint_t *ep;
+    const char *header; /* headers: the name the values belong to */
+    unsigned *actions;  /* actions / ignore.actions: the bits to set */
+} ep_ctx_t;
+
+static int add_action(struct loader *ld, void *ctx, const char *s, size_t line)
+{
+    unsigned a = strcmp(s, "push") == 0     ? CONFIG_ACTION_PUSH
+                 : strcmp(s, "pull") == 0   ? CONFIG_ACTION_PULL
+                 : strcmp(s, "delete") == 0 ? CONFIG_ACTION_DELETE
+                                            : 0;
+    if (a == 0)
+        return fail(ld, "%s:%zu: notifications: unknown action \"%s\" (push, pull, delete)", ld->path, line, s);
+    *((ep_ctx_t *)ctx)->actions |= a;
+    return 0;
+}
+
+static int add_type(struct loader *ld, void *ctx, const char *s, size_t line)
+{
+    config_endpoint_t *ep = ((ep_ctx_t *)ctx)->ep;
+    if (*s == '\0' || strpbrk(s, " \t\r\n") != NULL)
+        return fail(ld, "%s:%zu: notifications: \"%s\" is not a media type", ld->path, line, s);
+    return strings_add(ld, &ep->ignored_types, &ep->nignored_types, s);
+}
+
+static int add_repository(struct loader *ld, void *ctx, const char *s, size_t line)
+{
+    config_endpoint_t *ep = ((ep_ctx_t *)ctx)->ep;
+    if (!config_repo_pattern_valid(s))
+        return fail(ld,
+                    "%s:%zu: notifications: repositories: \"%s\" is not a repository name, a name followed by /*, "
+                    "or *",
+                    ld->path, line, s);
+    return strings_add(ld, &ep->repositories, &ep->nrepositories, s);
+}
+
+static int add_header(struct loader *ld, void *ctx, const char *s, size_t line)
+{
+    ep_ctx_t *c = ctx;
+    char *h;
+    if (strpbrk(s, "\r\n") != NULL)
+        return fail(ld, "%s:%zu: notifications: headers: %s: a value may not hold a line break", ld->path, line,
+                    c->header);
+    if (asprintf(&h, "%s: %s", c->header, s) < 0)
+        return fail(ld, "config: out of memory");
+    int r = strings_add(ld, &c->ep->headers, &c->ep->nheaders, h);
+    explicit_bzero(h, strlen(h));
+    free(h);
+    return r;
+}
+
+/* A mapping value (the event after the key was read by the caller): name -> (value | list) pairs, each name given
+ * to key(). */
+static int read_mapping(struct loader *ld, yaml_parser_t *parser, const char *what, size_t line,
+                        int (*key)(struct loader *ld, yaml_parser_t *parser, ep_ctx_t *c, const char *k, size_t line),
+                        ep_ctx_t *c)
+{
+    yaml_event_t ev;
+    if (next_event(ld, parser, &ev) != 0)
+        return -1;
+    int type = ev.type, null = type == YAML_SCALAR_EVENT && is_null(&ev);
+    yaml_event_delete(&ev);
+    if (null)
+        return 0;
+    if (type != YAML_MAPPING_START_EVENT)
+        return fail(ld, "%s:%zu: %s: expected a mapping", ld->path, line, what);
+    for (;;) {
+        if (next_event(ld, parser, &ev) != 0)
+            return -1;
+        if (ev.type == YAML_MAPPING_END_EVENT) {
+            yaml_event_delete(&ev);
+            return 0;
+        }
+        size_t l = ev.start_mark.line + 1;
+        char *k = ev.type == YAML_SCALAR_EVENT && !has_nul(&ev) ? strdup((const char *)ev.data.scalar.value) : NULL;
+        yaml_event_delete(&ev);
+        if (k == NULL)
+            return fail(ld, "%s:%zu: %s: keys must be plain names", ld->path, l, what);
+        int r = key(ld, parser, c, k, l);
+        free(k);
+        if (r != 0)
+            return -1;
+    }
+}
+
+static int header_key(struct loader *ld, yaml_parser_t *parser, ep_ctx_t *c, const char *k, size_t line)
+{
+    for (const char *p = k; *p; ++p)
+        if (!isalnum((unsigned char)*p) && strchr("!#$%&'*+-.^_`|~", *p) == NULL)
+            return fail(ld, "%s:%zu: notifications: headers: \"%s\" is not a header name", ld->path, line, k);
+    if (*k == '\0')
+        return fail(ld, "%s:%zu: notifications: headers: empty header name", ld->path, line);
+    c->header = k;
+    return read_strings(ld, parser, "notifications: headers", line, add_header, c);
+}
+
+static int ignore_key(struct loader *ld, yaml_parser_t *parser, ep_ctx_t *c, const char *k, size_t line)
+{
+    if (strcmp(k, "mediatypes") == 0)
+        return read_strings(ld, parser, "notifications: ignore: mediatypes", line, add_type, c);
+    if (strcmp(k, "actions") == 0)
+        return read_strings(ld, parser, "notifications: ignore: actions", line, add_action, c);
+    return fail(ld, "%s:%zu: notifications: ignore: unknown key \"%s\" (mediatypes, actions)", ld->path, line, k);
+}
+
+/* One scalar key of an endpoint. */
+static int endpoint_scalar(struct loader *ld, config_endpoint_t *ep, const char *k, const char *v, size_t line)
+{
+    if (strcmp(k, "name") == 0 || strcmp(k, "url") == 0) {
+        char **field = k[0] == 'n' ? &ep->name : &ep->url;
+        if (v == NULL || *v == '\0')
+            return fail(ld, "%s:%zu: notifications: %s: expected a value", ld->path, line, k);
+        if (field == &ep->name &&
+            strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != strlen(v))
+            return fail(ld, "%s:%zu: notifications: name \"%s\": letters, digits, '.', '_' and '-' only", ld->path,
+                        line, v);
+        if (field == &ep->url && ((strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) ||
+                                  strpbrk(v, " \t\r\n") != NULL || strstr(v, "://")[3] == '\0'))
+            return fail(ld, "%s:%zu: notifications: url \"%s\" must be an http:// or https:// URL", ld->path, line, v);
+        free(*field);
+        if ((*field = strdup(v)) == NULL)
+            return fail(ld, "config: out of memory");
+        return 0;
+    }
+    if (strcmp(k, "timeout") == 0 || strcmp(k, "backoff") == 0 || strcmp(k, "maxbackoff") == 0) {
+        uint64_t *ms = k[0] == 't' ? &ep->timeout_ms : k[0] == 'b' ? &ep->backoff_ms : &ep->max_backoff_ms;
+        if (v == NULL || config_parse_duration_ms(v, ms) != 0 || *ms < 100 || *ms > 3600 * 1000)
+            return fail(ld, "%s:%zu: notifications: %s: invalid duration \"%s\" (100ms to 1h)", ld->path, line, k,
+                        v ? v : "");
+        return 0;
+    }
+    if (strcmp(k, "threshold") == 0) {
+        uint64_t n;
+        if (v == NULL || parse_digits(v, &n) == NULL || v[strspn(v, "0123456789")] != '\0' || n < 1 || n > 1000)
+            return fail(ld, "%s:%zu: notifications: threshold: \"%s\" is not a count (1 to 1000)", ld->path, line,
+                        v ? v : "");
+        ep->threshold = (unsigned)n;
+        return 0;
+    }
+    if (strcmp(k, "format") == 0) {
+        if (v == NULL || (strcmp(v, "distribution") != 0 && strcmp(v, "cloudevents") != 0))
+            return fail(ld, "%s:%zu: notifications: format: \"%s\" (distribution or cloudevents)", ld->path, line,
+                        v ? v : "");
+        ep->cloudevents = strcmp(v, "cloudevents") == 0;
+        return 0;
+    }
+    if (strcmp(k, "disabled") == 0) {
+        if (v == NULL || parse_bool(v, &ep->disabled) != 0)
+            return fail(ld, "%s:%zu: notifications: disabled: invalid boolean \"%s\"", ld->path, line, v ? v : "");
+        return 0;
+    }
+    return fail(
+        ld,
+        "%s:%zu: notifications: unknown key \"%s\" (name, url, headers, timeout, threshold, backoff, maxbackoff, "
+        "ignoredmediatypes, ignore, actions, repositories, format, disabled)",
+        ld->path, line, k);
+}
+
+static void config_endpoint_dispose(config_endpoint_t *ep)
+{
+    free(ep->name);
+    free(ep->url);
+    for (size_t i = 0; i < ep->nheaders; ++i)
+        explicit_bzero(ep->headers[i], strlen(ep->headers[i]));
+    strings_free(ep->headers, ep->nheaders);
+    strings_free(ep->ignored_types, ep->nignored_types);
+    strings_free(ep->repositories, ep->nrepositories);
+}
+
+static int parse_endpoint(struct loader *ld, yaml_parser_t *parser, config_endpoint_t *ep, size_t item_line)
+{
+    unsigned actions = 0, ignored = 0;
+    int actions_set = 0;
+    *ep = (config_endpoint_t){.timeout_ms = 5000, .threshold = 3, .backoff_ms = 1000, .max_backoff_ms = 60000};
+    ep_ctx_t c = {ep, NULL, NULL};
+    for (;;) {
+        yaml_event_t k;
+        if (next_event(ld, parser, &k) != 0)
+            return -1;
+        if (k.type == YAML_MAPPING_END_EVENT) {
+            yaml_event_delete(&k);
+            break;
+        }
+        size_t line = k.start_mark.line + 1;
+        if (k.type != YAML_SCALAR_EVENT || has_nul(&k)) {
+            yaml_event_delete(&k);
+            return fail(ld, "%s:%zu: notifications: keys must be plain names", ld->path, line);
+        }
+        char key[32];
+        snprintf(key, sizeof(key), "%s", (const char *)k.data.scalar.value);
+        yaml_event_delete(&k);
+        int r;
+        if (strcmp(key, "headers") == 0) {
+            r = read_mapping(ld, parser, "notifications: headers", line, header_key, &c);
+        } else if (strcmp(key, "ignore") == 0) {
+            c.actions = &ignored;
+            r = read_mapping(ld, parser, "notifications: ignore", line, ignore_key, &c);
+        } else if (strcmp(key, "ignoredmediatypes") == 0) {
+            r = read_strings(ld, parser, "notifications: ignoredmediatypes", line, add_type, &c);
+        } else if (strcmp(key, "actions") == 0) {
+            c.actions = &actions;
+            actions_set = 1;
+            r = read_strings(ld, parser, "notifications: actions", line, add_action, &c);
+        } else if (strcmp(key, "repositories") == 0) {
+            r = read_strings(ld, parser, "notifications: repositories", line, add_repository, &c);
+        } else {
+            yaml_event_t v;
+            if (next_event(ld, parser, &v) != 0)
+                return -1;
+            r = v.type != YAML_SCALAR_EVENT || has_nul(&v)
+                    ? fail(ld, "%s:%zu: notifications: %s: expected a value", ld->path, line, key)
+                    : endpoint_scalar(ld, ep, key, is_null(&v) ? NULL : (const char *)v.data.scalar.value, line);
+            yaml_event_delete(&v);
+        }
+        if (r != 0)
+            return -1;
+    }
+    if (ep->name == NULL || ep->url == NULL)
+        return fail(ld, "%s:%zu: notifications: an endpoint needs a name and a url", ld->path, item_line);
+    if (ep->max_backoff_ms < ep->backoff_ms)
+        return fail(ld, "%s:%zu: notifications: %s: maxbackoff is below backoff", ld->path, item_line, ep->name);
+    ep->actions = (actions_set ? actions : CONFIG_ACTION_PUSH | CONFIG_ACTION_DELETE) & ~ignored;
+    for (size_t i = 0; i < ld->cfg->nendpoints; ++i)
+        if (strcmp(ld->cfg->endpoints[i].name, ep->name) == 0)
+            return fail(ld, "%s:%zu: notifications: two endpoints named \"%s\"", ld->path, item_line, ep->name);
+    return 0;
+}
+
+/* "endpoints:" under "notifications:": a list of mappings (or null for none). */
+static int parse_endpoints(struct loader *ld, yaml_parser_t *parser, size_t line)
+{
+    yaml_event_t ev;
+    if (ld->cfg->nendpoints != 0)
+        return fail(ld, "%s:%zu: notifications: endpoints: set twice", ld->path, line);
+    if (next_event(ld, parser, &ev) != 0)
+        return -1;
+    int type = ev.type, null = type == YAML_SCALAR_EVENT && is_null(&ev);
+    yaml_event_delete(&ev);
+    if (null)
+        return 0;
+    if (type != YAML_SEQUENCE_START_EVENT)
+        return fail(ld, "%s:%zu: notifications: endpoints: expected a list of endpoints", ld->path, line);
+    for (;;) {
+        if (next_event(ld, parser, &ev) != 0)
+            return -1;
+        type = ev.type;
+        size_t item_line = ev.start_mark.line + 1;
+        yaml_event_delete(&ev);
+        if (type == YAML_SEQUENCE_END_EVENT)
+            return 0;
+        if (type != YAML_MAPPING_START_EVENT)
+            return fail(ld, "%s:%zu: notifications: each endpoint is a mapping (name, url, ...)", ld->path, item_line);
+        config_endpoint_t ep, *grown = realloc(ld->cfg->endpoints, (ld->cfg->nendpoints + 1) * sizeof(ep));
+        if (grown == NULL)
+            return fail(ld, "config: out of memory");
+        ld->cfg->endpoints = grown;
+        if (parse_endpoint(ld, parser, &ep, item_line) != 0) {
+            config_endpoint_dispose(&ep);
+            return -1;
+        }
+        ld->cfg->endpoints[ld->cfg->nendpoints++] = ep;
+    }
+}
+
 static int parse_value(struct loader *ld, yaml_parser_t *parser, const char *name, size_t line)
 {
     if (strcmp(name, "mirrors") == 0)
         return parse_mirrors(ld, parser, line);
+    if (strcmp(name, "notifications.endpoints") == 0)
+        return parse_endpoints(ld, parser, line);
     const rule_list_t *rl = rule_list(name);
     if (rl != NULL)
         return parse_rules(ld, parser, rl, line);
@@ -1384,6 +1713,11 @@ Error:
 void config_dispose(config_t *cfg)
 {
     rules_dispose(cfg);
+    for (size_t i = 0; i < cfg->nendpoints; ++i)
+        config_endpoint_dispose(&cfg->endpoints[i]);
+    free(cfg->endpoints);
+    cfg->endpoints = NULL;
+    cfg->nendpoints = 0;
     for (size_t i = 0; i < cfg->nmirrors; ++i)
         config_mirror_dispose(&cfg->mirrors[i]);
     free(cfg->mirrors);
@@ -1450,6 +1784,18 @@ void config_print(const config_t *cfg)
                r->remote_prefix ? r->remote_prefix : "",
                r->schedule_ms ? format_duration(r->schedule_ms, sched, sizeof(sched)) : "0",
                r->on_push ? "true" : "false", r->tls_verify ? "true" : "false");
+    }
+    for (size_t i = 0; i < cfg->nendpoints; ++i) {
+        const config_endpoint_t *ep = &cfg->endpoints[i];
+        char to[32], bo[32], mb[32];
+        /* the URL may hold credentials and the headers tokens: neither is printed */
+        printf("notifications.endpoints[%zu]  name %s  url (set)  headers %zu (not shown)  timeout %s  threshold %u  "
+               "backoff %s  maxbackoff %s  actions %s%s%s  repositories %zu  ignored media types %zu  format %s%s\n",
+               i, ep->name, ep->nheaders, format_duration(ep->timeout_ms, to, sizeof(to)), ep->threshold,
+               format_duration(ep->backoff_ms, bo, sizeof(bo)), format_duration(ep->max_backoff_ms, mb, sizeof(mb)),
+               ep->actions & CONFIG_ACTION_PUSH ? "push " : "", ep->actions & CONFIG_ACTION_PULL ? "pull " : "",
+               ep->actions & CONFIG_ACTION_DELETE ? "delete" : "", ep->nrepositories, ep->nignored_types,
+               ep->cloudevents ? "cloudevents" : "distribution", ep->disabled ? "  disabled" : "");
     }
     for (size_t i = 0; i < cfg->nimmutable; ++i)
         printf("immutable_tags[%zu]  repositories %s  tags %s\n", i, cfg->immutable[i].repositories,

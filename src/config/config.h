@@ -62,6 +62,28 @@ typedef struct {
     uint64_t timeout_ms;  /* timeout        30s connecting, and waiting for a manifest */
 } config_replication_t;
 
+/** Webhook actions (config_endpoint_t.actions). */
+enum { CONFIG_ACTION_PUSH = 1, CONFIG_ACTION_PULL = 2, CONFIG_ACTION_DELETE = 4 };
+
+/** A webhook endpoint (the "notifications.endpoints" list; docs/webhooks.md), as distribution's. */
+typedef struct {
+    char *name;     /* name          required, unique: [A-Za-z0-9._-] (it keys the endpoint's queue cursor) */
+    char *url;      /* url           required, http:// or https:// */
+    char **headers; /* headers       "Name: value" lines sent with every request (never logged) */
+    size_t nheaders;
+    uint64_t timeout_ms;     /* timeout   5s  of one delivery */
+    unsigned threshold;      /* threshold 3   failures in a row retried after `backoff`; then it doubles */
+    uint64_t backoff_ms;     /* backoff   1s */
+    uint64_t max_backoff_ms; /* maxbackoff 1m the longest wait between attempts */
+    char **ignored_types;    /* ignoredmediatypes and ignore.mediatypes: events of these target types are skipped */
+    size_t nignored_types;
+    unsigned actions;    /* actions   push, delete (pull is opt-in); minus ignore.actions */
+    char **repositories; /* repositories  patterns as the lifecycle rules' (name, ns/ + *, *); none = all */
+    size_t nrepositories;
+    int cloudevents; /* format    "distribution" (0) or "cloudevents" (1: structured mode, one per request) */
+    int disabled;    /* disabled  false */
+} config_endpoint_t;
+
 typedef struct {
     /* http */
     char *http_addr;                           /* http.addr            "127.0.0.1:5000" (host:port; [v6]:port; :port) */
@@ -88,6 +110,8 @@ typedef struct {
     uint64_t gc_interval_ms;       /* gc.interval          1h (0 = no scheduled runs) */
     uint64_t gc_blob_grace_ms;     /* gc.blob_grace        24h */
     uint64_t gc_untagged_grace_ms; /* gc.untagged_grace    7d (0 = untagged manifests are kept) */
+    /* audit log (store/audit.h) */
+    uint64_t audit_retention_ms; /* audit.retention      90d (0 = kept forever) */
     /* workers */
     unsigned workers; /* workers              16 (threads for blocking work: fsync, rename, hashing) */
     /* log */
@@ -123,6 +147,10 @@ typedef struct {
     /* replication rules (replicate/), from the file only, in the file's order */
     config_replication_t *replication;
     size_t nreplication;
+    /* webhooks (docs/webhooks.md): the endpoints from the file only */
+    unsigned notifications_queue_size; /* notifications.queue_size 10000 (events kept undelivered; oldest dropped) */
+    config_endpoint_t *endpoints;
+    size_t nendpoints;
 } config_t;
 
 /**

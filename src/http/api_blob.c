@@ -4,6 +4,10 @@
 #include <string.h>
 #include <unistd.h>
 #include "http/api.h"
+#include "http/events.h"
+#include "http/gate.h"
+#include "notify/notify.h"
+#include "store/audit.h"
 #include "http/work.h"
 #include "oci/range.h"
 #include "util/log.h"
@@ -163,17 +167,38 @@ typedef struct {
     write_work_t super;
     char *name;
     digest_t digest;
+    gate_actor_t actor;
+    int notify; /* webhooks take deletes */
+    api_origin_t origin;
 } unlink_t;
 
 static int unlink_write(metastore_t *m, void *arg)
 {
     unlink_t *u = arg;
-    return metastore_blob_unlink(m, u->name, &u->digest);
+    int rc = metastore_blob_unlink(m, u->name, &u->digest);
+    audit_record_t r = {.actor = u->actor.name,
+                        .token_id = u->actor.token_id,
+                        .action = "delete.blob",
+                        .repository = u->name,
+                        .reference = u->digest.str,
+                        .digest = u->digest.str,
+                        .address = u->actor.addr};
+    if (rc == 0)
+        rc = audit_insert(m, &r);
+    /* application/octet-stream, so that ignoredmediatypes drops blob events as it does in distribution */
+    if (rc == 0 && u->notify)
+        rc = api_event_store(m, &u->origin, "delete", u->name, NULL, u->digest.str, "application/octet-stream", -1);
+    return rc;
 }
 
 static void unlink_done(work_t *w)
 {
     unlink_t *u = (unlink_t *)w;
+    if (u->notify) {
+        if (u->super.rc == 0)
+            notify_kick();
+        api_origin_dispose(&u->origin);
+    }
     if (w->req != NULL) {
         if (u->super.rc == 0)
             res_empty(w->req, 202);
@@ -195,5 +220,8 @@ void api_blob_delete(route_t *r)
     unlink_t *u = calloc(1, sizeof(*u));
     u->name = strdup(r->name);
     u->digest = d;
+    gate_actor(r->req, r->who, &u->actor);
+    if ((u->notify = (notify_actions() & CONFIG_ACTION_DELETE) != 0))
+        api_origin_init(&u->origin, r->req, &u->actor);
     work_write(r->req, &u->super, unlink_write, unlink_done);
 }

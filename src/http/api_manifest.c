@@ -2,13 +2,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include "http/api.h"
+#include "http/events.h"
+#include "http/gate.h"
 #include "http/parse.h"
 #include "http/work.h"
 #include "mirror/pulled.h"
+#include "notify/notify.h"
 #include "oci/manifest.h"
 #include "auth/decide.h"
 #include "auth/principal.h"
 #include "oci/name.h"
+#include "store/audit.h"
 #include "store/policy.h"
 #include "util/status.h"
 
@@ -28,6 +32,9 @@ typedef struct {
     manifest_t *mf;
     void *body;
     size_t len;
+    gate_actor_t actor;
+    int notify;          /* webhooks take pushes: */
+    api_origin_t origin; /* what the events say of the request */
 } put_t;
 
 typedef struct {
@@ -36,6 +43,9 @@ typedef struct {
     digest_t digest;
     int admin;
     char denied[TAG_MAX_LEN + 1]; /* the immutable tag the delete would remove */
+    gate_actor_t actor;
+    int notify; /* webhooks take deletes */
+    api_origin_t origin;
 } delete_t;
 
 /* Parse the reference: a digest (it has a colon) or a tag. Answers the error and returns -1 if invalid. */
@@ -99,23 +109,72 @@ void api_manifest_send(route_t *r, metastore_manifest_t *mf)
         res_header(r->req, "docker-content-digest", mf->digest.str);
         res_headerf(r->req, "etag", "\"%s\"", mf->digest.str);
         res_bytes(r->req, 200, mf->media_type, mf->content, mf->size);
+        /* one atomic load when no endpoint takes pulls: nothing else on the hot path */
+        if ((notify_actions() & CONFIG_ACTION_PULL) != 0 && method_is(r->req, "GET"))
+            api_event_pull(r, mf);
         if (r->mirror != NULL) /* for eviction: the least recently pulled go first */
             mirror_pulled(r->mirror, r->name, &mf->digest, mf->pulled_at);
     }
     metastore_manifest_dispose(mf);
 }
 
+/* The audit records of a push that went in: one per tag (or one by digest), and a tag move where a tag pointed at
+ * another manifest before (`prev`, `had`). */
+static int put_audit(metastore_t *m, const put_t *p, const digest_t *prev, const int *had)
+{
+    audit_record_t r = {.actor = p->actor.name,
+                        .token_id = p->actor.token_id,
+                        .action = "push",
+                        .repository = p->name,
+                        .reference = p->digest.str,
+                        .digest = p->digest.str,
+                        .address = p->actor.addr,
+                        .detail = p->mf->media_type};
+    if (p->ntags == 0)
+        return audit_insert(m, &r);
+    for (size_t i = 0; i < p->ntags; ++i) {
+        r.action = "push";
+        r.reference = p->tags[i];
+        r.detail = p->mf->media_type;
+        if (audit_insert(m, &r) != 0)
+            return BERTH_ERROR;
+        if (had[i] && !digest_equal(&prev[i], &p->digest)) {
+            char from[DIGEST_MAX_STR + 8];
+            snprintf(from, sizeof(from), "from %s", prev[i].str);
+            r.action = "tag.move";
+            r.detail = from;
+            if (audit_insert(m, &r) != 0)
+                return BERTH_ERROR;
+        }
+    }
+    return 0;
+}
+
 static int put_write(metastore_t *m, void *arg)
 {
     put_t *p = arg;
+    digest_t prev[MAX_TAGS];
+    int had[MAX_TAGS];
     int rc = policy_check_push(berth.store->policy, m, p->name, &p->digest, (const char *const *)p->tags, p->ntags,
                                &p->denied);
     if (rc == 0)
         rc = quota_check_manifest(m, p->name, &p->quota);
     if (rc != 0)
         return rc;
-    return metastore_manifest_put(m, p->name, &p->digest, p->mf, p->body, p->len, (const char *const *)p->tags,
-                                  p->ntags, berth.cfg.storage_sparse_manifests, &p->bad);
+    for (size_t i = 0; i < p->ntags; ++i) {
+        if ((rc = metastore_tag_target(m, p->name, p->tags[i], &prev[i], NULL, 0, NULL)) < 0 && rc != BERTH_ENOTFOUND)
+            return rc;
+        had[i] = rc == 0;
+    }
+    rc = metastore_manifest_put(m, p->name, &p->digest, p->mf, p->body, p->len, (const char *const *)p->tags, p->ntags,
+                                berth.cfg.storage_sparse_manifests, &p->bad);
+    if (rc == 0)
+        rc = put_audit(m, p, prev, had);
+    /* the webhook events commit with the push: one per tag, as distribution sends them */
+    for (size_t i = 0; rc == 0 && p->notify && i < (p->ntags ? p->ntags : 1); ++i)
+        rc = api_event_store(m, &p->origin, "push", p->name, p->ntags ? p->tags[i] : NULL, p->digest.str,
+                             p->mf->media_type, (int64_t)p->len);
+    return rc;
 }
 
 static void put_done(work_t *w)
@@ -124,6 +183,11 @@ static void put_done(work_t *w)
     h2o_req_t *req = w->req;
     if (p->super.rc == 0 && api_manifest_pushed != NULL)
         api_manifest_pushed(p->name);
+    if (p->notify) {
+        if (p->super.rc == 0)
+            notify_kick();
+        api_origin_dispose(&p->origin);
+    }
     if (req != NULL) {
         if (p->super.rc == 0) {
             res_headerf(req, "location", "/v2/%s/manifests/%s", p->name, p->digest.str);
@@ -213,6 +277,9 @@ void api_manifest_put(route_t *r)
         p->tags[p->ntags++] = strdup(t);
     }
     p->digest = d;
+    gate_actor(req, r->who, &p->actor);
+    if ((p->notify = (notify_actions() & CONFIG_ACTION_PUSH) != 0))
+        api_origin_init(&p->origin, req, &p->actor);
     p->len = req->entity.len;
     p->body = malloc(p->len ? p->len : 1);
     memcpy(p->body, req->entity.base, p->len);
@@ -222,15 +289,36 @@ void api_manifest_put(route_t *r)
 static int delete_write(metastore_t *m, void *arg)
 {
     delete_t *dl = arg;
+    digest_t target = dl->digest;
     int rc = policy_check_delete(berth.store->policy, m, dl->name, dl->tag, &dl->digest, dl->admin, dl->denied);
     if (rc != 0)
         return rc;
-    return dl->tag ? metastore_tag_delete(m, dl->name, dl->tag) : metastore_manifest_delete(m, dl->name, &dl->digest);
+    if (dl->tag != NULL && (rc = metastore_tag_target(m, dl->name, dl->tag, &target, NULL, 0, NULL)) != 0)
+        return rc;
+    rc = dl->tag ? metastore_tag_delete(m, dl->name, dl->tag) : metastore_manifest_delete(m, dl->name, &dl->digest);
+    if (rc != 0)
+        return rc;
+    audit_record_t r = {.actor = dl->actor.name,
+                        .token_id = dl->actor.token_id,
+                        .action = dl->tag ? "delete.tag" : "delete.manifest",
+                        .repository = dl->name,
+                        .reference = dl->tag ? dl->tag : dl->digest.str,
+                        .digest = target.str,
+                        .address = dl->actor.addr};
+    rc = audit_insert(m, &r);
+    if (rc == 0 && dl->notify)
+        rc = api_event_store(m, &dl->origin, "delete", dl->name, dl->tag, target.str, NULL, -1);
+    return rc;
 }
 
 static void delete_done(work_t *w)
 {
     delete_t *dl = (delete_t *)w;
+    if (dl->notify) {
+        if (dl->super.rc == 0)
+            notify_kick();
+        api_origin_dispose(&dl->origin);
+    }
     if (w->req != NULL) {
         if (dl->super.rc == 0)
             res_empty(w->req, 202);
@@ -263,5 +351,8 @@ void api_manifest_delete(route_t *r)
     if (!tag)
         dl->digest = d;
     dl->admin = auth_mode() == MODE_OPEN || (r->who != NULL && r->who->admin);
+    gate_actor(r->req, r->who, &dl->actor);
+    if ((dl->notify = (notify_actions() & CONFIG_ACTION_DELETE) != 0))
+        api_origin_init(&dl->origin, r->req, &dl->actor);
     work_write(r->req, &dl->super, delete_write, delete_done);
 }

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <openssl/crypto.h>
 #include "util/secret.h"
+#include "store/audit.h"
 #include "http/gate.h"
 #include "http/parse.h"
 #include "http/work.h"
@@ -38,6 +39,7 @@ typedef struct {
     char *secret;
     char *client;
     char *body;
+    gate_actor_t actor;
 } refresh_t;
 
 typedef struct {
@@ -92,6 +94,18 @@ static void issue(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
     if (status != 0)
         return; /* answered */
     thread_ctx_t *tc = thread_ctx_of(req);
+    gate_actor_t actor;
+    if (who->authenticated && !who->bearer) { /* a login (password, access token or refresh token), not a renewal */
+        gate_actor(req, who, &actor);
+        audit_record_t rec = {.actor = actor.name,
+                              .token_id = actor.token_id,
+                              .action = "login",
+                              .address = actor.addr,
+                              .detail = t->refresh != NULL ? "token service, refresh token"
+                                        : who->via_token   ? "token service, access token"
+                                                           : "token service, password"};
+        audit_queue(&rec);
+    }
     token_claims_t c;
     memset(&c, 0, sizeof(c));
     snprintf(c.sub, sizeof(c.sub), "%s", who->authenticated ? who->name : "");
@@ -152,6 +166,7 @@ static void issue(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
         r->expires = now + (int64_t)(berth.cfg.auth_refresh_ttl_ms / 1000);
         r->secret = secret_random(32);
         r->client = strdup(t->client);
+        gate_actor(req, who, &r->actor);
         json_object_set_new(body, "refresh_token", json_string(r->secret));
         r->body = json_dumps(body, JSON_COMPACT);
         json_decref(body);
@@ -165,7 +180,11 @@ static void issue(h2o_req_t *req, auth_principal_t *who, void *ctx, int status)
 static int refresh_write(metastore_t *m, void *arg)
 {
     refresh_t *r = arg;
-    return accounts_refresh_add(m, r->account_id, r->secret, r->client, r->expires);
+    int rc = accounts_refresh_add(m, r->account_id, r->secret, r->client, r->expires);
+    char detail[128];
+    snprintf(detail, sizeof(detail), "refresh token, client %s", r->client[0] ? r->client : "-");
+    audit_record_t rec = {.actor = r->actor.name, .action = "token.create", .address = r->actor.addr, .detail = detail};
+    return rc == 0 ? audit_insert(m, &rec) : rc;
 }
 
 static void refresh_done(work_t *w)

@@ -9,6 +9,7 @@
 #include "http/gate.h"
 #include "http/parse.h"
 #include "oci/name.h"
+#include "store/audit.h"
 #include "http/work.h"
 #include "util/status.h"
 
@@ -28,6 +29,32 @@ static void client_addr(void *ctx, char *buf, size_t len)
     limiter_client_addr(buf, len, peer, xff, xl, berth.cfg.auth_trusted_proxies);
 }
 
+void gate_actor(h2o_req_t *req, const auth_principal_t *who, gate_actor_t *out)
+{
+    if (who != NULL && who->authenticated && who->name[0] != '\0')
+        snprintf(out->name, sizeof(out->name), "%s", who->name);
+    else if (who != NULL && who->bearer && who->claims.sub[0] != '\0') /* an external issuer's subject */
+        snprintf(out->name, sizeof(out->name), "%.*s", ACCOUNT_NAME_MAX, who->claims.sub);
+    else
+        snprintf(out->name, sizeof(out->name), "anonymous");
+    out->token_id = who == NULL ? 0 : who->via_token ? who->token.id : who->bearer ? who->claims.token_id : 0;
+    client_addr(req, out->addr, sizeof(out->addr));
+}
+
+/* A failed login, for the audit log: queued (no write of its own), a burst folded into one row with a count. The
+ * name as presented, cut to an account name's length and to printable characters. */
+static void audit_failure(h2o_req_t *req, const char *user, const char *why)
+{
+    char name[ACCOUNT_NAME_MAX + 1], addr[64];
+    size_t i = 0;
+    for (; user != NULL && user[i] != '\0' && i < ACCOUNT_NAME_MAX; ++i)
+        name[i] = user[i] > ' ' && user[i] < 0x7f ? user[i] : '?';
+    name[i] = '\0';
+    client_addr(req, addr, sizeof(addr));
+    audit_record_t r = {.actor = i ? name : "anonymous", .action = "login.failed", .address = addr, .detail = why};
+    audit_queue(&r);
+}
+
 static void too_many(h2o_req_t *req, int64_t wait_ms)
 {
     res_headerf(req, "retry-after", "%lld", (long long)((wait_ms + 999) / 1000));
@@ -39,6 +66,7 @@ static void too_many(h2o_req_t *req, int64_t wait_ms)
 typedef struct {
     work_t super;
     auth_check_t *check;
+    char user[ACCOUNT_NAME_MAX + 1];
     void *ctx;
     void (*done)(h2o_req_t *req, auth_principal_t *who, void *ctx, int status);
 } login_t;
@@ -60,6 +88,7 @@ static void login_done(work_t *w)
             *p = who;
             l->done(req, p, l->ctx, 0);
         } else {
+            audit_failure(req, l->user, "wrong password or unknown user");
             gate_challenge(req, NULL, 0);
             l->done(req, NULL, l->ctx, 401);
         }
@@ -79,16 +108,19 @@ void gate_login(h2o_req_t *req, const char *user, const char *password, void *ct
         done(req, who, ctx, 0);
         break;
     case AUTH_DENIED:
+        audit_failure(req, user, "wrong access token");
         gate_challenge(req, NULL, 0);
         done(req, NULL, ctx, 401);
         break;
     case AUTH_LIMITED:
+        audit_failure(req, user, "refused: too many failed logins");
         too_many(req, wait);
         done(req, NULL, ctx, 429);
         break;
     case AUTH_CHECK: {
         login_t *l = calloc(1, sizeof(*l));
         l->check = check;
+        snprintf(l->user, sizeof(l->user), "%.*s", ACCOUNT_NAME_MAX, user != NULL ? user : "");
         l->ctx = ctx;
         l->done = done;
         work_submit_to(WORK_CPU, req, &l->super, login_run, login_done);

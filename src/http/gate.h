@@ -37,6 +37,16 @@ typedef void (*gate_then_t)(route_t *r);
 void gate_require_routed(route_t *r, unsigned actions, gate_then_t (*route)(route_t *r, gate_then_t then),
                          gate_then_t then);
 
+/** Who did something, for the audit log (store/audit.h) and webhooks: the account, or "anonymous"; the access token
+ * it used (0: none); the client address the rate limiter uses (behind trusted proxies). */
+typedef struct {
+    char name[ACCOUNT_NAME_MAX + 1];
+    int64_t token_id;
+    char addr[64];
+} gate_actor_t;
+/** Fill `out` for request `req` with caller `who` (NULL: anonymous). */
+void gate_actor(h2o_req_t *req, const auth_principal_t *who, gate_actor_t *out);
+
 /** Answer 401 UNAUTHORIZED with a Bearer challenge for `scope` (NULL: none); `insufficient` adds error=. */
 void gate_challenge(h2o_req_t *req, const char *scope, int insufficient);
 

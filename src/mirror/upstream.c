@@ -72,10 +72,11 @@ static void free_handle(void *c)
     C.easy_cleanup(c);
 }
 
-int upstream_global_init(void)
+static int loaded; /* atomic: C is filled */
+static pthread_mutex_t load_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int load(void)
 {
-    if (C.global_init != NULL)
-        return 0;
     void *lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
     if (lib == NULL) {
         log_error("mirrors need libcurl (Debian package libcurl4): %s", dlerror());
@@ -96,6 +97,20 @@ int upstream_global_init(void)
     C.global_init(CURL_GLOBAL_DEFAULT);
     pthread_key_create(&curl_key, free_handle);
     return 0;
+}
+
+/* Thread-safe: the mirrors call it at start-up, the external keys' refresher and the webhooks' threads when they
+ * first need it; a failure is tried again on the next call. */
+int upstream_global_init(void)
+{
+    if (__atomic_load_n(&loaded, __ATOMIC_ACQUIRE))
+        return 0;
+    pthread_mutex_lock(&load_mu);
+    int rc = 0;
+    if (!__atomic_load_n(&loaded, __ATOMIC_RELAXED) && (rc = load()) == 0)
+        __atomic_store_n(&loaded, 1, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&load_mu);
+    return rc;
 }
 
 /* This thread's handle: kept for the thread's life so that its connections to the upstream are reused. */
@@ -502,6 +517,50 @@ int upstream_get_url(const char *url, long timeout_ms, char **data, size_t *len,
     }
     *data = m.buf;
     *len = m.len;
+    return 0;
+}
+
+static size_t discard(char *p, size_t size, size_t n, void *ctx)
+{
+    (void)p;
+    (void)ctx;
+    return size * n;
+}
+
+int upstream_post(const char *url, const char *const *headers, size_t nheaders, const char *body, size_t len,
+                  long timeout_ms, long *status, char *err, size_t errlen)
+{
+    CURL *c = handle();
+    char errbuf[CURL_ERROR_SIZE] = "";
+    struct curl_slist *hdrs = NULL;
+    if (c == NULL) {
+        snprintf(err, errlen, "cannot make a libcurl handle");
+        return -1;
+    }
+    C.easy_reset(c);
+    for (size_t i = 0; i < nheaders; ++i)
+        hdrs = C.slist_append(hdrs, headers[i]);
+    hdrs = C.slist_append(hdrs, "Expect:"); /* no 100-continue round trip */
+    C.easy_setopt(c, CURLOPT_URL, url);
+    C.easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    C.easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    C.easy_setopt(c, CURLOPT_USERAGENT, "berth-notifications/" PACKAGE_VERSION);
+    C.easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    C.easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+    C.easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+    C.easy_setopt(c, CURLOPT_POST, 1L);
+    C.easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    C.easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+    C.easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    C.easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
+    CURLcode rc = C.easy_perform(c);
+    C.easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+    C.slist_free_all(hdrs);
+    if (rc != CURLE_OK) {
+        snprintf(err, errlen, "%s", errbuf[0] ? errbuf : C.easy_strerror(rc));
+        return -1;
+    }
+    C.easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
     return 0;
 }
 

@@ -87,6 +87,14 @@ typedef struct {
 int upstream_request(upstream_t *u, const upstream_req_t *rq, const upstream_sink_t *sink, upstream_resp_t *resp);
 
 /**
+ * POST `body` (`len` bytes) to `url` with the header lines `headers` ("Name: value", `nheaders` of them), within
+ * `timeout_ms` (connecting and the whole exchange), following no redirect: 0 with the answer's status in *status (its
+ * body is read and dropped), or -1 with the reason in `err`. For webhooks; upstream_global_init() first.
+ */
+int upstream_post(const char *url, const char *const *headers, size_t nheaders, const char *body, size_t len,
+                  long timeout_ms, long *status, char *err, size_t errlen);
+
+/**
  * GET `url` (no credentials; redirects followed; `timeout_ms` for the whole transfer, at most 64 KiB): 0 with the
  * malloc'd body in *data (*len bytes) when the answer is 200, else -1 with the reason in `err`. Blocking. For
  * documents other than an upstream registry's, such as an external token issuer's JWKS.

@@ -235,6 +235,19 @@ int db_schema_version(db_t *db)
     return v;
 }
 
+static int applied(db_t *db, int version)
+{
+    sqlite3_stmt *s;
+    int found = 0;
+    ++db->queries;
+    if (sqlite3_prepare_v2(db->h, "SELECT 1 FROM schema_version WHERE version = ?1", -1, &s, NULL) != SQLITE_OK)
+        return 0;
+    sqlite3_bind_int(s, 1, version);
+    found = sqlite3_step(s) == SQLITE_ROW;
+    sqlite3_finalize(s);
+    return found;
+}
+
 static int migrate(db_t *db)
 {
     if (db_exec(db, "BEGIN IMMEDIATE") != 0)
@@ -242,9 +255,10 @@ static int migrate(db_t *db)
     if (db_exec(db, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
                     "applied_at INTEGER NOT NULL)") != 0)
         goto Error;
-    int current = db_schema_version(db);
+    /* every file not yet recorded, not only those above the highest: branches developed side by side take numbers
+     * ahead of each other, and a database that got a later one first must still get the earlier one */
     for (const db_migration_t *mg = db_migrations; mg->sql; ++mg) {
-        if (mg->version <= current)
+        if (applied(db, mg->version))
             continue;
         log_info("applying schema %s", mg->name);
         if (db_exec(db, mg->sql) != 0)

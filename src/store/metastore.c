@@ -36,10 +36,13 @@ enum {
     Q_TAG_PULLED,
     Q_MANIFEST_PULLED,
     Q_REPO_HOSTED,
+    Q_TAG_TARGET,
     Q__COUNT
 };
 
 static db_query_t queries[Q__COUNT] = {
+    [Q_TAG_TARGET] = {"SELECT m.digest, m.media_type, m.size FROM repository r JOIN tag t ON t.repository_id = r.id "
+                      "JOIN manifest m ON m.id = t.manifest_id WHERE r.name = ?1 AND t.name = ?2"},
     [Q_BLOB_GET] = {"SELECT b.size FROM repository r JOIN repository_blob rb ON rb.repository_id = r.id "
                     "JOIN blob b ON b.digest = rb.digest WHERE r.name = ?1 AND rb.digest = ?2"},
     [Q_MANIFEST_BY_TAG] = {"SELECT m.digest, m.media_type, m.content, m.pulled_at, t.checked_at FROM repository r "
@@ -281,6 +284,29 @@ void metastore_manifest_dispose(metastore_manifest_t *mf)
     }
     mf->media_type = NULL;
     mf->content = NULL;
+}
+
+int metastore_tag_target(metastore_t *m, const char *repo, const char *tag, digest_t *d, char *media_type, size_t mtlen,
+                         int64_t *size)
+{
+    sqlite3_stmt *s = stmt(m, Q_TAG_TARGET);
+    if (s == NULL)
+        return BERTH_ERROR;
+    db_bind_text(s, 1, repo);
+    db_bind_text(s, 2, tag);
+    int rc = db_step(m, s);
+    if (rc == 1) {
+        const char *str = (const char *)sqlite3_column_text(s, 0);
+        rc = digest_parse(d, str, strlen(str)) == DIGEST_OK ? 0 : BERTH_ERROR;
+        if (media_type != NULL)
+            snprintf(media_type, mtlen, "%s", (const char *)sqlite3_column_text(s, 1));
+        if (size != NULL)
+            *size = sqlite3_column_int64(s, 2);
+    } else if (rc == 0) {
+        rc = BERTH_ENOTFOUND;
+    }
+    db_done(m, s);
+    return rc;
 }
 
 static int repo_id(metastore_t *m, const char *repo, int64_t *id)

@@ -76,6 +76,14 @@ int metastore_manifest_get(metastore_t *m, const char *repo, const char *tag, co
 void metastore_manifest_dispose(metastore_manifest_t *mf);
 
 /**
+ * The manifest tag `tag` of `repo` points at: its digest in *d, media type into `media_type` (`mtlen` bytes; may be
+ * NULL) and size in *size (may be NULL). 0, BERTH_ENOTFOUND or BERTH_ERROR. No cache: for the writer (a tag move is
+ * audited) and the webhooks (a delete by tag names what the tag pointed at).
+ */
+int metastore_tag_target(metastore_t *m, const char *repo, const char *tag, digest_t *d, char *media_type, size_t mtlen,
+                         int64_t *size);
+
+/**
  * The repositories that hold blob `d`, in byte order, at most `limit`, with its size in *size: the count (0 if
  * none), or BERTH_ERROR. For mounting a blob the caller may read without naming where it comes from.
  */

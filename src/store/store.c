@@ -7,9 +7,12 @@
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
+#include "store/audit.h"
+#include "store/events.h"
 #include "store/evict.h"
 #include "store/store.h"
 #include "util/log.h"
+#include "util/time.h"
 
 int store_db_create(const char *root, char *path, size_t len)
 {
@@ -31,11 +34,34 @@ int store_db_create(const char *root, char *path, size_t len)
     return close(fd);
 }
 
-/* Periodic chores off the event loops: expire stale upload sessions. */
+static int prune_write(metastore_t *m, void *arg)
+{
+    const store_t *s = arg;
+    int n = audit_prune(m, time_now_s() - (int64_t)(s->cfg->audit_retention_ms / 1000));
+    if (n > 0)
+        log_info("audit: removed %d row(s) older than audit.retention", n);
+    return n < 0 ? n : 0;
+}
+
+/* What waits in memory for a write: audit records of logins, webhook events of pulls. */
+static int flush_write(metastore_t *m, void *arg)
+{
+    int rc = audit_flush(m, arg);
+    return rc == 0 ? events_flush(m, arg) : rc;
+}
+
+#define AUDIT_PRUNE_EVERY_MS (3600 * 1000)
+
+/*
+ * Periodic chores off the event loops: expire stale upload sessions; write the queued audit records (about once a
+ * second, all in one transaction: logins have no write of their own to ride with), and the webhook events of pulls
+ * likewise; prune the audit log at start and
+ * every hour.
+ */
 static void *chores_main(void *arg)
 {
     store_t *s = arg;
-    uint64_t ttl = s->cfg->storage_upload_ttl_ms, every = ttl / 4;
+    uint64_t ttl = s->cfg->storage_upload_ttl_ms, every = ttl / 4, next_expire = 0, next_prune = 0;
     if (every < 1000)
         every = 1000;
     if (every > 600000)
@@ -43,22 +69,29 @@ static void *chores_main(void *arg)
     pthread_mutex_lock(&s->_chores.mu);
     while (!s->_chores.stop) {
         pthread_mutex_unlock(&s->_chores.mu);
-        int n = uploads_expire(&s->uploads, ttl);
-        if (n > 0)
-            log_info("removed %d upload session(s) idle for more than %llu s", n, (unsigned long long)(ttl / 1000));
+        uint64_t now = time_mono_ms();
+        if (now >= next_expire) {
+            int n = uploads_expire(&s->uploads, ttl);
+            if (n > 0)
+                log_info("removed %d upload session(s) idle for more than %llu s", n, (unsigned long long)(ttl / 1000));
+            next_expire = now + every;
+        }
+        if (audit_queued() > 0 || events_queued() > 0)
+            metastore_write(s->writer, flush_write, NULL);
+        if (s->cfg->audit_retention_ms > 0 && now >= next_prune) {
+            metastore_write(s->writer, prune_write, s);
+            next_prune = now + AUDIT_PRUNE_EVERY_MS;
+        }
         pthread_mutex_lock(&s->_chores.mu);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += (time_t)(every / 1000);
-        until.tv_nsec += (long)(every % 1000) * 1000000;
-        if (until.tv_nsec >= 1000000000) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000;
-        }
+        until.tv_sec += 1;
         while (!s->_chores.stop && pthread_cond_timedwait(&s->_chores.cond, &s->_chores.mu, &until) == 0)
             ;
     }
     pthread_mutex_unlock(&s->_chores.mu);
+    if (audit_queued() > 0 || events_queued() > 0) /* the writer stops after this thread */
+        metastore_write(s->writer, flush_write, NULL);
     return NULL;
 }
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The module layers of docs/architecture.md, checked on every #include of src/:
-#   util < oci < config < store < {auth, mirror} < replicate < {http, cli} < main.c
+#   util < oci < config < store < {auth, mirror, notify} < replicate < {http, cli} < main.c
 # A file may include headers of its own module and of modules on lower layers only: never one above it, never a
 # sibling on its own layer. Beside that: only http/ includes h2o, and only store/ includes SQLite.
 # TAP: one test point per rule and module.
@@ -8,8 +8,8 @@ set -u
 SRCDIR=${SRCDIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 cd "$SRCDIR/src" || exit 1
 
-declare -A rank=([util]=0 [oci]=1 [config]=2 [store]=3 [auth]=4 [mirror]=4 [replicate]=5 [http]=6 [cli]=6 [main]=7)
-modules=(util oci config store auth mirror replicate http cli main)
+declare -A rank=([util]=0 [oci]=1 [config]=2 [store]=3 [auth]=4 [mirror]=4 [notify]=4 [replicate]=5 [http]=6 [cli]=6 [main]=7)
+modules=(util oci config store auth mirror notify replicate http cli main)
 n=0 fail=0
 
 point() { # point OK DESCRIPTION [DETAIL...]

@@ -657,6 +657,78 @@ static void test_replication(void)
        "glob: * within a component, ** across, ? one character");
 }
 
+static void test_notifications(void)
+{
+    config_t cfg;
+    char *err = NULL;
+    int r = load_text(&cfg,
+                      "notifications:\n"
+                      "  queue_size: 500\n"
+                      "  endpoints:\n"
+                      "    - name: ci\n"
+                      "      url: https://ci.example/hook\n"
+                      "      headers:\n"
+                      "        Authorization: [Bearer abc]\n"
+                      "        X-One: single\n"
+                      "      timeout: 2s\n"
+                      "      threshold: 4\n"
+                      "      backoff: 250ms\n"
+                      "      maxbackoff: 10s\n"
+                      "      ignoredmediatypes: [application/octet-stream]\n"
+                      "      ignore:\n"
+                      "        mediatypes: [a/b]\n"
+                      "        actions: [delete]\n"
+                      "      repositories: [acme/*, tools/x]\n"
+                      "      format: cloudevents\n"
+                      "    - name: pulls\n"
+                      "      url: http://h/\n"
+                      "      actions: [pull]\n",
+                      &err);
+    ok(r == 0, "notifications: a full endpoint loads (%s)", err ? err : "");
+    if (r == 0) {
+        const config_endpoint_t *e = &cfg.endpoints[0];
+        ok(cfg.nendpoints == 2 && cfg.notifications_queue_size == 500, "notifications: two endpoints, queue_size");
+        ok(streq(e->name, "ci") && streq(e->url, "https://ci.example/hook"), "notifications: name and url");
+        ok(e->nheaders == 2 && streq(e->headers[0], "Authorization: Bearer abc") &&
+               streq(e->headers[1], "X-One: single"),
+           "notifications: headers as lines, a list or one value");
+        ok(e->timeout_ms == 2000 && e->threshold == 4 && e->backoff_ms == 250 && e->max_backoff_ms == 10000,
+           "notifications: timeout, threshold, backoff, maxbackoff");
+        ok(e->nignored_types == 2 && streq(e->ignored_types[1], "a/b"), "notifications: both forms of ignored types");
+        ok(e->actions == CONFIG_ACTION_PUSH, "notifications: default push and delete, minus ignore.actions");
+        ok(e->nrepositories == 2 && e->cloudevents, "notifications: repositories, format");
+        ok(cfg.endpoints[1].actions == CONFIG_ACTION_PULL && !cfg.endpoints[1].cloudevents &&
+               cfg.endpoints[1].timeout_ms == 5000,
+           "notifications: actions replace the default; defaults");
+        config_dispose(&cfg);
+    }
+    free(err);
+    ok(fails_with("notifications:\n  endpoints:\n    - url: http://h/\n", "needs a name and a url", NULL),
+       "notifications: name required");
+    ok(fails_with("notifications:\n  endpoints:\n    - name: a\n      url: ftp://h/\n", "http:// or https://", NULL),
+       "notifications: http(s) only");
+    ok(fails_with("notifications:\n  endpoints:\n    - {name: a, url: 'http://h/'}\n    - {name: a, url: "
+                  "'http://i/'}\n",
+                  "two endpoints named", NULL),
+       "notifications: names unique");
+    ok(fails_with("notifications:\n  endpoints:\n    - {name: a, url: 'http://h/', actions: [get]}\n",
+                  "unknown action \"get\"", NULL),
+       "notifications: actions checked");
+    ok(fails_with("notifications:\n  endpoints:\n    - {name: a, url: 'http://h/', repositories: ['a b']}\n",
+                  "not a repository name", NULL),
+       "notifications: repository patterns checked");
+    ok(fails_with("notifications:\n  endpoints:\n    - {name: a, url: 'http://h/', headers: {'X:Y': v}}\n",
+                  "not a header name", NULL),
+       "notifications: header names checked");
+    ok(fails_with("notifications:\n  endpoints:\n    - {name: a, url: 'http://h/', backoff: 1m, maxbackoff: 1s}\n",
+                  "maxbackoff is below backoff", NULL),
+       "notifications: maxbackoff >= backoff");
+    ok(fails_with("notifications:\n  endpoints:\n    - {name: a, url: 'http://h/', secret: x}\n",
+                  "unknown key \"secret\"", NULL),
+       "notifications: unknown keys refused");
+    ok(loads("notifications:\n  endpoints:\n"), "notifications: no endpoints");
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL) {
@@ -673,6 +745,7 @@ int main(void)
     test_conf_file();
     test_print();
     test_replication();
+    test_notifications();
 
     for (int i = 0; i < nfiles; ++i) {
         char path[300];

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include "store/accounts.h"
 #include "store/db.h"
+#include "store/events.h"
 #include "store/metastore.h"
 #include "util/status.h"
 #include "tap.h"
@@ -448,6 +449,70 @@ static void test_cache(void)
     db_close(loop);
 }
 
+/* A migration numbered below the highest applied (branches take numbers ahead of each other) is still applied. */
+static void test_migration_gap(void)
+{
+    char p[320];
+    snprintf(p, sizeof(p), "%s/gap.db", root);
+    db_t *db = db_open(p, 1);
+    ok(db != NULL && db_exec(db, "DROP TABLE audit_log; DELETE FROM schema_version WHERE version = 9") == 0,
+       "gap: audit_log and its version 9 taken out");
+    db_close(db);
+    db = db_open(p, 1);
+    ok(db != NULL && scalar(db, "SELECT count(*) FROM schema_version WHERE version = 9") == 1 &&
+           scalar(db, "SELECT count(*) FROM audit_log") == 0,
+       "gap: reopened, the missing migration 9 is applied though 12 is there");
+    db_close(db);
+}
+
+static int count_rows(void *ctx, const events_row_t *r)
+{
+    *(int64_t *)ctx = r->id;
+    return 0;
+}
+
+/* The webhook queue: its bound drops the oldest, cursors prune what every endpoint has. */
+static void test_events(void)
+{
+    char p[320];
+    snprintf(p, sizeof(p), "%s/events.db", root);
+    db_t *db = db_open(p, 1);
+    events_set_limit(100);
+    int rc = db_begin(db, 1, NULL);
+    for (int i = 0; i < 150 && rc == 0; ++i)
+        rc = events_insert(db, "push", "a/b", "x/y", "{}");
+    ok(rc == 0 && db_commit(db, NULL) == 0, "events: 150 inserted with a bound of 100");
+    ok(events_count(db) == 100 && events_dropped() == 50 && scalar(db, "SELECT min(id) FROM webhook_event") == 51,
+       "events: the 50 oldest dropped and counted");
+    const char *both[] = {"a", "b"};
+    ok(db_begin(db, 1, NULL) == 0 && events_setup(db, both, 2) == 0 && db_commit(db, NULL) == 0,
+       "events: two endpoints set up");
+    int64_t ca = -1, cb = -1, last = 0;
+    ok(events_cursor(db, "a", &ca) == 0 && events_cursor(db, "b", &cb) == 0 && ca == 150 && cb == 150 &&
+           events_count(db) == 0,
+       "events: new endpoints start after the newest event; what both have is gone");
+    db_begin(db, 1, NULL);
+    for (int i = 0; i < 3; ++i)
+        events_insert(db, "push", "a/b", "x/y", "{}");
+    ok(events_cursor_set(db, "a", 153) == 0 && db_commit(db, NULL) == 0 && events_count(db) == 3,
+       "events: ids 151-153; a has them all, b none: all kept");
+    ok(db_begin(db, 1, NULL) == 0 && events_cursor_set(db, "b", 152) == 0 && db_commit(db, NULL) == 0 &&
+           events_count(db) == 1,
+       "events: b has 152: only 153 is kept");
+    ok(events_read(db, 152, 10, count_rows, &last) == 1 && last == 153, "events: read after 152 gives 153");
+    const char *one[] = {"a"};
+    ok(db_begin(db, 1, NULL) == 0 && events_setup(db, one, 1) == 0 && db_commit(db, NULL) == 0 &&
+           events_count(db) == 0 && scalar(db, "SELECT count(*) FROM webhook_cursor") == 1,
+       "events: b unconfigured: its cursor goes, and what a has with it");
+    db_begin(db, 1, NULL);
+    events_insert(db, "push", "a/b", "x/y", "{}");
+    ok(scalar(db, "SELECT max(id) FROM webhook_event") == 154 && events_setup(db, NULL, 0) == 0 &&
+           db_commit(db, NULL) == 0 && events_count(db) == 0,
+       "events: ids never go back; no endpoint: the queue is emptied");
+    events_set_limit(0);
+    db_close(db);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 4 && strcmp(argv[1], "--disable") == 0)
@@ -457,6 +522,8 @@ int main(int argc, char **argv)
     snprintf(path, sizeof(path), "%s/berth.db", root);
     test_statements();
     test_migrations();
+    test_migration_gap();
+    test_events();
     test_writer();
     test_writer_synced();
     test_generation();
