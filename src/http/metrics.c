@@ -9,6 +9,7 @@
 #include "http/conns.h"
 #include "http/metrics.h"
 #include "mirror/mirror.h"
+#include "store/events.h"
 #include "util/cache.h"
 
 #define ROUTES (PARSE_EP_NAMESPACE + 1)
@@ -291,6 +292,9 @@ static void store_metrics(FILE *fp, thread_ctx_t *tc)
     header(fp, "berth_storage_gc_freed_bytes_total", "counter", "Bytes of blob files those collections gave back.");
     if (ok)
         fprintf(fp, "berth_storage_gc_freed_bytes_total %llu\n", (unsigned long long)qt.gc_freed_bytes);
+    header(fp, "berth_webhook_events_dropped_total", "counter",
+           "Webhook events dropped since start because the queue (notifications.queue_size) was full.");
+    fprintf(fp, "berth_webhook_events_dropped_total %llu\n", (unsigned long long)events_dropped());
     int low = store_space(berth.store, &avail);
     fprintf(fp,
             "# HELP berth_storage_free_bytes Free space on the storage volume.\n"

@@ -219,4 +219,19 @@ is "after a $OUTAGE s outage main got all $NEVENTS events queued during it" "$n"
 diag "$(printf 'outage drain: %d events pushed in %.1f s during a %s s outage; all delivered %.2f s after the receiver recovered' \
     "$NEVENTS" "$(echo "$t1 - $t0" | bc)" "$OUTAGE" "$(echo "$t3 - $t2" | bc)")"
 
+# ------------------------------------------------------------ a full queue drops its oldest events, counted
+sed 's/^notifications:$/notifications:\n  queue_size: 100/' "$T/berth.yaml" >"$T/small.yaml"
+stop_berth
+BERTH_ENV=(BERTH_CONFIG="$T/small.yaml" BERTH_MODE=private BERTH_ADMIN_PASSWORD="$ADMIN_PW")
+start_berth_again
+CURL_TLS=(-u alice:alice-pw1 -A "hooktest/1.0")
+mode main fail
+for i in $(seq 130); do push_manifest acme/app "full$i" "$IMG_MANIFEST" || break; done
+dropped=$(curl -s "$URL/metrics" | awk '$1 == "berth_webhook_events_dropped_total" {print $2}')
+check "with queue_size 100 and main failing, 130 pushes drop events, counted on /metrics ($dropped)" \
+    test "${dropped:-0}" -ge 30
+mode main ok
+wait_for 30 has_tag main full130
+check "... and main gets the newest once it recovers" has_tag main full130
+
 done_testing
