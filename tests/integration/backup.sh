@@ -264,7 +264,9 @@ NEWM=$(layout_blob "$L3" "$(layout_ref "$L3" new)")
 is "  among them the new image's config and 2 layers (its manifest is in the database)" \
     "$(jq -r '.config.digest, .layers[].digest' "$NEWM" | sort | comm -23 - "$T/inc.blobs")" ""
 is "  and none the full one holds" "$(grep '^blobs/' "$T/inc.list" | grep -cxFf - "$T/full.list")" 0
-(($(size_of "$T/inc.tar.zst") * 20 < $(size_of "$T/full.tar.zst"))) &&
+# (the pushes beside the backups add blobs to it, more on a loaded machine: a quarter of the full one is plenty of room,
+# and far below what an archive holding the full one's layers again would weigh)
+(($(size_of "$T/inc.tar.zst") * 4 < $(size_of "$T/full.tar.zst"))) &&
     pass "  so it is small: $(size_of "$T/inc.tar.zst") bytes against $(size_of "$T/full.tar.zst")" ||
     fail "  so it is small" "$(size_of "$T/inc.tar.zst") bytes against $(size_of "$T/full.tar.zst")"
 zstd -dc "$T/inc.tar.zst" | tar -xOf - berth-backup.json >"$T/imeta.json"
