@@ -721,12 +721,13 @@ static void config_mirror_dispose(config_mirror_t *mr)
     free(mr->password);
 }
 
-/* "mirrors:" followed by a list of mappings (or null for none). */
-static int parse_mirrors(struct loader *ld, yaml_parser_t *parser, size_t line)
+/* A block that is a list of mappings (or null for none), each handed to `item` with the line it starts on; `list` and
+ * `each` are the errors for something else than a list and than a mapping in it. */
+static int parse_mapping_list(struct loader *ld, yaml_parser_t *parser, size_t line, const char *list, const char *each,
+                              int (*item)(struct loader *ld, yaml_parser_t *parser, void *ctx, size_t item_line),
+                              void *ctx)
 {
     yaml_event_t ev;
-    if (ld->cfg->nmirrors != 0)
-        return fail(ld, "%s:%zu: mirrors: set twice", ld->path, line);
     if (next_event(ld, parser, &ev) != 0)
         return -1;
     int type = ev.type, null = type == YAML_SCALAR_EVENT && is_null(&ev);
@@ -734,7 +735,7 @@ static int parse_mirrors(struct loader *ld, yaml_parser_t *parser, size_t line)
     if (null)
         return 0;
     if (type != YAML_SEQUENCE_START_EVENT)
-        return fail(ld, "%s:%zu: mirrors: expected a list of mirrors", ld->path, line);
+        return fail(ld, "%s:%zu: %s", ld->path, line, list);
     for (;;) {
         if (next_event(ld, parser, &ev) != 0)
             return -1;
@@ -744,17 +745,34 @@ static int parse_mirrors(struct loader *ld, yaml_parser_t *parser, size_t line)
         if (type == YAML_SEQUENCE_END_EVENT)
             return 0;
         if (type != YAML_MAPPING_START_EVENT)
-            return fail(ld, "%s:%zu: mirrors: each mirror is a mapping (prefix, upstream, ...)", ld->path, item_line);
-        config_mirror_t mr, *grown = realloc(ld->cfg->mirrors, (ld->cfg->nmirrors + 1) * sizeof(mr));
-        if (grown == NULL)
-            return fail(ld, "config: out of memory");
-        ld->cfg->mirrors = grown;
-        if (parse_mirror(ld, parser, &mr, item_line) != 0) {
-            config_mirror_dispose(&mr);
+            return fail(ld, "%s:%zu: %s", ld->path, item_line, each);
+        if (item(ld, parser, ctx, item_line) != 0)
             return -1;
-        }
-        ld->cfg->mirrors[ld->cfg->nmirrors++] = mr;
     }
+}
+
+static int mirror_item(struct loader *ld, yaml_parser_t *parser, void *ctx, size_t item_line)
+{
+    (void)ctx;
+    config_mirror_t mr, *grown = realloc(ld->cfg->mirrors, (ld->cfg->nmirrors + 1) * sizeof(mr));
+    if (grown == NULL)
+        return fail(ld, "config: out of memory");
+    ld->cfg->mirrors = grown;
+    if (parse_mirror(ld, parser, &mr, item_line) != 0) {
+        config_mirror_dispose(&mr);
+        return -1;
+    }
+    ld->cfg->mirrors[ld->cfg->nmirrors++] = mr;
+    return 0;
+}
+
+/* "mirrors:" followed by a list of mappings (or null for none). */
+static int parse_mirrors(struct loader *ld, yaml_parser_t *parser, size_t line)
+{
+    if (ld->cfg->nmirrors != 0)
+        return fail(ld, "%s:%zu: mirrors: set twice", ld->path, line);
+    return parse_mapping_list(ld, parser, line, "mirrors: expected a list of mirrors",
+                              "mirrors: each mirror is a mapping (prefix, upstream, ...)", mirror_item, NULL);
 }
 
 /* ---- the lifecycle rules: "retention" and "immutable_tags" ---- */
@@ -1160,42 +1178,30 @@ static int parse_rule(struct loader *ld, yaml_parser_t *parser, const rule_list_
     }
 }
 
-/* "retention:" or "immutable_tags:" followed by a list of mappings (or null for none). */
-static int parse_rules(struct loader *ld, yaml_parser_t *parser, const rule_list_t *rl, size_t line)
+static int rule_item(struct loader *ld, yaml_parser_t *parser, void *ctx, size_t item_line)
 {
+    const rule_list_t *rl = ctx;
     char **array = (char **)((char *)ld->cfg + rl->array);
     size_t *count = (size_t *)((char *)ld->cfg + rl->count);
-    yaml_event_t ev;
-    if (*count != 0)
+    char *grown = realloc(*array, (*count + 1) * rl->size);
+    if (grown == NULL)
+        return fail(ld, "config: out of memory");
+    *array = grown;
+    void *item = grown + *count * rl->size;
+    rl->init(item);
+    ++*count; /* disposed with the others whether or not it parses */
+    return parse_rule(ld, parser, rl, item, item_line);
+}
+
+/* "retention:", "immutable_tags:" or "replication:" followed by a list of mappings (or null for none). */
+static int parse_rules(struct loader *ld, yaml_parser_t *parser, const rule_list_t *rl, size_t line)
+{
+    if (*(size_t *)((char *)ld->cfg + rl->count) != 0)
         return fail(ld, "%s:%zu: %s: set twice", ld->path, line, rl->name);
-    if (next_event(ld, parser, &ev) != 0)
-        return -1;
-    int type = ev.type, null = type == YAML_SCALAR_EVENT && is_null(&ev);
-    yaml_event_delete(&ev);
-    if (null)
-        return 0;
-    if (type != YAML_SEQUENCE_START_EVENT)
-        return fail(ld, "%s:%zu: %s: expected a list of rules", ld->path, line, rl->name);
-    for (;;) {
-        if (next_event(ld, parser, &ev) != 0)
-            return -1;
-        type = ev.type;
-        size_t item_line = ev.start_mark.line + 1;
-        yaml_event_delete(&ev);
-        if (type == YAML_SEQUENCE_END_EVENT)
-            return 0;
-        if (type != YAML_MAPPING_START_EVENT)
-            return fail(ld, "%s:%zu: %s: each rule is a mapping (repositories, ...)", ld->path, item_line, rl->name);
-        char *grown = realloc(*array, (*count + 1) * rl->size);
-        if (grown == NULL)
-            return fail(ld, "config: out of memory");
-        *array = grown;
-        void *item = grown + *count * rl->size;
-        rl->init(item);
-        ++*count; /* disposed with the others whether or not it parses */
-        if (parse_rule(ld, parser, rl, item, item_line) != 0)
-            return -1;
-    }
+    char list[64], each[96];
+    snprintf(list, sizeof(list), "%s: expected a list of rules", rl->name);
+    snprintf(each, sizeof(each), "%s: each rule is a mapping (repositories, ...)", rl->name);
+    return parse_mapping_list(ld, parser, line, list, each, rule_item, (void *)rl);
 }
 
 static void rules_dispose(config_t *cfg)
@@ -1499,40 +1505,28 @@ static int parse_endpoint(struct loader *ld, yaml_parser_t *parser, config_endpo
     return 0;
 }
 
+static int endpoint_item(struct loader *ld, yaml_parser_t *parser, void *ctx, size_t item_line)
+{
+    (void)ctx;
+    config_endpoint_t ep, *grown = realloc(ld->cfg->endpoints, (ld->cfg->nendpoints + 1) * sizeof(ep));
+    if (grown == NULL)
+        return fail(ld, "config: out of memory");
+    ld->cfg->endpoints = grown;
+    if (parse_endpoint(ld, parser, &ep, item_line) != 0) {
+        config_endpoint_dispose(&ep);
+        return -1;
+    }
+    ld->cfg->endpoints[ld->cfg->nendpoints++] = ep;
+    return 0;
+}
+
 /* "endpoints:" under "notifications:": a list of mappings (or null for none). */
 static int parse_endpoints(struct loader *ld, yaml_parser_t *parser, size_t line)
 {
-    yaml_event_t ev;
     if (ld->cfg->nendpoints != 0)
         return fail(ld, "%s:%zu: notifications: endpoints: set twice", ld->path, line);
-    if (next_event(ld, parser, &ev) != 0)
-        return -1;
-    int type = ev.type, null = type == YAML_SCALAR_EVENT && is_null(&ev);
-    yaml_event_delete(&ev);
-    if (null)
-        return 0;
-    if (type != YAML_SEQUENCE_START_EVENT)
-        return fail(ld, "%s:%zu: notifications: endpoints: expected a list of endpoints", ld->path, line);
-    for (;;) {
-        if (next_event(ld, parser, &ev) != 0)
-            return -1;
-        type = ev.type;
-        size_t item_line = ev.start_mark.line + 1;
-        yaml_event_delete(&ev);
-        if (type == YAML_SEQUENCE_END_EVENT)
-            return 0;
-        if (type != YAML_MAPPING_START_EVENT)
-            return fail(ld, "%s:%zu: notifications: each endpoint is a mapping (name, url, ...)", ld->path, item_line);
-        config_endpoint_t ep, *grown = realloc(ld->cfg->endpoints, (ld->cfg->nendpoints + 1) * sizeof(ep));
-        if (grown == NULL)
-            return fail(ld, "config: out of memory");
-        ld->cfg->endpoints = grown;
-        if (parse_endpoint(ld, parser, &ep, item_line) != 0) {
-            config_endpoint_dispose(&ep);
-            return -1;
-        }
-        ld->cfg->endpoints[ld->cfg->nendpoints++] = ep;
-    }
+    return parse_mapping_list(ld, parser, line, "notifications: endpoints: expected a list of endpoints",
+                              "notifications: each endpoint is a mapping (name, url, ...)", endpoint_item, NULL);
 }
 
 static int parse_value(struct loader *ld, yaml_parser_t *parser, const char *name, size_t line)

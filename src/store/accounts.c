@@ -945,17 +945,29 @@ int accounts_token_revoke(metastore_t *m, int64_t id)
     return db_atomic_end(&t, rc);
 }
 
+/* A token list's statement bound to `owner`'s id (0: everyone's), or NULL with *rc set. */
+static sqlite3_stmt *owner_list(metastore_t *m, int q, const char *owner, int *rc)
+{
+    int64_t owner_id = 0;
+    int kind;
+    if (owner != NULL && (*rc = account_lookup(m, owner, &owner_id, &kind)) != 0)
+        return NULL;
+    sqlite3_stmt *s = stmt(m, q);
+    if (s == NULL) {
+        *rc = BERTH_ERROR;
+        return NULL;
+    }
+    sqlite3_bind_int64(s, 1, owner_id);
+    return s;
+}
+
 int accounts_token_list(metastore_t *m, const char *owner,
                         void (*cb)(void *ctx, const access_token_t *t, const char *owner_name), void *ctx)
 {
-    int64_t owner_id = 0;
-    int kind, n = 0, rc;
-    if (owner != NULL && (rc = account_lookup(m, owner, &owner_id, &kind)) != 0)
-        return rc;
-    sqlite3_stmt *s = stmt(m, Q_TOKEN_LIST);
+    int n = 0, rc;
+    sqlite3_stmt *s = owner_list(m, Q_TOKEN_LIST, owner, &rc);
     if (s == NULL)
-        return BERTH_ERROR;
-    sqlite3_bind_int64(s, 1, owner_id);
+        return rc;
     while ((rc = db_step(m, s)) == 1) {
         access_token_t t;
         token_from_row(s, &t);
@@ -1047,14 +1059,10 @@ int accounts_refresh_used(metastore_t *m, int64_t id, int64_t now)
 int accounts_refresh_list(metastore_t *m, const char *owner,
                           void (*cb)(void *ctx, const refresh_token_t *t, const char *owner_name), void *ctx)
 {
-    int64_t owner_id = 0;
-    int kind, n = 0, rc;
-    if (owner != NULL && (rc = account_lookup(m, owner, &owner_id, &kind)) != 0)
-        return rc;
-    sqlite3_stmt *s = stmt(m, Q_REFRESH_LIST);
+    int n = 0, rc;
+    sqlite3_stmt *s = owner_list(m, Q_REFRESH_LIST, owner, &rc);
     if (s == NULL)
-        return BERTH_ERROR;
-    sqlite3_bind_int64(s, 1, owner_id);
+        return rc;
     while ((rc = db_step(m, s)) == 1) {
         refresh_token_t t = {.id = sqlite3_column_int64(s, 0),
                              .account_id = sqlite3_column_int64(s, 1),
